@@ -1,0 +1,524 @@
+#include "simcap/engine.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "calendar.hpp"
+#include "hash.hpp"
+#include "shard.hpp"
+
+namespace simcap {
+
+using detail::product_info;
+using detail::shard;
+using detail::shard_msg;
+
+namespace {
+
+std::optional<std::string> check_thresholds(const std::vector<double>& t) {
+  if (t.size() > 8) return "at most 8 alert thresholds";
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    if (!(t[i] > 0.0 && t[i] <= 10.0)) return "alert thresholds must be in (0, 10]";
+    if (i > 0 && t[i] <= t[i - 1]) return "alert thresholds must be strictly increasing";
+  }
+  return std::nullopt;
+}
+
+std::vector<std::uint16_t> to_permille(const std::vector<double>& t) {
+  std::vector<std::uint16_t> out;
+  for (double v : t) out.push_back(static_cast<std::uint16_t>(std::lround(v * 1000)));
+  return out;
+}
+
+control_error error(control_errc c, std::string msg) { return control_error{c, std::move(msg), {}, {}}; }
+
+}  // namespace
+
+struct engine::impl final : detail::shard_host {
+  struct product_entry {
+    product_settings settings;
+    product_info info;
+    unix_seconds period_start = 0;
+    unix_seconds period_end = 0;
+  };
+
+  impl(engine_options o, const clock& c, dead_letter_sink& d) : opts(std::move(o)), clk(c), dl(d) {
+    if (opts.shards == 0) opts.shards = std::max(1u, std::thread::hardware_concurrency());
+    if (opts.expected_sims != 0) opts.expected_sims = opts.expected_sims / opts.shards + 1;
+    for (unsigned i = 0; i < opts.shards; ++i) {
+      shards.push_back(std::make_unique<shard>(i, opts, clk, events, dl, *this));
+    }
+  }
+
+  // ---- posting work to shards
+  template <class F>
+  void post(unsigned s, F&& f) {
+    auto* t = new detail::fn_task<std::decay_t<F>>(std::forward<F>(f));
+    shards[s]->queue().enqueue(shard_msg{nullptr, t});
+  }
+  template <class F>
+  auto call(unsigned s, F&& f) -> std::invoke_result_t<F&, shard&> {
+    using R = std::invoke_result_t<F&, shard&>;
+    std::promise<R> done;
+    auto fut = done.get_future();
+    post(s, [&f, &done](shard& sh) {
+      if constexpr (std::is_void_v<R>) {
+        f(sh);
+        done.set_value();
+      } else {
+        done.set_value(f(sh));
+      }
+    });
+    return fut.get();
+  }
+  // Runs f on every shard in parallel; results indexed by shard.
+  template <class F>
+  auto call_all(F f) {
+    using R = std::invoke_result_t<F&, shard&>;
+    std::vector<std::promise<std::conditional_t<std::is_void_v<R>, int, R>>> done(shards.size());
+    for (unsigned s = 0; s < shards.size(); ++s) {
+      post(s, [&f, p = &done[s]](shard& sh) {
+        if constexpr (std::is_void_v<R>) {
+          f(sh);
+          p->set_value(0);
+        } else {
+          p->set_value(f(sh));
+        }
+      });
+    }
+    std::vector<std::conditional_t<std::is_void_v<R>, int, R>> out;
+    out.reserve(shards.size());
+    for (auto& p : done) out.push_back(p.get_future().get());
+    return out;
+  }
+
+  // ---- shard_host
+  product_info first_activation(std::uint16_t product, unix_seconds when) override {
+    std::lock_guard lock(catalog_mu);
+    product_entry& e = products[product];
+    if (e.info.anniversary_day == 0) {
+      e.info.anniversary_day = civil_of(when).day;
+      e.info.first_period_start = day_start(when);
+      e.info.version++;
+      e.period_start = e.info.first_period_start;
+      e.period_end = billing::next_period_start(e.info.anniversary_day, e.period_start);
+      for (unsigned s = 0; s < shards.size(); ++s) {
+        post(s, [info = e.info](shard& sh) { sh.learn_product(info); });
+      }
+    }
+    return e.info;
+  }
+  std::string feed_name(std::uint32_t feed) const override {
+    std::lock_guard lock(feeds_mu);
+    return feed < feeds.size() ? feeds[feed] : std::string();
+  }
+
+  std::optional<std::uint16_t> product_index(std::string_view id) const {
+    std::lock_guard lock(catalog_mu);
+    auto it = by_id.find(std::string(id));
+    if (it == by_id.end()) return std::nullopt;
+    return it->second;
+  }
+  product_view view_of(const product_entry& e) const {
+    product_view v;
+    v.id = e.settings.id;
+    v.default_mb_limit = e.info.default_mb_limit;
+    v.alert_thresholds = e.settings.alert_thresholds.value_or(opts.alert_thresholds);
+    v.country = e.settings.country.value_or("");
+    v.anniversary_day = e.info.anniversary_day;
+    v.first_period_start = e.info.first_period_start;
+    v.period_start = e.period_start;
+    v.period_end = e.period_end;
+    return v;
+  }
+  // Resolves a caller's product scope: nullopt for "all", or the index; error when the named
+  // product does not exist (then nothing is visible).
+  std::expected<std::optional<std::uint16_t>, control_error> scope_of(std::string_view scope) const {
+    if (scope.empty()) return std::optional<std::uint16_t>{};
+    auto idx = product_index(scope);
+    if (!idx) return std::unexpected(error(control_errc::not_found, "no such SIM"));
+    return idx;
+  }
+
+  void ticker_loop() {
+    std::unique_lock lock(ticker_mu);
+    while (!ticker_stop) {
+      ticker_cv.wait_for(lock, opts.tick_interval, [&] { return ticker_stop; });
+      if (ticker_stop) break;
+      lock.unlock();
+      do_tick();
+      lock.lock();
+    }
+  }
+
+  void do_tick() {
+    std::lock_guard tick_lock(tick_mu);
+    const unix_seconds now = clk.now();
+    call_all([now](shard& sh) { sh.run_due(now); });
+    struct closing {
+      std::uint16_t product;
+      unix_seconds start, end;
+    };
+    std::vector<closing> closed;
+    {
+      std::lock_guard lock(catalog_mu);
+      for (std::size_t i = 0; i < products.size(); ++i) {
+        product_entry& e = products[i];
+        if (e.info.anniversary_day == 0) continue;
+        while (e.period_end <= now) {
+          closed.push_back({static_cast<std::uint16_t>(i), e.period_start, e.period_end});
+          e.period_start = e.period_end;
+          e.period_end = billing::next_period_start(e.info.anniversary_day, e.period_start);
+        }
+      }
+    }
+    for (const closing& c : closed) {
+      auto parts = call_all([&](shard& sh) { return sh.closed_of(c.product, false); });
+      event ev;
+      ev.time = c.end;
+      ev.product = c.product;
+      ev.type = event_type::period_closed;
+      ev.reason = event_reason::anniversary;
+      ev.period_start = c.start;
+      for (const auto& list : parts) {
+        for (const closed_period& cp : list) {
+          if (cp.start == c.start) ev.usage_bytes += cp.total_bytes;
+        }
+      }
+      events.append(ev);
+    }
+  }
+
+  engine_options opts;
+  const clock& clk;
+  dead_letter_sink& dl;
+  event_log events;
+  std::vector<std::unique_ptr<shard>> shards;
+
+  mutable std::mutex catalog_mu;  // guards products/by_id; never held while waiting on a shard
+  std::vector<product_entry> products;
+  std::unordered_map<std::string, std::uint16_t> by_id;
+
+  mutable std::mutex feeds_mu;
+  std::vector<std::string> feeds;
+
+  std::mutex tick_mu;  // one tick at a time
+  std::mutex ticker_mu;
+  std::condition_variable ticker_cv;
+  bool ticker_stop = false;
+  std::thread ticker;
+  bool started = false;
+};
+
+// ------------------------------------------------------------------ engine
+
+engine::engine(engine_options opts, const clock& clk, dead_letter_sink& dead_letters)
+    : impl_(std::make_unique<impl>(std::move(opts), clk, dead_letters)) {}
+
+engine::~engine() { stop(); }
+
+void engine::start() {
+  if (impl_->started) return;
+  impl_->started = true;
+  for (auto& s : impl_->shards) s->start();
+  if (!impl_->clk.is_manual()) {
+    impl_->ticker_stop = false;
+    impl_->ticker = std::thread([this] { impl_->ticker_loop(); });
+  }
+}
+
+void engine::stop() {
+  if (!impl_->started) return;
+  {
+    std::lock_guard lock(impl_->ticker_mu);
+    impl_->ticker_stop = true;
+  }
+  impl_->ticker_cv.notify_all();
+  if (impl_->ticker.joinable()) impl_->ticker.join();
+  for (auto& s : impl_->shards) s->stop();
+  impl_->started = false;
+}
+
+unsigned engine::shard_count() const noexcept { return static_cast<unsigned>(impl_->shards.size()); }
+
+unsigned engine::shard_for(std::uint64_t key, unsigned shards) noexcept {
+  return static_cast<unsigned>(detail::reduce(detail::mix64(key), shards));
+}
+
+const engine_options& engine::options() const noexcept { return impl_->opts; }
+const clock& engine::time_source() const noexcept { return impl_->clk; }
+event_log& engine::events() noexcept { return impl_->events; }
+const event_log& engine::events() const noexcept { return impl_->events; }
+
+std::string engine::product_name(std::uint16_t index) const {
+  std::lock_guard lock(impl_->catalog_mu);
+  return index < impl_->products.size() ? impl_->products[index].settings.id : std::string();
+}
+
+std::uint32_t engine::register_feed(std::string_view name) {
+  std::lock_guard lock(impl_->feeds_mu);
+  auto& f = impl_->feeds;
+  auto it = std::find(f.begin(), f.end(), name);
+  if (it != f.end()) return static_cast<std::uint32_t>(it - f.begin());
+  f.emplace_back(name);
+  return static_cast<std::uint32_t>(f.size() - 1);
+}
+
+std::string engine::feed_name(std::uint32_t id) const { return impl_->feed_name(id); }
+
+control_result<product_view> engine::put_product(const product_settings& s) {
+  if (s.id.empty() || s.id.size() > 128) {
+    return std::unexpected(error(control_errc::bad_request, "product id must be 1-128 characters"));
+  }
+  if (s.default_mb_limit && *s.default_mb_limit == 0) {
+    return std::unexpected(error(control_errc::bad_request, "default_mb_limit must be at least 1"));
+  }
+  if (s.alert_thresholds) {
+    if (auto why = check_thresholds(*s.alert_thresholds)) {
+      return std::unexpected(error(control_errc::bad_request, *why));
+    }
+  }
+  product_info info;
+  product_view view;
+  {
+    std::lock_guard lock(impl_->catalog_mu);
+    auto it = impl_->by_id.find(s.id);
+    if (it == impl_->by_id.end()) {
+      if (impl_->products.size() >= 0xffff) {
+        return std::unexpected(error(control_errc::bad_request, "too many products"));
+      }
+      auto idx = static_cast<std::uint16_t>(impl_->products.size());
+      impl_->by_id.emplace(s.id, idx);
+      impl_->products.emplace_back();
+      impl_->products.back().info.index = idx;
+      impl_->products.back().settings.id = s.id;
+      it = impl_->by_id.find(s.id);
+    }
+    impl::product_entry& e = impl_->products[it->second];
+    if (s.default_mb_limit) e.settings.default_mb_limit = s.default_mb_limit;
+    if (s.alert_thresholds) e.settings.alert_thresholds = s.alert_thresholds;
+    if (s.country) e.settings.country = s.country;
+    e.info.id = s.id;
+    e.info.default_mb_limit = e.settings.default_mb_limit.value_or(impl_->opts.default_mb_limit);
+    e.info.thresholds = to_permille(e.settings.alert_thresholds.value_or(impl_->opts.alert_thresholds));
+    e.info.version++;
+    info = e.info;
+    view = impl_->view_of(e);
+  }
+  impl_->call_all([&info](shard& sh) { sh.learn_product(info); });
+  return view;
+}
+
+std::optional<product_view> engine::get_product(std::string_view id) const {
+  std::lock_guard lock(impl_->catalog_mu);
+  auto it = impl_->by_id.find(std::string(id));
+  if (it == impl_->by_id.end()) return std::nullopt;
+  return impl_->view_of(impl_->products[it->second]);
+}
+
+std::vector<product_view> engine::products() const {
+  std::lock_guard lock(impl_->catalog_mu);
+  std::vector<product_view> out;
+  for (const auto& e : impl_->products) out.push_back(impl_->view_of(e));
+  return out;
+}
+
+control_result<import_result> engine::import_sims(std::string_view product,
+                                                  std::span<const iccid> ids, sim_state initial) {
+  if (initial != sim_state::active && initial != sim_state::issued &&
+      initial != sim_state::factory_test) {
+    return std::unexpected(error(control_errc::bad_request,
+                                 "imported SIMs start active, issued or factory_test"));
+  }
+  product_info info;
+  {
+    std::lock_guard lock(impl_->catalog_mu);
+    auto it = impl_->by_id.find(std::string(product));
+    if (it == impl_->by_id.end()) {
+      return std::unexpected(error(control_errc::unknown_product, "no such product"));
+    }
+    info = impl_->products[it->second].info;
+  }
+  const unsigned n = shard_count();
+  std::vector<std::vector<std::size_t>> by_shard(n);
+  for (std::size_t i = 0; i < ids.size(); ++i) by_shard[shard_for(ids[i])].push_back(i);
+  const unix_seconds now = impl_->clk.now();
+  auto outcomes = impl_->call_all([&](shard& sh) {
+    sh.learn_product(info);
+    std::vector<detail::import_outcome> out;
+    out.reserve(by_shard[sh.index()].size());
+    for (std::size_t i : by_shard[sh.index()]) {
+      out.push_back(sh.import_sim(ids[i].key(), info.index, initial, now));
+    }
+    return out;
+  });
+  import_result r;
+  for (unsigned s = 0; s < n; ++s) {
+    for (std::size_t k = 0; k < by_shard[s].size(); ++k) {
+      switch (outcomes[s][k]) {
+        case detail::import_outcome::imported: r.imported++; break;
+        case detail::import_outcome::already_present: r.already_present++; break;
+        case detail::import_outcome::other_product:
+          r.refused.push_back({by_shard[s][k], ids[by_shard[s][k]], "belongs_to_other_product"});
+          break;
+      }
+    }
+  }
+  std::sort(r.refused.begin(), r.refused.end(),
+            [](const import_refusal& a, const import_refusal& b) { return a.index < b.index; });
+  return r;
+}
+
+control_result<sim_view> engine::update_sim(iccid id, const sim_update& u, std::string_view scope) {
+  auto sc = impl_->scope_of(scope);
+  if (!sc) return std::unexpected(sc.error());
+  if (u.mb_limit && (*u.mb_limit == 0 || *u.mb_limit > 100'000'000)) {
+    return std::unexpected(error(control_errc::bad_request, "mb_limit must be 1 to 100000000"));
+  }
+  const unix_seconds now = impl_->clk.now();
+  return impl_->call(shard_for(id), [&](shard& sh) { return sh.update(id.key(), *sc, u, now); });
+}
+
+control_result<sim_view> engine::get_sim(iccid id, std::string_view scope) const {
+  auto sc = impl_->scope_of(scope);
+  if (!sc) return std::unexpected(sc.error());
+  auto v = impl_->call(shard_for(id), [&](shard& sh) { return sh.view(id.key(), *sc); });
+  if (!v) return std::unexpected(error(control_errc::not_found, "no such SIM"));
+  return *v;
+}
+
+sim_page engine::list_sims(const sim_filter& f, std::size_t offset, std::size_t limit) const {
+  sim_page page;
+  std::optional<std::uint16_t> product;
+  if (f.product) {
+    product = impl_->product_index(*f.product);
+    if (!product) return page;
+  }
+  auto parts = impl_->call_all(
+      [&](shard& sh) { return sh.select(product, f.state, f.include_released); });
+  std::vector<std::uint64_t> keys;
+  for (auto& p : parts) keys.insert(keys.end(), p.begin(), p.end());
+  std::sort(keys.begin(), keys.end());
+  page.total = keys.size();
+  if (offset >= keys.size()) return page;
+  std::size_t end = std::min(keys.size(), offset + limit);
+  std::vector<std::uint64_t> wanted(keys.begin() + static_cast<std::ptrdiff_t>(offset),
+                                    keys.begin() + static_cast<std::ptrdiff_t>(end));
+  auto views = impl_->call_all([&](shard& sh) {
+    std::vector<sim_view> out;
+    for (std::uint64_t k : wanted) {
+      if (shard_for(k, shard_count()) != sh.index()) continue;
+      if (auto v = sh.view(k, std::nullopt)) out.push_back(std::move(*v));
+    }
+    return out;
+  });
+  for (auto& v : views) {
+    for (auto& s : v) page.sims.push_back(std::move(s));
+  }
+  std::sort(page.sims.begin(), page.sims.end(),
+            [](const sim_view& a, const sim_view& b) { return a.id < b.id; });
+  return page;
+}
+
+control_result<fleet_usage> engine::product_usage(std::string_view product) const {
+  auto idx = impl_->product_index(product);
+  if (!idx) return std::unexpected(error(control_errc::unknown_product, "no such product"));
+  auto parts = impl_->call_all([&](shard& sh) { return sh.usage_of(*idx); });
+  fleet_usage total;
+  for (const fleet_usage& u : parts) {
+    total.bytes_up += u.bytes_up;
+    total.bytes_down += u.bytes_down;
+    total.sms += u.sms;
+    for (std::size_t i = 0; i < total.sims_by_state.size(); ++i) {
+      total.sims_by_state[i] += u.sims_by_state[i];
+    }
+    total.chargeable_sims += u.chargeable_sims;
+    total.unused_charged_sims += u.unused_charged_sims;
+  }
+  auto view = get_product(product);
+  total.period_start = view->period_start;
+  total.period_end = view->period_end;
+  return total;
+}
+
+control_result<std::vector<closed_period>> engine::closed_periods(std::string_view product,
+                                                                  bool itemized) const {
+  auto idx = impl_->product_index(product);
+  if (!idx) return std::unexpected(error(control_errc::unknown_product, "no such product"));
+  auto parts = impl_->call_all([&](shard& sh) { return sh.closed_of(*idx, itemized); });
+  std::vector<closed_period> merged;
+  for (auto& list : parts) {
+    for (auto& cp : list) {
+      auto it = std::find_if(merged.begin(), merged.end(),
+                             [&](const closed_period& m) { return m.start == cp.start; });
+      if (it == merged.end()) {
+        merged.push_back(std::move(cp));
+        continue;
+      }
+      it->total_bytes += cp.total_bytes;
+      it->chargeable_sims += cp.chargeable_sims;
+      it->lines.insert(it->lines.end(), cp.lines.begin(), cp.lines.end());
+    }
+  }
+  for (auto& m : merged) {
+    std::sort(m.lines.begin(), m.lines.end(),
+              [](const closed_line& a, const closed_line& b) { return a.sim < b.sim; });
+  }
+  std::sort(merged.begin(), merged.end(),
+            [](const closed_period& a, const closed_period& b) { return a.start > b.start; });
+  return merged;
+}
+
+void engine::tick() { impl_->do_tick(); }
+
+bool engine::advance_clock(unix_seconds t) {
+  if (!impl_->clk.is_manual()) return false;
+  // The engine only reads its clock; moving a manual clock is the owner's right, which the
+  // engine was given by being constructed with it.
+  auto& mc = const_cast<manual_clock&>(static_cast<const manual_clock&>(impl_->clk));
+  if (!mc.advance_to(t)) return false;
+  impl_->do_tick();
+  return true;
+}
+
+void engine::drain() const {
+  impl_->call_all([](shard&) {});
+}
+
+engine_stats engine::stats() const {
+  engine_stats st;
+  for (const auto& s : impl_->shards) {
+    auto c = s->read_counters();
+    st.records_counted += c.counted;
+    st.late_records += c.late;
+    st.duplicate_ids += c.duplicate_ids;
+    for (std::size_t i = 0; i < kRejectReasonCount; ++i) st.rejected[i] += c.rejected[i];
+    for (std::size_t i = 0; i < kSimStateCount; ++i) st.sims_by_state[i] += c.by_state[i];
+    st.queue_depth.push_back(s->queue_depth());
+  }
+  return st;
+}
+
+// ------------------------------------------------------------------ producer
+
+struct engine::producer::impl {
+  explicit impl(engine& e) : eng(e) {
+    for (auto& s : eng.impl_->shards) tokens.emplace_back(s->queue());
+  }
+  engine& eng;
+  std::vector<moodycamel::ProducerToken> tokens;
+};
+
+engine::producer::producer(engine& e) : impl_(std::make_unique<impl>(e)) {}
+engine::producer::~producer() = default;
+
+void engine::producer::submit(unsigned shard, record_batch& b) {
+  impl_->eng.impl_->shards[shard]->queue().enqueue(impl_->tokens[shard], shard_msg{&b, nullptr});
+}
+
+}  // namespace simcap

@@ -1,0 +1,66 @@
+#include "simcap/event_log.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace simcap {
+
+std::string reason_text(const event& e) {
+  if (e.type == event_type::alert && e.reason == event_reason::threshold) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "threshold_%g", e.threshold_permille / 1000.0);
+    return buf;
+  }
+  return std::string(to_string(e.reason));
+}
+
+std::uint64_t event_log::append(event e) {
+  std::lock_guard lock(mu_);
+  e.id = next_id_++;
+  events_.push_back(e);
+  if (listener_) listener_(events_.back());
+  cv_.notify_all();
+  return e.id;
+}
+
+std::vector<event> event_log::read(std::uint64_t after, std::size_t limit,
+                                   const event_filter& f) const {
+  std::vector<event> out;
+  std::lock_guard lock(mu_);
+  if (events_.empty()) return out;
+  // Ids are dense from the first stored one.
+  std::uint64_t first = events_.front().id;
+  std::size_t i = after < first ? 0 : static_cast<std::size_t>(after - first + 1);
+  for (; i < events_.size() && out.size() < limit; ++i) {
+    const event& e = events_[i];
+    if (f.product && e.product != *f.product) continue;
+    if (f.sim && e.sim != *f.sim) continue;
+    if (f.type && e.type != *f.type) continue;
+    out.push_back(e);
+  }
+  return out;
+}
+
+std::uint64_t event_log::wait_after(std::uint64_t after, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, timeout, [&] { return next_id_ - 1 > after; });
+  return next_id_ - 1;
+}
+
+std::uint64_t event_log::last_id() const {
+  std::lock_guard lock(mu_);
+  return next_id_ - 1;
+}
+
+std::size_t event_log::count_of(event_type t) const {
+  std::lock_guard lock(mu_);
+  return static_cast<std::size_t>(
+      std::count_if(events_.begin(), events_.end(), [t](const event& e) { return e.type == t; }));
+}
+
+void event_log::set_listener(listener l) {
+  std::lock_guard lock(mu_);
+  listener_ = std::move(l);
+}
+
+}  // namespace simcap

@@ -1,0 +1,32 @@
+#pragma once
+// Hash mixing and range reduction shared by the shard router and the shard's tables.
+#include <cstdint>
+
+namespace simcap::detail {
+
+// murmur3's 64-bit finaliser.
+constexpr std::uint64_t mix64(std::uint64_t k) noexcept {
+  k ^= k >> 33;
+  k *= 0xff51afd7ed558ccdULL;
+  k ^= k >> 33;
+  k *= 0xc4ceb9fe1a85ec53ULL;
+  k ^= k >> 33;
+  return k;
+}
+
+// Maps a well-mixed 64-bit value onto [0, n) without a division (Lemire's fastrange).
+constexpr std::uint64_t reduce(std::uint64_t h, std::uint64_t n) noexcept {
+  return static_cast<std::uint64_t>((static_cast<unsigned __int128>(h) * n) >> 64);
+}
+
+// FNV-1a, for record ids.
+constexpr std::uint64_t hash_bytes(const char* p, std::size_t n) noexcept {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (std::size_t i = 0; i < n; ++i) {
+    h ^= static_cast<unsigned char>(p[i]);
+    h *= 0x100000001b3ULL;
+  }
+  return mix64(h) | 1;  // never 0: 0 means "no id"
+}
+
+}  // namespace simcap::detail

@@ -1,0 +1,684 @@
+#include "shard.hpp"
+
+#include <algorithm>
+
+#include "calendar.hpp"
+
+namespace simcap::detail {
+
+namespace {
+
+std::uint64_t threshold_bytes(std::uint64_t limit, std::uint16_t permille) noexcept {
+  auto v = (static_cast<unsigned __int128>(limit) * permille + 999) / 1000;
+  return v > std::numeric_limits<std::uint64_t>::max() ? std::numeric_limits<std::uint64_t>::max()
+                                                       : static_cast<std::uint64_t>(v);
+}
+
+std::uint32_t u32_time(unix_seconds t) noexcept {
+  return t <= 0 ? 0u : static_cast<std::uint32_t>(std::min<unix_seconds>(t, 0xffffffffLL));
+}
+
+std::vector<sim_action> allowed_actions(sim_state s) {
+  switch (s) {
+    case sim_state::issued:
+      return {sim_action::activate, sim_action::start_factory_test, sim_action::release};
+    case sim_state::factory_test: return {sim_action::release};
+    case sim_state::active: return {sim_action::deactivate, sim_action::release};
+    case sim_state::paused:
+      return {sim_action::activate, sim_action::reactivate, sim_action::deactivate,
+              sim_action::release};
+    case sim_state::deactivated:
+      return {sim_action::activate, sim_action::reactivate, sim_action::release};
+    case sim_state::released: return {};
+  }
+  return {};
+}
+
+control_error transition_error(sim_state current, sim_action a) {
+  std::string msg = "cannot ";
+  msg += to_string(a);
+  msg += " a SIM that is ";
+  msg += to_string(current);
+  return control_error{control_errc::invalid_transition, std::move(msg), current,
+                       allowed_actions(current)};
+}
+
+}  // namespace
+
+shard::shard(unsigned index, const engine_options& opts, const clock& clk, event_log& events,
+             dead_letter_sink& dead_letters, shard_host& host)
+    : index_(index),
+      opts_(opts),
+      clock_(clk),
+      events_(events),
+      dead_letters_(dead_letters),
+      host_(host),
+      queue_(1024),
+      table_(opts.expected_sims) {}
+
+shard::~shard() { stop(); }
+
+void shard::start() {
+  if (thread_.joinable()) return;
+  stopping_.store(false);
+  thread_ = std::thread([this] {
+    owner_ = std::this_thread::get_id();
+    loop();
+    owner_ = std::thread::id{};
+  });
+}
+
+void shard::stop() {
+  if (!thread_.joinable()) return;
+  stopping_.store(true, std::memory_order_release);
+  queue_.enqueue(shard_msg{});  // wakes the thread
+  thread_.join();
+}
+
+void shard::loop() {
+  shard_msg msgs[64];
+  for (;;) {
+    std::size_t n = queue_.wait_dequeue_bulk_timed(msgs, 64, std::chrono::milliseconds(100));
+    for (std::size_t i = 0; i < n; ++i) handle(msgs[i]);
+    unix_seconds now = clock_.now();
+    if (now >= next_due_) run_due(now);
+    if (stopping_.load(std::memory_order_acquire) && queue_.size_approx() == 0) break;
+  }
+}
+
+void shard::handle(shard_msg& m) {
+  if (m.batch != nullptr) {
+    apply(*m.batch);
+    m.batch->on_applied();
+  } else if (m.task != nullptr) {
+    m.task->run(*this);
+    delete m.task;
+  }
+}
+
+shard::counters shard::read_counters() const noexcept {
+  counters c;
+  c.counted = counted_.load(std::memory_order_relaxed);
+  c.late = late_.load(std::memory_order_relaxed);
+  c.duplicate_ids = duplicate_ids_.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < kRejectReasonCount; ++i) {
+    c.rejected[i] = rejected_[i].load(std::memory_order_relaxed);
+  }
+  for (std::size_t i = 0; i < kSimStateCount; ++i) {
+    c.by_state[i] = by_state_[i].load(std::memory_order_relaxed);
+  }
+  return c;
+}
+
+// ---------------------------------------------------------------- products and periods
+
+shard::shard_product& shard::product(std::uint16_t index) {
+  if (index >= products_.size()) products_.resize(index + 1u);
+  return products_[index];
+}
+
+void shard::learn_product(const product_info& info) {
+  SIMCAP_ASSERT_OWNER();
+  shard_product& p = product(info.index);
+  if (p.known && info.version <= p.info.version) return;
+  bool thresholds_changed = p.known && p.info.thresholds != info.thresholds;
+  bool anniversary_changed = p.info.anniversary_day != info.anniversary_day ||
+                             p.info.first_period_start != info.first_period_start;
+  p.info = info;
+  p.known = true;
+  if (anniversary_changed && info.anniversary_day != 0) {
+    p.period_start = kNoPeriod;
+    set_period(p, clock_.now());
+  }
+  if (thresholds_changed) {
+    // New thresholds: the fired bits no longer refer to the same thresholds; re-arm those
+    // above the SIM's current ratio.
+    table_.for_each([&](sim_slot& s) {
+      if (s.product != info.index) return;
+      std::uint8_t fired = 0;
+      std::uint64_t lim = limit_bytes(s);
+      for (std::size_t i = 0; i < info.thresholds.size(); ++i) {
+        if (s.usage() >= threshold_bytes(lim, info.thresholds[i])) fired |= 1u << i;
+      }
+      s.alerts_fired = fired;
+      recompute_next(s, p);
+    });
+  }
+}
+
+void shard::set_period(shard_product& p, unix_seconds now) {
+  if (p.info.anniversary_day == 0) return;
+  unix_seconds start = std::max(p.info.first_period_start,
+                                billing::period_start_containing(p.info.anniversary_day, now));
+  if (p.period_start == kNoPeriod || start > p.period_start) {
+    p.period_start = start;
+    p.period_end = billing::next_period_start(p.info.anniversary_day, start);
+  }
+  refresh_next_due();
+}
+
+void shard::on_activation(shard_product& p, unix_seconds when) {
+  if (p.period_start != kNoPeriod) return;
+  learn_product(host_.first_activation(p.info.index, when));
+}
+
+void shard::refresh_next_due() noexcept {
+  unix_seconds due = next_purge_;
+  for (const shard_product& p : products_) due = std::min(due, p.period_end);
+  if (!factory_deadlines_.empty()) due = std::min(due, factory_deadlines_.top().first);
+  next_due_ = due;
+}
+
+void shard::run_due(unix_seconds now) {
+  SIMCAP_ASSERT_OWNER();
+  close_periods(now);
+  while (!factory_deadlines_.empty() && factory_deadlines_.top().first <= now) {
+    auto [when, key] = factory_deadlines_.top();
+    factory_deadlines_.pop();
+    sim_slot* s = table_.find(key);
+    if (s == nullptr || s->state != static_cast<std::uint8_t>(sim_state::factory_test)) continue;
+    if (static_cast<unix_seconds>(s->state_since) + opts_.factory_test_period.count() != when) {
+      continue;  // a later factory test of the same SIM has its own deadline
+    }
+    end_factory_test(*s, product(s->product), event_reason::test_period, when);
+  }
+  if (now >= next_purge_) {
+    auto retention = std::max(opts_.dedup_window, opts_.late_grace) + opts_.future_skew;
+    dedup_.purge(now - retention.count());
+    next_purge_ = now + 3600;
+  }
+  refresh_next_due();
+}
+
+void shard::close_periods(unix_seconds now) {
+  for (;;) {
+    std::vector<std::uint16_t> due;
+    for (std::size_t i = 0; i < products_.size(); ++i) {
+      if (products_[i].period_end <= now) due.push_back(static_cast<std::uint16_t>(i));
+    }
+    if (due.empty()) return;
+    std::vector<char> is_due(products_.size(), 0);
+    std::vector<closed_period> closing(products_.size());
+    for (std::uint16_t i : due) {
+      is_due[i] = 1;
+      closing[i].start = products_[i].period_start;
+      closing[i].end = products_[i].period_end;
+    }
+    table_.for_each([&](sim_slot& s) {
+      if (!is_due[s.product]) return;
+      shard_product& p = products_[s.product];
+      closed_period& cp = closing[s.product];
+      bool chargeable = (s.flags & sim_slot::kFlagChargeable) != 0;
+      if (chargeable || s.usage() != 0 || s.sms != 0) {
+        cp.lines.push_back({s.key, s.up, s.down, s.sms, chargeable});
+        cp.total_bytes += s.usage();
+        cp.chargeable_sims += chargeable;
+      }
+      if (s.state == static_cast<std::uint8_t>(sim_state::factory_test)) return;
+      s.up = s.down = 0;
+      s.sms = 0;
+      s.alerts_fired = 0;
+      if (s.state == static_cast<std::uint8_t>(sim_state::paused) &&
+          s.reason != static_cast<std::uint8_t>(pause_reason::none)) {
+        set_state(s, sim_state::active, p.period_end);
+        s.reason = static_cast<std::uint8_t>(pause_reason::none);
+        emit(s, event_type::unpaused, event_reason::anniversary, p.period_end);
+      }
+      bool on = s.state == static_cast<std::uint8_t>(sim_state::active) ||
+                s.state == static_cast<std::uint8_t>(sim_state::paused);
+      s.flags = on ? (s.flags | sim_slot::kFlagChargeable)
+                   : (s.flags & ~sim_slot::kFlagChargeable);
+      recompute_next(s, p);
+    });
+    for (std::uint16_t i : due) {
+      shard_product& p = products_[i];
+      closed_period& cp = closing[i];
+      std::sort(cp.lines.begin(), cp.lines.end(),
+                [](const closed_line& a, const closed_line& b) { return a.sim < b.sim; });
+      p.closed.push_back(std::move(cp));
+      while (p.closed.size() > std::max<std::size_t>(opts_.closed_periods_kept, 1)) {
+        p.closed.pop_front();
+      }
+      p.period_start = p.period_end;
+      p.period_end = billing::next_period_start(p.info.anniversary_day, p.period_start);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- the record path
+
+void shard::reject(record_batch& b, const usage_record& r, reject_reason why,
+                   std::string_view detail) {
+  bump(rejected_[static_cast<std::size_t>(why)]);
+  std::string feed = host_.feed_name(b.feed);
+  std::string_view raw;
+  if (static_cast<std::size_t>(r.line_offset) + r.line_length <= b.text.size()) {
+    raw = b.text.substr(r.line_offset, r.line_length);
+  }
+  dead_letter d;
+  d.time = clock_.now();
+  d.feed = feed;
+  if (r.seq != 0) d.seq = r.seq;
+  d.reason = why;
+  d.detail = detail;
+  d.raw = raw;
+  dead_letters_.write(d);
+  b.on_reject(r, why, detail);
+}
+
+void shard::apply(record_batch& b) {
+  SIMCAP_ASSERT_OWNER();
+  const unix_seconds now = clock_.now();
+  if (now >= next_due_) run_due(now);
+  const usage_record* recs = b.records.data();
+  const std::size_t n = b.records.size();
+  constexpr std::size_t kAhead = 12;
+  for (std::size_t i = 0; i < std::min(n, kAhead); ++i) table_.prefetch(recs[i].sim);
+  std::uint64_t counted = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) table_.prefetch(recs[i + kAhead].sim);
+    const usage_record& r = recs[i];
+    sim_slot* s = table_.find(r.sim);
+    if (s == nullptr) {
+      reject(b, r, reject_reason::unknown_iccid, "no SIM with this ICCID has been imported");
+      continue;
+    }
+    const auto state = static_cast<sim_state>(s->state);
+    if (!counts_usage(state)) {
+      reject(b, r, reject_reason::not_counted_state,
+             state == sim_state::released ? "SIM is released" : "SIM was never activated");
+      continue;
+    }
+    shard_product& p = products_[s->product];
+    if (r.event_time < p.period_start) {
+      counted += apply_late(b, r, *s, p, now);
+      continue;
+    }
+    if (r.id_hash != 0 && !dedup_.insert(dedup_set::fingerprint(r.sim, r.id_hash), r.event_time)) {
+      bump(duplicate_ids_);
+      continue;
+    }
+    s->up += r.up;
+    s->down += r.down;
+    s->sms += r.sms;
+    if (s->up + s->down >= s->next_action || (r.sms != 0 && state == sim_state::factory_test)) {
+      enforce(*s, p, now);
+    }
+    ++counted;
+  }
+  bump(counted_, counted);
+}
+
+bool shard::apply_late(record_batch& b, const usage_record& r, sim_slot& s, shard_product& p,
+                       unix_seconds now) {
+  const unix_seconds grace = opts_.late_grace.count();
+  if (p.closed.empty()) {
+    // Still in the first period: a record dated before it, within late_grace, counts in it.
+    if (r.event_time < p.info.first_period_start - grace) {
+      reject(b, r, reject_reason::too_late, "record is dated before the product's first period");
+      return false;
+    }
+    if (r.id_hash != 0 && !dedup_.insert(dedup_set::fingerprint(r.sim, r.id_hash), r.event_time)) {
+      bump(duplicate_ids_);
+      return false;
+    }
+    s.up += r.up;
+    s.down += r.down;
+    s.sms += r.sms;
+    if (s.usage() >= s.next_action) enforce(s, p, now);
+    return true;
+  }
+  closed_period& cp = p.closed.back();
+  unix_seconds earliest = cp.start == p.info.first_period_start ? cp.start - grace : cp.start;
+  if (now >= p.period_start + grace || r.event_time < earliest || cp.end != p.period_start) {
+    reject(b, r, reject_reason::too_late, "record is for a period closed more than late_grace ago");
+    return false;
+  }
+  if (r.id_hash != 0 && !dedup_.insert(dedup_set::fingerprint(r.sim, r.id_hash), r.event_time)) {
+    bump(duplicate_ids_);
+    return false;
+  }
+  auto it = std::lower_bound(cp.lines.begin(), cp.lines.end(), r.sim,
+                             [](const closed_line& l, std::uint64_t k) { return l.sim < k; });
+  if (it == cp.lines.end() || it->sim != r.sim) {
+    it = cp.lines.insert(it, closed_line{r.sim, 0, 0, 0, false});
+  }
+  it->bytes_up += r.up;
+  it->bytes_down += r.down;
+  it->sms += r.sms;
+  cp.total_bytes += r.up + r.down;
+  bump(late_);
+  event e;
+  e.time = now;
+  e.sim = s.key;
+  e.product = s.product;
+  e.type = event_type::late_adjustment;
+  e.reason = event_reason::late_record;
+  e.usage_bytes = it->bytes_up + it->bytes_down;
+  e.limit_bytes = limit_bytes(s);
+  e.period_start = cp.start;
+  events_.append(e);
+  return true;
+}
+
+// ---------------------------------------------------------------- enforcement
+
+void shard::recompute_next(sim_slot& s, const shard_product& p) const noexcept {
+  const auto state = static_cast<sim_state>(s.state);
+  if (state == sim_state::factory_test) {
+    s.next_action = opts_.factory_test_bytes;
+    return;
+  }
+  std::uint64_t lim = limit_bytes(s);
+  std::uint64_t next = std::numeric_limits<std::uint64_t>::max();
+  for (std::size_t i = 0; i < p.info.thresholds.size(); ++i) {
+    if (!(s.alerts_fired & (1u << i))) next = std::min(next, threshold_bytes(lim, p.info.thresholds[i]));
+  }
+  if (state == sim_state::active) next = std::min(next, lim);
+  s.next_action = next;
+}
+
+void shard::emit(const sim_slot& s, event_type type, event_reason why, unix_seconds when,
+                 std::uint16_t threshold) {
+  event e;
+  e.time = when;
+  e.sim = s.key;
+  e.product = s.product;
+  e.type = type;
+  e.reason = why;
+  e.threshold_permille = threshold;
+  e.usage_bytes = s.usage();
+  e.limit_bytes = limit_bytes(s);
+  events_.append(e);
+}
+
+void shard::set_state(sim_slot& s, sim_state to, unix_seconds now) {
+  auto from = static_cast<std::size_t>(s.state);
+  by_state_[from].store(by_state_[from].load(std::memory_order_relaxed) - 1,
+                        std::memory_order_relaxed);
+  bump(by_state_[static_cast<std::size_t>(to)]);
+  s.state = static_cast<std::uint8_t>(to);
+  s.state_since = u32_time(now);
+  s.updated_at = u32_time(now);
+  if (to == sim_state::active || to == sim_state::paused) s.flags |= sim_slot::kFlagChargeable;
+}
+
+void shard::enforce(sim_slot& s, shard_product& p, unix_seconds now) {
+  const auto state = static_cast<sim_state>(s.state);
+  if (state == sim_state::factory_test) {
+    if (s.usage() >= opts_.factory_test_bytes) {
+      end_factory_test(s, p, event_reason::data_threshold, now);
+    } else if (s.sms >= opts_.factory_test_sms) {
+      end_factory_test(s, p, event_reason::sms_threshold, now);
+    } else {
+      recompute_next(s, p);
+    }
+    return;
+  }
+  const std::uint64_t lim = limit_bytes(s), used = s.usage();
+  bool pause_due = state == sim_state::active && used >= lim;
+  auto pause = [&] {
+    set_state(s, sim_state::paused, now);
+    s.reason = static_cast<std::uint8_t>(pause_reason::data_limit);
+    emit(s, event_type::paused, event_reason::data_limit, now);
+    pause_due = false;
+  };
+  const auto& th = p.info.thresholds;
+  for (std::size_t i = 0; i < th.size(); ++i) {
+    if (pause_due && th[i] > 1000) pause();  // alerts up to the limit come before the pause
+    if (!(s.alerts_fired & (1u << i)) && used >= threshold_bytes(lim, th[i])) {
+      s.alerts_fired |= static_cast<std::uint8_t>(1u << i);
+      emit(s, event_type::alert, event_reason::threshold, now, th[i]);
+    }
+  }
+  if (pause_due) pause();
+  recompute_next(s, p);
+}
+
+void shard::end_factory_test(sim_slot& s, shard_product& p, event_reason why, unix_seconds when) {
+  emit(s, event_type::factory_test_ended, why, when);
+  // Test usage is free: the SIM's chargeable usage starts at zero when it becomes active.
+  s.up = s.down = 0;
+  s.sms = 0;
+  s.alerts_fired = 0;
+  s.reason = static_cast<std::uint8_t>(pause_reason::none);
+  set_state(s, sim_state::active, when);
+  if (s.first_activated == 0) s.first_activated = u32_time(when);
+  s.last_activated = u32_time(when);
+  on_activation(p, when);
+  recompute_next(s, p);
+}
+
+// ---------------------------------------------------------------- control
+
+import_outcome shard::import_sim(std::uint64_t key, std::uint16_t product_index, sim_state initial,
+                                 unix_seconds now) {
+  SIMCAP_ASSERT_OWNER();
+  auto [s, created] = table_.insert(key);
+  if (!created) {
+    if (s->state != static_cast<std::uint8_t>(sim_state::released)) {
+      return s->product == product_index ? import_outcome::already_present
+                                         : import_outcome::other_product;
+    }
+    // A released SIM may be imported again (into this or another product): it starts afresh.
+    auto released = static_cast<std::size_t>(sim_state::released);
+    by_state_[released].store(by_state_[released].load(std::memory_order_relaxed) - 1,
+                              std::memory_order_relaxed);
+    *s = sim_slot{};
+    s->key = key;
+  }
+  shard_product& p = product(product_index);
+  s->product = product_index;
+  s->mb_limit = p.info.default_mb_limit;
+  s->state = static_cast<std::uint8_t>(initial);
+  s->state_since = u32_time(now);
+  s->updated_at = u32_time(now);
+  bump(by_state_[static_cast<std::size_t>(initial)]);
+  if (initial == sim_state::active) {
+    s->first_activated = s->last_activated = u32_time(now);
+    s->flags |= sim_slot::kFlagChargeable;
+    on_activation(p, now);
+    emit(*s, event_type::activated, event_reason::import, now);
+  } else if (initial == sim_state::factory_test) {
+    factory_deadlines_.push({now + opts_.factory_test_period.count(), key});
+    refresh_next_due();
+  }
+  recompute_next(*s, p);
+  return import_outcome::imported;
+}
+
+control_result<sim_view> shard::update(std::uint64_t key, std::optional<std::uint16_t> scope,
+                                       const sim_update& u, unix_seconds now) {
+  SIMCAP_ASSERT_OWNER();
+  sim_slot* s = table_.find(key);
+  if (s == nullptr || (scope && s->product != *scope)) {
+    return std::unexpected(control_error{control_errc::not_found, "no such SIM", {}, {}});
+  }
+  shard_product& p = product(s->product);
+  auto state = static_cast<sim_state>(s->state);
+  if (state == sim_state::released) {
+    return std::unexpected(transition_error(state, u.action.value_or(sim_action::activate)));
+  }
+  // Check the action before changing anything, so a refused request changes nothing.
+  if (u.action) {
+    sim_action a = *u.action;
+    bool ok = false;
+    switch (a) {
+      case sim_action::activate:
+      case sim_action::reactivate:
+        ok = state == sim_state::issued || state == sim_state::active ||
+             state == sim_state::paused || state == sim_state::deactivated;
+        break;
+      case sim_action::deactivate:
+        ok = state == sim_state::active || state == sim_state::paused ||
+             state == sim_state::deactivated;
+        break;
+      case sim_action::release: ok = true; break;
+      case sim_action::start_factory_test:
+        ok = state == sim_state::issued || state == sim_state::factory_test;
+        break;
+    }
+    if (!ok) return std::unexpected(transition_error(state, a));
+    if (state == sim_state::paused && (a == sim_action::activate || a == sim_action::reactivate)) {
+      std::uint64_t lim = u.mb_limit ? static_cast<std::uint64_t>(*u.mb_limit) * opts_.mb_bytes
+                                     : limit_bytes(*s);
+      if (s->usage() >= lim) {
+        control_error e{control_errc::limit_reached,
+                        "usage is at or over the data limit: raise mb_limit to unpause", state,
+                        allowed_actions(state)};
+        return std::unexpected(std::move(e));
+      }
+    }
+  }
+  if (u.mb_limit) {
+    if (*u.mb_limit == 0) {
+      return std::unexpected(control_error{control_errc::bad_request, "mb_limit must be at least 1", {}, {}});
+    }
+    s->mb_limit = *u.mb_limit;
+    s->flags |= sim_slot::kFlagLimitOverride;
+    s->updated_at = u32_time(now);
+    const std::uint64_t lim = limit_bytes(*s);
+    for (std::size_t i = 0; i < p.info.thresholds.size(); ++i) {
+      if (s->usage() < threshold_bytes(lim, p.info.thresholds[i])) {
+        s->alerts_fired &= static_cast<std::uint8_t>(~(1u << i));
+      }
+    }
+    if (state == sim_state::paused && s->usage() < lim) {
+      set_state(*s, sim_state::active, now);
+      s->reason = static_cast<std::uint8_t>(pause_reason::none);
+      emit(*s, event_type::unpaused, event_reason::limit_changed, now);
+    }
+    recompute_next(*s, p);
+    if (counts_usage(static_cast<sim_state>(s->state)) && s->usage() >= s->next_action) {
+      enforce(*s, p, now);
+    }
+    state = static_cast<sim_state>(s->state);
+  }
+  if (u.action) {
+    switch (*u.action) {
+      case sim_action::activate:
+      case sim_action::reactivate:
+        if (state == sim_state::active) break;
+        if (state == sim_state::paused) {
+          set_state(*s, sim_state::active, now);
+          s->reason = static_cast<std::uint8_t>(pause_reason::none);
+          emit(*s, event_type::unpaused, event_reason::user, now);
+        } else {
+          set_state(*s, sim_state::active, now);
+          if (s->first_activated == 0) s->first_activated = u32_time(now);
+          s->last_activated = u32_time(now);
+          on_activation(p, now);
+          emit(*s, event_type::activated, event_reason::user, now);
+          if (s->usage() >= limit_bytes(*s)) {
+            set_state(*s, sim_state::paused, now);
+            s->reason = static_cast<std::uint8_t>(pause_reason::data_limit);
+            emit(*s, event_type::paused, event_reason::data_limit, now);
+          }
+        }
+        break;
+      case sim_action::deactivate:
+        if (state == sim_state::deactivated) break;
+        set_state(*s, sim_state::deactivated, now);
+        s->reason = static_cast<std::uint8_t>(pause_reason::none);
+        emit(*s, event_type::deactivated, event_reason::user, now);
+        break;
+      case sim_action::release:
+        set_state(*s, sim_state::released, now);
+        s->reason = static_cast<std::uint8_t>(pause_reason::none);
+        emit(*s, event_type::released, event_reason::user, now);
+        break;
+      case sim_action::start_factory_test:
+        if (state == sim_state::factory_test) break;
+        set_state(*s, sim_state::factory_test, now);
+        s->up = s->down = 0;
+        s->sms = 0;
+        factory_deadlines_.push({now + opts_.factory_test_period.count(), key});
+        refresh_next_due();
+        break;
+    }
+    recompute_next(*s, p);
+  }
+  return make_view(*s);
+}
+
+// ---------------------------------------------------------------- queries
+
+sim_view shard::make_view(const sim_slot& s) const {
+  const shard_product& p = products_[s.product];
+  sim_view v;
+  v.id = iccid::from_key(s.key);
+  v.product = p.info.id;
+  v.state = static_cast<sim_state>(s.state);
+  v.reason = static_cast<pause_reason>(s.reason);
+  v.mb_limit = s.mb_limit;
+  v.limit_override = (s.flags & sim_slot::kFlagLimitOverride) != 0;
+  v.limit_bytes = limit_bytes(s);
+  v.bytes_up = s.up;
+  v.bytes_down = s.down;
+  v.sms = s.sms;
+  v.first_activated = s.first_activated;
+  v.last_activated = s.last_activated;
+  v.updated_at = s.updated_at;
+  if (p.period_start != kNoPeriod) {
+    v.period_start = p.period_start;
+    v.period_end = p.period_end;
+  }
+  return v;
+}
+
+std::optional<sim_view> shard::view(std::uint64_t key, std::optional<std::uint16_t> scope) const {
+  SIMCAP_ASSERT_OWNER();
+  const sim_slot* s = table_.find(key);
+  if (s == nullptr || (scope && s->product != *scope)) return std::nullopt;
+  return make_view(*s);
+}
+
+std::vector<std::uint64_t> shard::select(std::optional<std::uint16_t> product,
+                                         std::optional<sim_state> state,
+                                         bool include_released) const {
+  SIMCAP_ASSERT_OWNER();
+  std::vector<std::uint64_t> keys;
+  table_.for_each([&](const sim_slot& s) {
+    if (product && s.product != *product) return;
+    auto st = static_cast<sim_state>(s.state);
+    if (state ? st != *state : (st == sim_state::released && !include_released)) return;
+    keys.push_back(s.key);
+  });
+  std::sort(keys.begin(), keys.end());
+  return keys;
+}
+
+fleet_usage shard::usage_of(std::uint16_t index) const {
+  SIMCAP_ASSERT_OWNER();
+  fleet_usage u;
+  if (index < products_.size() && products_[index].period_start != kNoPeriod) {
+    u.period_start = products_[index].period_start;
+    u.period_end = products_[index].period_end;
+  }
+  table_.for_each([&](const sim_slot& s) {
+    if (s.product != index) return;
+    auto st = static_cast<sim_state>(s.state);
+    u.sims_by_state[static_cast<std::size_t>(st)]++;
+    if (st == sim_state::factory_test) return;  // test usage is free
+    u.bytes_up += s.up;
+    u.bytes_down += s.down;
+    u.sms += s.sms;
+    if (s.flags & sim_slot::kFlagChargeable) u.chargeable_sims++;
+    if (st == sim_state::active && s.usage() == 0) u.unused_charged_sims++;
+  });
+  return u;
+}
+
+std::vector<closed_period> shard::closed_of(std::uint16_t index, bool itemized) const {
+  SIMCAP_ASSERT_OWNER();
+  std::vector<closed_period> out;
+  if (index >= products_.size()) return out;
+  for (const closed_period& cp : products_[index].closed) {
+    closed_period c{cp.start, cp.end, cp.total_bytes, cp.chargeable_sims, {}};
+    if (itemized) c.lines = cp.lines;
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+}  // namespace simcap::detail

@@ -1,0 +1,175 @@
+#pragma once
+// One shard: an owner thread, its bounded message queue, and the accumulators of the SIMs that
+// shard_for() places here. Everything below "owner thread only" is called from the shard's own
+// thread (via a posted task), or before start() / after stop().
+#include <atomic>
+#include <cassert>
+#include <concurrentqueue/blockingconcurrentqueue.h>
+#include <cstdint>
+#include <deque>
+#include <limits>
+#include <optional>
+#include <queue>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dedup_set.hpp"
+#include "sim_table.hpp"
+#include "simcap/engine.hpp"
+
+#ifndef NDEBUG
+#define SIMCAP_ASSERT_OWNER() \
+  assert(owner_ == std::thread::id{} || owner_ == std::this_thread::get_id())
+#else
+#define SIMCAP_ASSERT_OWNER() ((void)0)
+#endif
+
+namespace simcap::detail {
+
+class shard;
+
+// A unit of work run on a shard's thread; deleted by the shard after it ran.
+struct shard_task {
+  virtual ~shard_task() = default;
+  virtual void run(shard& s) = 0;
+};
+
+template <class F>
+struct fn_task final : shard_task {
+  explicit fn_task(F&& fn) : f(std::move(fn)) {}
+  void run(shard& s) override { f(s); }
+  F f;
+};
+
+struct shard_msg {
+  record_batch* batch = nullptr;
+  shard_task* task = nullptr;
+};
+using shard_queue = moodycamel::BlockingConcurrentQueue<shard_msg>;
+
+inline constexpr unix_seconds kNoPeriod = std::numeric_limits<unix_seconds>::min();
+inline constexpr unix_seconds kNever = std::numeric_limits<unix_seconds>::max();
+
+// What a shard knows of a product; the engine's catalog is the source, versions only grow.
+struct product_info {
+  std::uint16_t index = 0;
+  std::uint64_t version = 0;
+  std::string id;
+  std::uint32_t default_mb_limit = 0;
+  std::vector<std::uint16_t> thresholds;  // permille, ascending, at most 8
+  unsigned anniversary_day = 0;           // 0: no SIM activated yet
+  unix_seconds first_period_start = 0;
+};
+
+// The engine's side of the shard: called from shard threads.
+class shard_host {
+ public:
+  virtual ~shard_host() = default;
+  // A SIM of a product without an anniversary was activated at `when`; returns the catalog's
+  // product info with the anniversary it chose (the first report wins).
+  virtual product_info first_activation(std::uint16_t product, unix_seconds when) = 0;
+  virtual std::string feed_name(std::uint32_t feed) const = 0;
+};
+
+enum class import_outcome { imported, already_present, other_product };
+
+class shard {
+ public:
+  shard(unsigned index, const engine_options& opts, const clock& clk, event_log& events,
+        dead_letter_sink& dead_letters, shard_host& host);
+  ~shard();
+  shard(const shard&) = delete;
+  shard& operator=(const shard&) = delete;
+
+  void start();
+  // Processes everything already queued, then joins the thread.
+  void stop();
+  shard_queue& queue() noexcept { return queue_; }
+  unsigned index() const noexcept { return index_; }
+  std::size_t queue_depth() const noexcept { return queue_.size_approx(); }
+
+  struct counters {
+    std::uint64_t counted = 0, late = 0, duplicate_ids = 0;
+    std::array<std::uint64_t, kRejectReasonCount> rejected{};
+    std::array<std::size_t, kSimStateCount> by_state{};
+  };
+  // Any thread (relaxed reads of single-writer counters).
+  counters read_counters() const noexcept;
+
+  // ---- owner thread only ----
+  void apply(record_batch& b);
+  void run_due(unix_seconds now);
+  void learn_product(const product_info& p);
+  import_outcome import_sim(std::uint64_t key, std::uint16_t product, sim_state initial,
+                            unix_seconds now);
+  control_result<sim_view> update(std::uint64_t key, std::optional<std::uint16_t> scope,
+                                  const sim_update& u, unix_seconds now);
+  std::optional<sim_view> view(std::uint64_t key, std::optional<std::uint16_t> scope) const;
+  // Keys of the SIMs that match, ordered.
+  std::vector<std::uint64_t> select(std::optional<std::uint16_t> product,
+                                    std::optional<sim_state> state, bool include_released) const;
+  fleet_usage usage_of(std::uint16_t product) const;
+  // Closed periods of a product, oldest first.
+  std::vector<closed_period> closed_of(std::uint16_t product, bool itemized) const;
+  const sim_table& table() const noexcept { return table_; }
+
+ private:
+  struct shard_product {
+    bool known = false;
+    product_info info;
+    unix_seconds period_start = kNoPeriod;
+    unix_seconds period_end = kNever;
+    std::deque<closed_period> closed;  // oldest first
+  };
+
+  void loop();
+  void handle(shard_msg& m);
+  void reject(record_batch& b, const usage_record& r, reject_reason why, std::string_view detail);
+  bool apply_late(record_batch& b, const usage_record& r, sim_slot& s, shard_product& p,
+                  unix_seconds now);
+  shard_product& product(std::uint16_t index);
+  void set_period(shard_product& p, unix_seconds now);
+  void on_activation(shard_product& p, unix_seconds when);
+  std::uint64_t limit_bytes(const sim_slot& s) const noexcept {
+    return static_cast<std::uint64_t>(s.mb_limit) * opts_.mb_bytes;
+  }
+  void recompute_next(sim_slot& s, const shard_product& p) const noexcept;
+  void enforce(sim_slot& s, shard_product& p, unix_seconds now);
+  void set_state(sim_slot& s, sim_state to, unix_seconds now);
+  void emit(const sim_slot& s, event_type type, event_reason why, unix_seconds when,
+            std::uint16_t threshold = 0);
+  void end_factory_test(sim_slot& s, shard_product& p, event_reason why, unix_seconds when);
+  void close_periods(unix_seconds now);
+  sim_view make_view(const sim_slot& s) const;
+  void refresh_next_due() noexcept;
+  template <class T>
+  static void bump(std::atomic<T>& c, T by = 1) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+  }
+
+  const unsigned index_;
+  const engine_options& opts_;
+  const clock& clock_;
+  event_log& events_;
+  dead_letter_sink& dead_letters_;
+  shard_host& host_;
+  shard_queue queue_;
+  std::thread thread_;
+  std::thread::id owner_{};
+  std::atomic<bool> stopping_{false};
+
+  sim_table table_;
+  dedup_set dedup_;
+  std::vector<shard_product> products_;
+  using deadline = std::pair<unix_seconds, std::uint64_t>;
+  std::priority_queue<deadline, std::vector<deadline>, std::greater<>> factory_deadlines_;
+  unix_seconds next_due_ = kNever;
+  unix_seconds next_purge_ = 0;
+
+  std::atomic<std::uint64_t> counted_{0}, late_{0}, duplicate_ids_{0};
+  std::array<std::atomic<std::uint64_t>, kRejectReasonCount> rejected_{};
+  std::array<std::atomic<std::size_t>, kSimStateCount> by_state_{};
+};
+
+}  // namespace simcap::detail

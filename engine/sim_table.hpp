@@ -1,0 +1,147 @@
+#pragma once
+// Open-addressing table of per-SIM accumulators, owned by one shard thread. One 64-byte slot
+// (a cache line) per SIM, linear probing, capacity any size (fastrange), grows by 1.5x above
+// 85 % load. SIMs are never removed (a released SIM keeps its slot), so there are no tombstones.
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <utility>
+
+#include "hash.hpp"
+
+namespace simcap::detail {
+
+struct alignas(64) sim_slot {
+  std::uint64_t key;            // iccid key; 0 = empty slot
+  std::uint64_t up;             // period bytes uplink
+  std::uint64_t down;           // period bytes downlink
+  std::uint64_t next_action;    // period usage at which the next alert/pause/test end is due
+  std::uint32_t mb_limit;       // data limit in MB (mb_bytes each)
+  std::uint32_t sms;            // period SMS count
+  std::uint32_t first_activated;  // Unix seconds; 0 = never
+  std::uint32_t last_activated;
+  std::uint32_t state_since;    // when the SIM entered its current state
+  std::uint32_t updated_at;
+  std::uint16_t product;
+  std::uint8_t state;           // sim_state
+  std::uint8_t reason;          // pause_reason
+  std::uint8_t alerts_fired;    // bit i: threshold i has fired this period
+  std::uint8_t flags;           // kFlag*
+  std::uint8_t pad[2];
+
+  static constexpr std::uint8_t kFlagLimitOverride = 1;  // mb_limit set on the SIM itself
+  static constexpr std::uint8_t kFlagChargeable = 2;     // active or paused during this period
+
+  std::uint64_t usage() const noexcept { return up + down; }
+};
+static_assert(sizeof(sim_slot) == 64);
+
+class sim_table {
+ public:
+  explicit sim_table(std::size_t expected = 0) { rebuild(capacity_for(expected)); }
+  ~sim_table() { release(); }
+  sim_table(const sim_table&) = delete;
+  sim_table& operator=(const sim_table&) = delete;
+
+  std::size_t size() const noexcept { return size_; }
+  std::size_t capacity() const noexcept { return cap_; }
+  std::size_t memory_bytes() const noexcept { return bytes_; }
+
+  void prefetch(std::uint64_t key) const noexcept {
+    __builtin_prefetch(&slots_[home(key)], 1, 3);
+  }
+
+  sim_slot* find(std::uint64_t key) noexcept {
+    std::size_t i = home(key);
+    for (;;) {
+      sim_slot& s = slots_[i];
+      if (s.key == key) return &s;
+      if (s.key == 0) return nullptr;
+      if (++i == cap_) i = 0;
+    }
+  }
+  const sim_slot* find(std::uint64_t key) const noexcept {
+    return const_cast<sim_table*>(this)->find(key);
+  }
+
+  // Returns the slot for key, creating a zeroed one when absent (second: created).
+  std::pair<sim_slot*, bool> insert(std::uint64_t key) {
+    if ((size_ + 1) * 100 > cap_ * kMaxLoadPercent) rebuild(cap_ + cap_ / 2 + 64);
+    std::size_t i = home(key);
+    for (;;) {
+      sim_slot& s = slots_[i];
+      if (s.key == key) return {&s, false};
+      if (s.key == 0) {
+        s.key = key;
+        ++size_;
+        return {&s, true};
+      }
+      if (++i == cap_) i = 0;
+    }
+  }
+
+  void reserve(std::size_t n) {
+    std::size_t want = capacity_for(n);
+    if (want > cap_) rebuild(want);
+  }
+
+  template <class F>
+  void for_each(F&& f) {
+    for (std::size_t i = 0; i < cap_; ++i) {
+      if (slots_[i].key != 0) f(slots_[i]);
+    }
+  }
+  template <class F>
+  void for_each(F&& f) const {
+    for (std::size_t i = 0; i < cap_; ++i) {
+      if (slots_[i].key != 0) f(static_cast<const sim_slot&>(slots_[i]));
+    }
+  }
+
+ private:
+  static constexpr std::size_t kMaxLoadPercent = 85;
+
+  static std::size_t capacity_for(std::size_t n) noexcept {
+    return std::max<std::size_t>(64, n * 100 / kMaxLoadPercent + 1);
+  }
+  std::size_t home(std::uint64_t key) const noexcept {
+    return static_cast<std::size_t>(reduce(key * 0x9E3779B97F4A7C15ULL, cap_));
+  }
+
+  void rebuild(std::size_t cap) {
+    sim_slot* old = slots_;
+    std::size_t old_cap = cap_, old_bytes = bytes_;
+    bytes_ = cap * sizeof(sim_slot);
+    void* mem = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) throw std::bad_alloc();
+    // Random access over a large table: huge pages cut the TLB misses.
+    if (bytes_ >= (2u << 20)) madvise(mem, bytes_, MADV_HUGEPAGE);
+    slots_ = static_cast<sim_slot*>(mem);  // mmap memory is zeroed: every slot empty
+    cap_ = cap;
+    size_ = 0;
+    for (std::size_t i = 0; i < old_cap; ++i) {
+      if (old[i].key == 0) continue;
+      std::size_t j = home(old[i].key);
+      while (slots_[j].key != 0) {
+        if (++j == cap_) j = 0;
+      }
+      slots_[j] = old[i];
+      ++size_;
+    }
+    if (old) munmap(old, old_bytes);
+  }
+  void release() noexcept {
+    if (slots_) munmap(slots_, bytes_);
+    slots_ = nullptr;
+  }
+
+  sim_slot* slots_ = nullptr;
+  std::size_t cap_ = 0;
+  std::size_t size_ = 0;
+  std::size_t bytes_ = 0;
+};
+
+}  // namespace simcap::detail

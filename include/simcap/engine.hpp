@@ -1,0 +1,239 @@
+#pragma once
+// The engine's C++ API: products, SIM import and control, queries, time, and the ingest path.
+// Every SIM lives in one shard (shard_for); control requests and queries are posted to the
+// owning shard's queue and answered from its thread. The synchronous calls below block the
+// calling thread (never a shard thread) until the shards have answered.
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "simcap/clock.hpp"
+#include "simcap/dead_letter.hpp"
+#include "simcap/event_log.hpp"
+#include "simcap/iccid.hpp"
+#include "simcap/reason.hpp"
+#include "simcap/record.hpp"
+#include "simcap/sim.hpp"
+
+namespace simcap {
+
+struct engine_options {
+  unsigned shards = 0;  // 0: one per core
+  std::uint64_t mb_bytes = 1'000'000;
+  std::uint32_t default_mb_limit = 5;
+  std::vector<double> alert_thresholds{0.9};
+  std::chrono::seconds late_grace{48 * 3600};
+  std::chrono::seconds future_skew{5 * 60};
+  std::chrono::seconds dedup_window{24 * 3600};
+  std::uint64_t factory_test_bytes = 100'000;  // 100 KB
+  std::uint32_t factory_test_sms = 10;
+  std::chrono::seconds factory_test_period{30 * 86400};
+  std::size_t closed_periods_kept = 12;  // closed periods kept per product
+  std::size_t expected_sims = 0;         // pre-sizes the SIM tables (0: grow on demand)
+  std::chrono::milliseconds tick_interval{1000};  // real clock: how often due work is checked
+};
+
+struct product_settings {
+  std::string id;
+  std::optional<std::uint32_t> default_mb_limit;  // unset: the engine default
+  std::optional<std::vector<double>> alert_thresholds;
+  std::optional<std::string> country;
+};
+
+struct product_view {
+  std::string id;
+  std::uint32_t default_mb_limit = 0;
+  std::vector<double> alert_thresholds;
+  std::string country;
+  unsigned anniversary_day = 0;      // 0: no SIM activated yet
+  unix_seconds first_period_start = 0;
+  unix_seconds period_start = 0;     // current period; 0 when there is none yet
+  unix_seconds period_end = 0;
+};
+
+enum class control_errc {
+  not_found,           // no such SIM (or not visible in the caller's product)
+  unknown_product,     // no such product
+  bad_request,         // a value is out of range
+  invalid_transition,  // the life cycle does not allow it
+  limit_reached,       // activation refused: usage is at or over the limit
+};
+
+struct control_error {
+  control_errc code;
+  std::string message;
+  std::optional<sim_state> current;     // for transition errors
+  std::vector<sim_action> allowed;      // actions the current state allows
+};
+
+template <class T>
+using control_result = std::expected<T, control_error>;
+
+struct sim_update {
+  std::optional<sim_action> action;
+  std::optional<std::uint32_t> mb_limit;  // applied before the action
+};
+
+struct import_refusal {
+  std::size_t index;  // position in the request
+  iccid id;
+  std::string reason;  // "belongs_to_other_product"
+};
+
+struct import_result {
+  std::size_t imported = 0;
+  std::size_t already_present = 0;
+  std::vector<import_refusal> refused;
+};
+
+struct sim_filter {
+  std::optional<std::string> product;  // only this product's SIMs
+  std::optional<sim_state> state;
+  bool include_released = false;
+};
+
+struct sim_page {
+  std::vector<sim_view> sims;  // ordered by ICCID
+  std::size_t total = 0;       // matches before paging
+};
+
+struct fleet_usage {
+  std::uint64_t bytes_up = 0;
+  std::uint64_t bytes_down = 0;
+  std::uint64_t sms = 0;
+  std::array<std::size_t, kSimStateCount> sims_by_state{};
+  std::size_t chargeable_sims = 0;      // active or paused at some moment of the period
+  std::size_t unused_charged_sims = 0;  // active, no usage this period
+  unix_seconds period_start = 0;
+  unix_seconds period_end = 0;
+  std::uint64_t usage_bytes() const noexcept { return bytes_up + bytes_down; }
+};
+
+struct closed_line {
+  std::uint64_t sim = 0;
+  std::uint64_t bytes_up = 0;
+  std::uint64_t bytes_down = 0;
+  std::uint32_t sms = 0;
+  bool chargeable = false;
+};
+
+struct closed_period {
+  unix_seconds start = 0;
+  unix_seconds end = 0;
+  std::uint64_t total_bytes = 0;
+  std::size_t chargeable_sims = 0;
+  std::vector<closed_line> lines;  // ordered by ICCID; empty in summaries
+};
+
+struct engine_stats {
+  std::uint64_t records_counted = 0;
+  std::uint64_t late_records = 0;
+  std::uint64_t duplicate_ids = 0;
+  std::array<std::uint64_t, kRejectReasonCount> rejected{};
+  std::vector<std::size_t> queue_depth;  // per shard, in messages
+  std::array<std::size_t, kSimStateCount> sims_by_state{};
+};
+
+// A batch of parsed records bound for one shard. The producer keeps it (and the text its
+// records point into) alive until on_applied() has been called on the shard's thread.
+class record_batch {
+ public:
+  std::span<const usage_record> records;
+  std::string_view text;    // raw lines; usage_record::line_offset/length index into it
+  std::uint32_t feed = 0;   // engine::register_feed
+  std::uint64_t upto_seq = 0;
+
+  // Called on the shard thread for each record the shard does not count (already written to
+  // the dead-letter log by the engine), before on_applied().
+  virtual void on_reject(const usage_record&, reject_reason, std::string_view /*detail*/) noexcept {}
+  // Called on the shard thread once every record has been counted or rejected.
+  virtual void on_applied() noexcept = 0;
+
+ protected:
+  ~record_batch() = default;
+};
+
+class engine {
+ public:
+  engine(engine_options opts, const clock& clk, dead_letter_sink& dead_letters);
+  ~engine();
+  engine(const engine&) = delete;
+  engine& operator=(const engine&) = delete;
+
+  // Starts the shard threads and, for a real clock, the ticker. stop() drains every queue,
+  // then joins; it is called by the destructor too.
+  void start();
+  void stop();
+
+  unsigned shard_count() const noexcept;
+  // The one function that places a SIM: pure, stable for a given shard count.
+  static unsigned shard_for(std::uint64_t iccid_key, unsigned shards) noexcept;
+  unsigned shard_for(iccid id) const noexcept { return shard_for(id.key(), shard_count()); }
+
+  const engine_options& options() const noexcept;
+  const clock& time_source() const noexcept;
+  event_log& events() noexcept;
+  const event_log& events() const noexcept;
+  // Product id for an event's product index.
+  std::string product_name(std::uint16_t index) const;
+
+  // Feeds: a small id for a feed name, used in record batches and dead-letter entries.
+  std::uint32_t register_feed(std::string_view name);
+  std::string feed_name(std::uint32_t id) const;
+
+  // Products.
+  control_result<product_view> put_product(const product_settings& s);
+  std::optional<product_view> get_product(std::string_view id) const;
+  std::vector<product_view> products() const;
+
+  // SIMs. `scope`, when not empty, is the only product whose SIMs the caller may see.
+  control_result<import_result> import_sims(std::string_view product, std::span<const iccid> ids,
+                                            sim_state initial = sim_state::active);
+  control_result<sim_view> update_sim(iccid id, const sim_update& u, std::string_view scope = {});
+  control_result<sim_view> get_sim(iccid id, std::string_view scope = {}) const;
+  sim_page list_sims(const sim_filter& f, std::size_t offset, std::size_t limit) const;
+  control_result<fleet_usage> product_usage(std::string_view product) const;
+  // Closed periods of a product, newest first; with lines only when `itemized`.
+  control_result<std::vector<closed_period>> closed_periods(std::string_view product,
+                                                            bool itemized) const;
+
+  // Time. tick() runs everything due by the clock's now (rollovers, factory-test periods,
+  // period_closed events) and returns when it has happened. advance_clock() moves a manual
+  // clock forward and ticks; false when the clock is not manual or t is in the past.
+  void tick();
+  bool advance_clock(unix_seconds t);
+
+  // Blocks until every message posted to the shards before this call has been processed.
+  void drain() const;
+
+  engine_stats stats() const;
+
+  // One per producing thread or feed session (moodycamel producer tokens): not thread-safe,
+  // keeps the order of what it submits per shard.
+  class producer {
+   public:
+    explicit producer(engine& e);
+    ~producer();
+    producer(const producer&) = delete;
+    producer& operator=(const producer&) = delete;
+    void submit(unsigned shard, record_batch& b);
+
+   private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+  };
+
+  struct impl;
+
+ private:
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace simcap

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds Release and starts simcapd on the default config.
+set -euo pipefail
+cd "$(dirname "$0")"
+./scripts/install-deps.sh
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSIMCAP_BUILD_TESTS=OFF >/dev/null
+cmake --build build --target simcapd simcap-feed
+mkdir -p data
+exec ./build/simcapd --config config/simcapd.toml --data-dir ./data "$@"

@@ -1,0 +1,156 @@
+// Billing periods, rollover and late records (SPEC §4).
+#include <gtest/gtest.h>
+
+#include "engine_fixture.hpp"
+
+namespace simcap::testing {
+namespace {
+
+unix_seconds at(int y, unsigned m, unsigned d, int h = 0) {
+  return days_from_civil({y, m, d}) * kSecondsPerDay + h * 3600;
+}
+
+class Periods : public engine_fixture {
+ protected:
+  void SetUp() override {
+    make_product("acme");
+    import("acme", {1, 2, 3});  // first activation 2025-01-15 10:00 -> anniversary day 15
+  }
+};
+
+TEST_F(Periods, FirstPeriodStartsAtMidnightOfFirstActivation) {
+  auto p = eng_->get_product("acme");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->anniversary_day, 15u);
+  EXPECT_EQ(p->period_start, at(2025, 1, 15));
+  EXPECT_EQ(p->period_end, at(2025, 2, 15));
+  EXPECT_EQ(sim(1).period_start, at(2025, 1, 15));
+}
+
+TEST_F(Periods, PausedSimUnpausesAtAnniversaryWithNoRecord) {
+  feed({rec(1, 6'000'000, kStart), rec(2, 1'000, kStart)});
+  ASSERT_EQ(sim(1).state, sim_state::paused);
+  ASSERT_TRUE(eng_->advance_clock(at(2025, 2, 14, 23)));
+  EXPECT_EQ(sim(1).state, sim_state::paused);
+  ASSERT_TRUE(eng_->advance_clock(at(2025, 2, 15)));
+  auto v = sim(1);
+  EXPECT_EQ(v.state, sim_state::active);
+  EXPECT_EQ(v.usage_bytes(), 0u);
+  EXPECT_EQ(v.period_start, at(2025, 2, 15));
+  auto evs = events_of(1);
+  EXPECT_EQ(evs.back().type, event_type::unpaused);
+  EXPECT_EQ(evs.back().reason, event_reason::anniversary);
+  EXPECT_EQ(evs.back().time, at(2025, 2, 15));
+  // The closed period keeps its totals.
+  auto closed = eng_->closed_periods("acme", true);
+  ASSERT_TRUE(closed);
+  ASSERT_EQ(closed->size(), 1u);
+  EXPECT_EQ((*closed)[0].start, at(2025, 1, 15));
+  EXPECT_EQ((*closed)[0].total_bytes, 6'001'000u);
+  EXPECT_EQ((*closed)[0].chargeable_sims, 3u);
+  ASSERT_EQ((*closed)[0].lines.size(), 3u);
+  // And a period_closed event was emitted once.
+  EXPECT_EQ(eng_->events().count_of(event_type::period_closed), 1u);
+}
+
+TEST_F(Periods, AlertsRearmAfterRollover) {
+  feed({rec(1, 4'600'000, kStart)});
+  ASSERT_TRUE(eng_->advance_clock(at(2025, 2, 16)));
+  feed({rec(1, 4'600'000, at(2025, 2, 16))});
+  EXPECT_EQ(eng_->events().count_of(event_type::alert), 2u);
+}
+
+TEST_F(Periods, SeveralPeriodsAtOnceCloseInOrder) {
+  ASSERT_TRUE(eng_->advance_clock(at(2025, 4, 20)));
+  auto closed = eng_->closed_periods("acme", false);
+  ASSERT_TRUE(closed);
+  ASSERT_EQ(closed->size(), 3u);
+  EXPECT_EQ((*closed)[0].start, at(2025, 3, 15));  // newest first
+  EXPECT_EQ((*closed)[2].start, at(2025, 1, 15));
+  EXPECT_EQ(eng_->events().count_of(event_type::period_closed), 3u);
+  EXPECT_EQ(eng_->get_product("acme")->period_start, at(2025, 4, 15));
+}
+
+TEST_F(Periods, RecordBelongsToPeriodOfItsEventTime) {
+  ASSERT_TRUE(eng_->advance_clock(at(2025, 2, 15, 1)));
+  // Ended 30 min before the anniversary: a late record for the closed period.
+  feed({rec(1, 1'000, at(2025, 2, 14, 23) + 1800)});
+  EXPECT_EQ(sim(1).usage_bytes(), 0u);
+  auto closed = eng_->closed_periods("acme", true);
+  EXPECT_EQ((*closed)[0].total_bytes, 1'000u);
+  EXPECT_EQ(events_of(1).back().type, event_type::late_adjustment);
+  EXPECT_EQ(events_of(1).back().period_start, at(2025, 1, 15));
+}
+
+TEST_F(Periods, LateRecordNeverPausesTheNewPeriod) {
+  ASSERT_TRUE(eng_->advance_clock(at(2025, 2, 15, 1)));
+  feed({rec(1, 9'000'000, at(2025, 2, 14, 23))});
+  EXPECT_EQ(sim(1).state, sim_state::active);
+  EXPECT_EQ(eng_->events().count_of(event_type::paused), 0u);
+  auto closed = eng_->closed_periods("acme", true);
+  ASSERT_EQ((*closed)[0].lines.size(), 3u);
+  EXPECT_EQ((*closed)[0].lines[0].sim < (*closed)[0].lines[1].sim, true);
+}
+
+TEST_F(Periods, LateRecordForASimWithoutALineAddsOne) {
+  sim_update u;
+  u.action = sim_action::release;
+  ASSERT_TRUE(eng_->update_sim(test_iccid(3), u));
+  ASSERT_TRUE(eng_->advance_clock(at(2025, 2, 15, 1)));
+  import("acme", {4}, sim_state::issued);
+  ASSERT_TRUE(eng_->advance_clock(at(2025, 2, 15, 2)));
+  // SIM 2 had no usage but was chargeable: it has a line; add usage to it.
+  feed({rec(2, 500, at(2025, 2, 14, 12))});
+  auto closed = eng_->closed_periods("acme", true);
+  std::uint64_t sim2 = 0;
+  for (const auto& l : (*closed)[0].lines) {
+    if (l.sim == test_iccid(2).key()) sim2 = l.bytes_up + l.bytes_down;
+  }
+  EXPECT_EQ(sim2, 500u);
+}
+
+TEST_F(Periods, TooLateAfterGraceIsRejected) {
+  ASSERT_TRUE(eng_->advance_clock(at(2025, 2, 17, 1)));  // 49 h after the anniversary
+  auto rejects = feed({rec(1, 1'000, at(2025, 2, 14, 23), 0, 7)});
+  ASSERT_EQ(rejects.size(), 1u);
+  EXPECT_EQ(rejects[0].second, reject_reason::too_late);
+  EXPECT_EQ(rejects[0].first, 7u);
+  ASSERT_EQ(dead_letters_.entries().size(), 1u);
+  EXPECT_EQ(dead_letters_.entries()[0].reason, reject_reason::too_late);
+  EXPECT_EQ((*eng_->closed_periods("acme", false))[0].total_bytes, 0u);
+}
+
+TEST_F(Periods, RecordForTwoPeriodsAgoIsTooLate) {
+  ASSERT_TRUE(eng_->advance_clock(at(2025, 3, 15, 1)));
+  auto rejects = feed({rec(1, 1'000, at(2025, 2, 1))});
+  ASSERT_EQ(rejects.size(), 1u);
+  EXPECT_EQ(rejects[0].second, reject_reason::too_late);
+}
+
+TEST_F(Periods, RecordBeforeFirstPeriodWithinGraceCountsInIt) {
+  feed({rec(1, 1'000, at(2025, 1, 14, 12))});  // 12 h before the first period
+  EXPECT_EQ(sim(1).usage_bytes(), 1'000u);
+  auto rejects = feed({rec(1, 1'000, at(2025, 1, 12))});  // 72 h before
+  ASSERT_EQ(rejects.size(), 1u);
+  EXPECT_EQ(rejects[0].second, reject_reason::too_late);
+}
+
+TEST_F(Periods, Day31ProductRollsOverAtMonthEnds) {
+  clock_.advance_to(at(2025, 1, 31, 9));
+  make_product("eom");
+  import("eom", {50});
+  feed({rec(50, 6'000'000, at(2025, 1, 31, 9))});
+  ASSERT_EQ(sim(50).state, sim_state::paused);
+  ASSERT_TRUE(eng_->advance_clock(at(2025, 2, 28)));
+  EXPECT_EQ(sim(50).state, sim_state::active);
+  EXPECT_EQ(sim(50).period_start, at(2025, 2, 28));
+  EXPECT_EQ(sim(50).period_end, at(2025, 3, 31));
+}
+
+TEST_F(Periods, ClockOnlyMovesForward) {
+  EXPECT_FALSE(eng_->advance_clock(kStart - 10));
+  EXPECT_TRUE(eng_->advance_clock(kStart));
+}
+
+}  // namespace
+}  // namespace simcap::testing

@@ -1,0 +1,47 @@
+#include "sim_table.hpp"
+
+#include <gtest/gtest.h>
+
+#include "dedup_set.hpp"
+
+namespace simcap::detail {
+namespace {
+
+TEST(SimTable, InsertFindAndGrowKeepsSlots) {
+  sim_table t;
+  for (std::uint64_t k = 1; k <= 100000; ++k) {
+    auto [s, created] = t.insert(k * 7919);
+    ASSERT_TRUE(created);
+    s->up = k;
+  }
+  EXPECT_EQ(t.size(), 100000u);
+  for (std::uint64_t k = 1; k <= 100000; ++k) {
+    sim_slot* s = t.find(k * 7919);
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->up, k);
+  }
+  EXPECT_EQ(t.find(3), nullptr);
+  EXPECT_FALSE(t.insert(7919).second);
+  EXPECT_LE(t.size() * 100, t.capacity() * 85);
+}
+
+TEST(SimTable, ReserveAvoidsGrowth) {
+  sim_table t(1000);
+  std::size_t cap = t.capacity();
+  for (std::uint64_t k = 1; k <= 1000; ++k) t.insert(k);
+  EXPECT_EQ(t.capacity(), cap);
+}
+
+TEST(DedupSet, DetectsRepeatsAndPurgesOldEntries) {
+  dedup_set d;
+  for (std::uint64_t i = 1; i <= 5000; ++i) ASSERT_TRUE(d.insert(i, static_cast<unix_seconds>(i)));
+  for (std::uint64_t i = 1; i <= 5000; ++i) EXPECT_FALSE(d.insert(i, 0));
+  d.purge(2501);
+  EXPECT_EQ(d.size(), 2500u);
+  EXPECT_FALSE(d.contains(2500));
+  EXPECT_TRUE(d.contains(2501));
+  EXPECT_TRUE(d.insert(1, 9999));
+}
+
+}  // namespace
+}  // namespace simcap::detail
