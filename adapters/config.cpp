@@ -1,0 +1,277 @@
+#include "config.hpp"
+
+#include <charconv>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
+namespace simcap {
+
+namespace {
+
+class reader {
+ public:
+  explicit reader(std::vector<std::string>& errors) : errors_(errors) {}
+
+  void error(const std::string& key, const std::string& why) { errors_.push_back(key + ": " + why); }
+
+  // Complains about keys of a table that are not in `known`.
+  void only(const toml::table& t, const std::string& prefix, std::set<std::string> known) {
+    for (auto&& [k, v] : t) {
+      if (!known.contains(std::string(k.str()))) error(prefix + std::string(k.str()), "unknown key");
+    }
+  }
+
+  template <class T>
+  std::optional<T> get(const toml::table& t, const std::string& prefix, const char* key) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return std::nullopt;
+    if (auto v = n->value<T>()) return *v;
+    error(prefix + key, std::string("must be a ") + type_name<T>());
+    return std::nullopt;
+  }
+
+  std::optional<std::chrono::milliseconds> duration(const toml::table& t, const std::string& prefix,
+                                                    const char* key) {
+    auto s = get<std::string>(t, prefix, key);
+    if (!s) return std::nullopt;
+    auto d = parse_duration(*s);
+    if (!d) error(prefix + key, "must be a duration like \"200ms\", \"5m\", \"48h\" or \"30d\"");
+    return d;
+  }
+
+  void address(const toml::table& t, const std::string& prefix, const char* key, std::string& out) {
+    if (auto s = get<std::string>(t, prefix, key)) {
+      if (split_host_port(*s)) {
+        out = *s;
+      } else {
+        error(prefix + key, "must be ADDRESS:PORT");
+      }
+    }
+  }
+
+  std::optional<std::vector<double>> thresholds(const toml::table& t, const std::string& prefix) {
+    const toml::node* n = t.get("alert_thresholds");
+    if (n == nullptr) return std::nullopt;
+    const toml::array* a = n->as_array();
+    if (a == nullptr) {
+      error(prefix + "alert_thresholds", "must be an array of numbers");
+      return std::nullopt;
+    }
+    std::vector<double> out;
+    for (const auto& e : *a) {
+      auto d = e.value<double>();
+      if (!d) {
+        error(prefix + "alert_thresholds", "must be an array of numbers");
+        return std::nullopt;
+      }
+      out.push_back(*d);
+    }
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      if (!(out[i] > 0 && out[i] <= 10) || (i > 0 && out[i] <= out[i - 1]) || out.size() > 8) {
+        error(prefix + "alert_thresholds",
+              "must be at most 8 strictly increasing ratios in (0, 10], e.g. [0.9]");
+        return std::nullopt;
+      }
+    }
+    return out;
+  }
+
+ private:
+  template <class T>
+  static const char* type_name() {
+    if constexpr (std::is_same_v<T, std::string>) return "string";
+    if constexpr (std::is_same_v<T, bool>) return "boolean";
+    if constexpr (std::is_same_v<T, double>) return "number";
+    return "integer";
+  }
+  std::vector<std::string>& errors_;
+};
+
+}  // namespace
+
+std::optional<std::pair<std::string, std::uint16_t>> split_host_port(std::string_view s) {
+  auto colon = s.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return std::nullopt;
+  std::string host(s.substr(0, colon));
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  std::string_view port = s.substr(colon + 1);
+  unsigned p = 0;
+  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+  if (ec != std::errc() || ptr != port.data() + port.size() || p > 65535) return std::nullopt;
+  return std::pair{host, static_cast<std::uint16_t>(p)};
+}
+
+std::expected<daemon_config, std::vector<std::string>> parse_config(
+    std::string_view text, const std::filesystem::path& base_dir) {
+  std::vector<std::string> errors;
+  toml::table root;
+  try {
+    root = toml::parse(text);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream os;
+    os << "(line " << e.source().begin.line << "): " << e.description();
+    return std::unexpected(std::vector<std::string>{"config " + os.str()});
+  }
+  reader rd(errors);
+  daemon_config cfg;
+  rd.only(root, "", {"server", "limits", "engine", "factory_test", "tokens", "feeds", "products"});
+
+  if (const toml::table* s = root["server"].as_table()) {
+    rd.only(*s, "server.", {"http", "feed", "data_dir", "shards", "io_threads", "ack_interval"});
+    rd.address(*s, "server.", "http", cfg.http);
+    rd.address(*s, "server.", "feed", cfg.feed);
+    if (auto d = rd.get<std::string>(*s, "server.", "data_dir")) cfg.data_dir = *d;
+    if (auto n = rd.get<std::int64_t>(*s, "server.", "shards")) {
+      if (*n < 0 || *n > 256) rd.error("server.shards", "must be 0 (one per core) to 256");
+      else cfg.engine.shards = static_cast<unsigned>(*n);
+    }
+    if (auto n = rd.get<std::int64_t>(*s, "server.", "io_threads")) {
+      if (*n < 1 || *n > 64) rd.error("server.io_threads", "must be 1 to 64");
+      else cfg.io_threads = static_cast<unsigned>(*n);
+    }
+    if (auto d = rd.duration(*s, "server.", "ack_interval")) {
+      if (d->count() < 1) rd.error("server.ack_interval", "must be at least 1ms");
+      else cfg.ack_interval = *d;
+    }
+  } else if (root.contains("server")) {
+    rd.error("server", "must be a table");
+  }
+
+  if (const toml::table* l = root["limits"].as_table()) {
+    rd.only(*l, "limits.", {"mb_bytes", "default_mb_limit", "alert_thresholds", "late_grace",
+                            "future_skew", "dedup_window"});
+    if (auto n = rd.get<std::int64_t>(*l, "limits.", "mb_bytes")) {
+      if (*n < 1 || *n > 1'000'000'000'000) rd.error("limits.mb_bytes", "must be a positive number of bytes");
+      else cfg.engine.mb_bytes = static_cast<std::uint64_t>(*n);
+    }
+    if (auto n = rd.get<std::int64_t>(*l, "limits.", "default_mb_limit")) {
+      if (*n < 1 || *n > 100'000'000) rd.error("limits.default_mb_limit", "must be 1 to 100000000");
+      else cfg.engine.default_mb_limit = static_cast<std::uint32_t>(*n);
+    }
+    if (auto t = rd.thresholds(*l, "limits.")) cfg.engine.alert_thresholds = *t;
+    using std::chrono::duration_cast;
+    using std::chrono::seconds;
+    if (auto d = rd.duration(*l, "limits.", "late_grace")) cfg.engine.late_grace = duration_cast<seconds>(*d);
+    if (auto d = rd.duration(*l, "limits.", "future_skew")) cfg.engine.future_skew = duration_cast<seconds>(*d);
+    if (auto d = rd.duration(*l, "limits.", "dedup_window")) cfg.engine.dedup_window = duration_cast<seconds>(*d);
+  } else if (root.contains("limits")) {
+    rd.error("limits", "must be a table");
+  }
+
+  if (const toml::table* e = root["engine"].as_table()) {
+    rd.only(*e, "engine.", {"closed_periods_kept", "expected_sims"});
+    if (auto n = rd.get<std::int64_t>(*e, "engine.", "closed_periods_kept")) {
+      if (*n < 1 || *n > 1200) rd.error("engine.closed_periods_kept", "must be 1 to 1200");
+      else cfg.engine.closed_periods_kept = static_cast<std::size_t>(*n);
+    }
+    if (auto n = rd.get<std::int64_t>(*e, "engine.", "expected_sims")) {
+      if (*n < 0) rd.error("engine.expected_sims", "must not be negative");
+      else cfg.engine.expected_sims = static_cast<std::size_t>(*n);
+    }
+  }
+
+  if (const toml::table* f = root["factory_test"].as_table()) {
+    rd.only(*f, "factory_test.", {"data_bytes", "sms", "period"});
+    if (auto n = rd.get<std::int64_t>(*f, "factory_test.", "data_bytes")) {
+      if (*n < 1) rd.error("factory_test.data_bytes", "must be positive");
+      else cfg.engine.factory_test_bytes = static_cast<std::uint64_t>(*n);
+    }
+    if (auto n = rd.get<std::int64_t>(*f, "factory_test.", "sms")) {
+      if (*n < 1) rd.error("factory_test.sms", "must be positive");
+      else cfg.engine.factory_test_sms = static_cast<std::uint32_t>(*n);
+    }
+    if (auto d = rd.duration(*f, "factory_test.", "period")) {
+      cfg.engine.factory_test_period = std::chrono::duration_cast<std::chrono::seconds>(*d);
+    }
+  }
+
+  auto tables_of = [&](const char* name) {
+    std::vector<std::pair<std::string, const toml::table*>> out;
+    const toml::node* n = root.get(name);
+    if (n == nullptr) return out;
+    const toml::array* a = n->as_array();
+    if (a == nullptr) {
+      rd.error(name, "must be an array of tables ([[" + std::string(name) + "]])");
+      return out;
+    }
+    for (std::size_t i = 0; i < a->size(); ++i) {
+      std::string prefix = std::string(name) + "[" + std::to_string(i) + "].";
+      if (const toml::table* t = (*a)[i].as_table()) out.push_back({prefix, t});
+      else rd.error(prefix.substr(0, prefix.size() - 1), "must be a table");
+    }
+    return out;
+  };
+
+  for (auto& [prefix, t] : tables_of("tokens")) {
+    rd.only(*t, prefix, {"token", "scope", "product"});
+    token_config tc;
+    auto tok = rd.get<std::string>(*t, prefix, "token");
+    if (!tok || tok->empty()) rd.error(prefix + "token", "is required");
+    else tc.token = *tok;
+    auto scope = rd.get<std::string>(*t, prefix, "scope");
+    auto product = rd.get<std::string>(*t, prefix, "product");
+    if (scope && *scope == "admin" && !product) {
+      tc.admin = true;
+    } else if (product && !scope) {
+      tc.product = *product;
+    } else {
+      rd.error(prefix + "scope", "set scope = \"admin\" or product = \"ID\" (one of them)");
+    }
+    cfg.tokens.push_back(std::move(tc));
+  }
+
+  std::set<std::string> feed_names;
+  for (auto& [prefix, t] : tables_of("feeds")) {
+    rd.only(*t, prefix, {"name", "token"});
+    feed_config fc;
+    auto name = rd.get<std::string>(*t, prefix, "name");
+    auto tok = rd.get<std::string>(*t, prefix, "token");
+    if (!name || name->empty()) rd.error(prefix + "name", "is required");
+    else if (!feed_names.insert(*name).second) rd.error(prefix + "name", "duplicate feed name");
+    if (!tok || tok->empty()) rd.error(prefix + "token", "is required");
+    fc.name = name.value_or("");
+    fc.token = tok.value_or("");
+    cfg.feeds.push_back(std::move(fc));
+  }
+
+  std::set<std::string> product_ids;
+  for (auto& [prefix, t] : tables_of("products")) {
+    rd.only(*t, prefix, {"id", "default_mb_limit", "country", "iccids_file", "alert_thresholds"});
+    product_config pc;
+    auto id = rd.get<std::string>(*t, prefix, "id");
+    if (!id || id->empty()) rd.error(prefix + "id", "is required");
+    else if (!product_ids.insert(*id).second) rd.error(prefix + "id", "duplicate product id");
+    pc.settings.id = id.value_or("");
+    if (auto n = rd.get<std::int64_t>(*t, prefix, "default_mb_limit")) {
+      if (*n < 1 || *n > 100'000'000) rd.error(prefix + "default_mb_limit", "must be 1 to 100000000");
+      else pc.settings.default_mb_limit = static_cast<std::uint32_t>(*n);
+    }
+    if (auto c = rd.get<std::string>(*t, prefix, "country")) pc.settings.country = *c;
+    pc.settings.alert_thresholds = rd.thresholds(*t, prefix);
+    if (auto f = rd.get<std::string>(*t, prefix, "iccids_file")) {
+      // Relative paths are taken from the working directory, then from the config's folder.
+      std::filesystem::path p(*f);
+      if (p.is_relative() && !std::filesystem::exists(p) && std::filesystem::exists(base_dir / p)) {
+        p = base_dir / p;
+      }
+      if (!std::filesystem::exists(p)) rd.error(prefix + "iccids_file", "file not found: " + *f);
+      pc.iccids_file = p;
+    }
+    cfg.products.push_back(std::move(pc));
+  }
+
+  if (!errors.empty()) return std::unexpected(std::move(errors));
+  return cfg;
+}
+
+std::expected<daemon_config, std::vector<std::string>> load_config(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) return std::unexpected(std::vector<std::string>{"config: cannot read " + file.string()});
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_config(ss.str(), file.parent_path());
+}
+
+}  // namespace simcap

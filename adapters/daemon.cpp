@@ -1,0 +1,157 @@
+#include "daemon.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "simcap/iccid_list.hpp"
+
+namespace simcap {
+
+namespace asio = boost::asio;
+
+namespace {
+
+asio::ip::tcp::endpoint endpoint_of(const std::string& key, const std::string& addr) {
+  auto hp = split_host_port(addr);
+  if (!hp) throw std::runtime_error(key + ": must be ADDRESS:PORT, got " + addr);
+  boost::system::error_code ec;
+  auto ip = asio::ip::make_address(hp->first == "localhost" ? "127.0.0.1" : hp->first, ec);
+  if (ec) throw std::runtime_error(key + ": not an IP address: " + hp->first);
+  return {ip, hp->second};
+}
+
+// Logs events: each type at most 10 lines a second, then a count of what was left out, so that
+// a burst of alerts cannot hide the pauses behind it.
+class event_logger {
+ public:
+  explicit event_logger(engine& e) : eng_(e) {}
+  void operator()(const event& ev) {
+    if (ev.type == event_type::activated || ev.type == event_type::late_adjustment) return;
+    auto now = std::chrono::steady_clock::now();
+    if (now - window_ > std::chrono::seconds(1)) {
+      for (std::size_t t = 0; t < suppressed_.size(); ++t) {
+        if (suppressed_[t] > 0) {
+          spdlog::info("... and {} more {} events", suppressed_[t], to_string(static_cast<event_type>(t)));
+        }
+      }
+      window_ = now;
+      logged_.fill(0);
+      suppressed_.fill(0);
+    }
+    auto t = static_cast<std::size_t>(ev.type);
+    if (++logged_[t] > 10) {
+      ++suppressed_[t];
+      return;
+    }
+    if (ev.type == event_type::period_closed) {
+      spdlog::info("event {} period_closed product={} period_start={} usage_bytes={}", ev.id,
+                   eng_.product_name(ev.product), format_rfc3339(ev.period_start), ev.usage_bytes);
+      return;
+    }
+    spdlog::info("event {} {} iccid={} product={} reason={} usage_bytes={} limit_bytes={}", ev.id,
+                 to_string(ev.type), iccid::from_key(ev.sim).str(), eng_.product_name(ev.product),
+                 reason_text(ev), ev.usage_bytes, ev.limit_bytes);
+  }
+
+ private:
+  engine& eng_;
+  std::chrono::steady_clock::time_point window_{};
+  std::array<int, static_cast<std::size_t>(event_type::kCount)> logged_{};
+  std::array<int, static_cast<std::size_t>(event_type::kCount)> suppressed_{};
+};
+
+}  // namespace
+
+daemon::daemon(daemon_config cfg, bool simulated_clock) : cfg_(std::move(cfg)) {
+  std::error_code ec;
+  std::filesystem::create_directories(cfg_.data_dir, ec);
+  if (ec) throw std::runtime_error("data_dir: cannot create " + cfg_.data_dir.string() + ": " + ec.message());
+  if (simulated_clock) {
+    clock_ = std::make_unique<manual_clock>(real_clock().now());
+  } else {
+    clock_ = std::make_unique<real_clock>();
+  }
+  dead_letters_ = std::make_unique<dead_letter_file>(dead_letter_path().string());
+  engine_ = std::make_unique<engine>(cfg_.engine, *clock_, *dead_letters_);
+}
+
+daemon::~daemon() { stop(); }
+
+void daemon::load_products() {
+  for (const product_config& p : cfg_.products) {
+    auto r = engine_->put_product(p.settings);
+    if (!r) throw std::runtime_error("products: " + p.settings.id + ": " + r.error().message);
+    if (!p.iccids_file) continue;
+    std::ifstream in(*p.iccids_file);
+    if (!in) throw std::runtime_error("products: cannot read " + p.iccids_file->string());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    iccid_list list = parse_iccid_list(ss.str());
+    for (const auto& bad : list.invalid) {
+      spdlog::warn("{}:{}: {} ({})", p.iccids_file->string(), bad.line, bad.reason, bad.value);
+    }
+    auto imported = engine_->import_sims(p.settings.id, list.ids);
+    if (!imported) throw std::runtime_error("products: " + p.settings.id + ": " + imported.error().message);
+    spdlog::info("product {}: {} SIMs imported, {} already present, {} refused, {} invalid lines",
+                 p.settings.id, imported->imported, imported->already_present,
+                 imported->refused.size(), list.invalid.size());
+  }
+}
+
+void daemon::start() {
+  if (started_) return;
+  engine_->events().set_listener(event_logger(*engine_));
+  engine_->start();
+  load_products();
+  feeds_ = std::make_unique<feed_registry>(*engine_, cfg_.feeds);
+  feed_server_options fo;
+  fo.io_threads = cfg_.io_threads;
+  fo.ack_interval = cfg_.ack_interval;
+  feed_server_ = std::make_unique<feed_server>(*engine_, *feeds_, *dead_letters_,
+                                               endpoint_of("server.feed", cfg_.feed), fo);
+  feed_server_->start();
+  started_ = true;
+}
+
+void daemon::stop() {
+  if (!started_) return;
+  started_ = false;
+  if (feed_server_) feed_server_->stop();
+  engine_->stop();
+  engine_->events().set_listener(nullptr);
+}
+
+std::uint16_t daemon::feed_port() const { return feed_server_->local_endpoint().port(); }
+
+std::string daemon::stats_line() const {
+  engine_stats st = engine_->stats();
+  std::uint64_t rejected = 0, duplicates = 0;
+  for (auto r : st.rejected) rejected += r;
+  for (const auto* f : feeds_->all()) {
+    duplicates += f->duplicates.load();
+    for (std::size_t i = 0; i < kRejectReasonCount; ++i) {
+      // Shard-side rejects are in st.rejected already; add those found while parsing.
+      auto reason = static_cast<reject_reason>(i);
+      if (reason != reject_reason::unknown_iccid && reason != reject_reason::too_late &&
+          reason != reject_reason::not_counted_state) {
+        rejected += f->rejected[i].load();
+      }
+    }
+  }
+  std::size_t depth = 0;
+  for (auto d : st.queue_depth) depth += d;
+  std::ostringstream os;
+  os << "records counted=" << st.records_counted << " late=" << st.late_records
+     << " duplicate=" << duplicates + st.duplicate_ids << " rejected=" << rejected
+     << " | sims active=" << st.sims_by_state[static_cast<int>(sim_state::active)]
+     << " paused=" << st.sims_by_state[static_cast<int>(sim_state::paused)]
+     << " deactivated=" << st.sims_by_state[static_cast<int>(sim_state::deactivated)]
+     << " | queue=" << depth;
+  return os.str();
+}
+
+}  // namespace simcap

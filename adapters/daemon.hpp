@@ -1,0 +1,47 @@
+#pragma once
+// simcapd as a library: builds the engine, the feed port and the outbound pieces from a
+// daemon_config, loads the configured products and their ICCID files, opens the ports, and
+// shuts everything down in order. The main and the end-to-end tests both use it.
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "config.hpp"
+#include "feed_server.hpp"
+#include "simcap/clock.hpp"
+#include "simcap/dead_letter.hpp"
+#include "simcap/engine.hpp"
+
+namespace simcap {
+
+class daemon {
+ public:
+  // Throws std::runtime_error when something cannot start (data dir, address in use, ...).
+  daemon(daemon_config cfg, bool simulated_clock);
+  ~daemon();
+
+  void start();
+  // Stops accepting, drains what was read into the shards, stops the engine.
+  void stop();
+
+  engine& eng() noexcept { return *engine_; }
+  feed_registry& feeds() noexcept { return *feeds_; }
+  std::uint16_t feed_port() const;
+  const daemon_config& config() const noexcept { return cfg_; }
+  std::filesystem::path dead_letter_path() const { return cfg_.data_dir / "deadletter.jsonl"; }
+  // One line of counters for the log.
+  std::string stats_line() const;
+
+ private:
+  void load_products();
+
+  daemon_config cfg_;
+  std::unique_ptr<clock> clock_;
+  std::unique_ptr<dead_letter_file> dead_letters_;
+  std::unique_ptr<engine> engine_;
+  std::unique_ptr<feed_registry> feeds_;
+  std::unique_ptr<feed_server> feed_server_;
+  bool started_ = false;
+};
+
+}  // namespace simcap

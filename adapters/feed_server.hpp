@@ -1,0 +1,101 @@
+#pragma once
+// The feed port (SPEC §6): TCP, JSON lines both ways. Each connection is a session on its own
+// strand; it parses what it reads with a record_parser, hands records to the shards in batches
+// and answers with rejects and acks in order.
+//
+// Memory is bounded per session: a session owns a fixed pool of read chunks; a chunk is busy
+// until every shard has applied its records, and a session with no free chunk stops reading
+// (TCP back-pressure).
+#include <array>
+#include <atomic>
+#include <boost/asio.hpp>
+#include <chrono>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config.hpp"
+#include "simcap/dead_letter.hpp"
+#include "simcap/engine.hpp"
+
+namespace simcap {
+
+class feed_session;
+
+// The configured feeds: credentials, the applied watermark, counters. Thread-safe.
+class feed_registry {
+ public:
+  struct feed {
+    std::string name;
+    std::string token;
+    std::uint32_t engine_id = 0;
+    std::atomic<std::uint64_t> watermark{0};  // every seq up to it has been handled
+    std::atomic<std::uint64_t> records{0};     // handed to the shards
+    std::atomic<std::uint64_t> duplicates{0};  // seq not above the watermark
+    std::array<std::atomic<std::uint64_t>, kRejectReasonCount> rejected{};
+    std::atomic<std::int64_t> last_seen{0};    // Unix seconds of the last line
+    std::atomic<std::uint32_t> sessions{0};    // connected now
+
+    std::mutex mu;                          // guards session
+    std::weak_ptr<feed_session> session;    // the session that owns the feed now
+  };
+
+  feed_registry(engine& e, const std::vector<feed_config>& feeds);
+  // The feed for this name and token (compared in constant time), or nullptr.
+  feed* authenticate(std::string_view name, std::string_view token);
+  std::vector<const feed*> all() const;
+
+ private:
+  std::vector<std::unique_ptr<feed>> feeds_;
+};
+
+struct feed_server_options {
+  unsigned io_threads = 1;
+  std::chrono::milliseconds ack_interval{200};
+  std::size_t read_size = 256 * 1024;
+  std::size_t chunks_per_session = 8;
+  std::chrono::milliseconds hello_timeout{10'000};
+  std::chrono::milliseconds write_timeout{30'000};
+  std::chrono::milliseconds takeover_timeout{30'000};
+};
+
+class feed_server {
+ public:
+  feed_server(engine& e, feed_registry& feeds, dead_letter_sink& dead_letters,
+              const boost::asio::ip::tcp::endpoint& at, feed_server_options opts);
+  ~feed_server();
+
+  boost::asio::ip::tcp::endpoint local_endpoint() const;
+  void start();
+  // Stops accepting, stops reading every session, waits until what they read is applied and
+  // acknowledged (at most `grace`), then closes them and joins the I/O threads.
+  void stop(std::chrono::milliseconds grace = std::chrono::seconds(10));
+
+  std::size_t session_count() const;
+
+  // For sessions.
+  engine& eng() noexcept { return engine_; }
+  feed_registry& feeds() noexcept { return feeds_; }
+  dead_letter_sink& dead_letters() noexcept { return dead_letters_; }
+  const feed_server_options& options() const noexcept { return opts_; }
+
+ private:
+  void do_accept();
+
+  engine& engine_;
+  feed_registry& feeds_;
+  dead_letter_sink& dead_letters_;
+  feed_server_options opts_;
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::vector<std::thread> threads_;
+  mutable std::mutex sessions_mu_;
+  std::list<std::weak_ptr<feed_session>> sessions_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace simcap

@@ -1,0 +1,492 @@
+// simcap-feed: load generator and replay tool for simcapd's feed port (SPEC §6).
+//
+// It synthesises a fleet (N SIMs with skewed usage, so that the busiest ones reach their
+// limits) or replays a JSON-lines or CSV file, speaks the session protocol (hello, welcome,
+// acks, rejects), resumes from resume_after when the connection drops, runs flat out or at a
+// target rate, and prints records/s and MB/s at the end (counted up to the last ack).
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "simcap/iccid.hpp"
+#include "simcap/time.hpp"
+
+namespace {
+
+using clk = std::chrono::steady_clock;
+
+std::uint64_t splitmix(std::uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+// The fleet's ICCIDs: SIM i of a fleet with prefix P is P followed by i, padded to 19 digits,
+// plus the Luhn check digit.
+std::string fleet_iccid(const std::string& prefix, std::uint64_t i) {
+  std::string digits = std::to_string(i);
+  std::string body = prefix + std::string(19 - prefix.size() - digits.size(), '0') + digits;
+  return simcap::make_iccid(body);
+}
+
+struct options {
+  std::string connect = "127.0.0.1:7071";
+  std::string feed = "carrier-a";
+  std::string token = "change-me-feed";
+  std::uint64_t sims = 1000;
+  std::uint64_t records = 100000;
+  double rate = 0;  // records/s; 0: flat out
+  std::uint64_t mean_bytes = 4000;
+  double hot_share = 0.05;     // share of SIMs that are busy
+  double hot_traffic = 0.5;    // share of records that go to them
+  std::string prefix = "8901000";
+  std::string replay;
+  std::string write_iccids;
+  std::string time;  // record time: Unix seconds or RFC 3339; default: now
+  bool ids = true;
+  bool progress = false;
+  bool quiet = false;
+  int reconnects = 20;
+  double timeout = 120;  // seconds to wait for the final ack
+  std::uint64_t seed = 1;
+};
+
+// ---- record sources
+
+class source {
+ public:
+  virtual ~source() = default;
+  // Appends the record with this sequence number; false when there is none.
+  virtual bool append(std::uint64_t seq, std::string& out) = 0;
+  virtual std::uint64_t last_seq() const = 0;
+};
+
+class synthetic final : public source {
+ public:
+  synthetic(const options& o, std::uint64_t first_seq, std::int64_t t)
+      : o_(o), first_(first_seq), t_(t) {
+    for (std::uint64_t i = 0; i < o.sims; ++i) iccids_.push_back(fleet_iccid(o.prefix, i));
+    hot_ = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(o.sims * o.hot_share));
+    hot_cut_ = static_cast<std::uint64_t>(o.hot_traffic * 1e6);
+  }
+  std::uint64_t last_seq() const override { return first_ + o_.records - 1; }
+  bool append(std::uint64_t seq, std::string& out) override {
+    if (seq < first_ || seq > last_seq()) return false;
+    std::uint64_t r = splitmix(seq ^ (o_.seed * 0x5851F42D4C957F2DULL));
+    std::uint64_t sim = (r % 1000000) < hot_cut_ ? (r >> 20) % hot_ : (r >> 20) % o_.sims;
+    std::uint64_t bytes = (splitmix(r) % (2 * o_.mean_bytes + 1));
+    std::uint64_t up = bytes / 8;
+    char buf[256];
+    char* p = buf;
+    auto put = [&](std::string_view s) {
+      std::memcpy(p, s.data(), s.size());
+      p += s.size();
+    };
+    auto num = [&](std::uint64_t v) { p = std::to_chars(p, buf + sizeof buf, v).ptr; };
+    put("{\"seq\":");
+    num(seq);
+    put(",\"iccid\":\"");
+    put(iccids_[sim]);
+    put("\",\"start\":");
+    num(static_cast<std::uint64_t>(t_ - 300));
+    put(",\"end\":");
+    num(static_cast<std::uint64_t>(t_));
+    put(",\"up\":");
+    num(up);
+    put(",\"down\":");
+    num(bytes - up);
+    put(",\"mccmnc\":\"310410\"");
+    if (o_.ids) {
+      put(",\"id\":\"sf-");
+      num(seq);
+      put("\"");
+    }
+    put("}\n");
+    out.append(buf, static_cast<std::size_t>(p - buf));
+    return true;
+  }
+
+ private:
+  const options& o_;
+  std::uint64_t first_;
+  std::int64_t t_;
+  std::vector<std::string> iccids_;
+  std::uint64_t hot_;
+  std::uint64_t hot_cut_;
+};
+
+// Lines of a file: JSON lines as they are (a "seq" is added when a line has none), or CSV with
+// a header line naming the fields.
+class replay final : public source {
+ public:
+  replay(const std::string& path, std::uint64_t first_seq) : first_(first_seq) {
+    std::ifstream in(path);
+    if (!in) throw std::runtime_error("cannot read " + path);
+    std::string line;
+    bool csv = path.size() > 4 && path.substr(path.size() - 4) == ".csv";
+    std::vector<std::string> header;
+    while (std::getline(in, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.empty()) continue;
+      if (csv) {
+        auto cells = split_csv(line);
+        if (header.empty()) {
+          header = cells;
+          continue;
+        }
+        line = to_json(header, cells);
+      }
+      lines_.push_back(line);
+    }
+  }
+  std::uint64_t last_seq() const override { return first_ + lines_.size() - 1; }
+  bool append(std::uint64_t seq, std::string& out) override {
+    if (seq < first_ || seq > last_seq()) return false;
+    const std::string& l = lines_[seq - first_];
+    auto brace = l.find('{');
+    if (brace == std::string::npos || l.find("\"seq\"") != std::string::npos) {
+      out += l;  // sent as it is: the engine judges it
+    } else {
+      out.append(l, 0, brace + 1);
+      out += "\"seq\":" + std::to_string(seq) + (l.find_first_not_of(" \t", brace + 1) != std::string::npos && l[l.find_first_not_of(" \t", brace + 1)] == '}' ? "" : ",");
+      out.append(l, brace + 1);
+    }
+    out += '\n';
+    return true;
+  }
+
+ private:
+  static std::vector<std::string> split_csv(const std::string& line) {
+    std::vector<std::string> cells(1);
+    bool quoted = false;
+    for (std::size_t i = 0; i < line.size(); ++i) {
+      char c = line[i];
+      if (quoted) {
+        if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+          cells.back() += '"';
+          ++i;
+        } else if (c == '"') {
+          quoted = false;
+        } else {
+          cells.back() += c;
+        }
+      } else if (c == '"') {
+        quoted = true;
+      } else if (c == ',') {
+        cells.emplace_back();
+      } else {
+        cells.back() += c;
+      }
+    }
+    return cells;
+  }
+  static std::string to_json(const std::vector<std::string>& header, const std::vector<std::string>& cells) {
+    std::string out = "{";
+    for (std::size_t i = 0; i < header.size() && i < cells.size(); ++i) {
+      if (cells[i].empty()) continue;
+      if (out.size() > 1) out += ',';
+      out += '"' + header[i] + "\":";
+      bool numeric = header[i] != "iccid" && header[i] != "mccmnc" && header[i] != "id" &&
+                     cells[i].find_first_not_of("0123456789") == std::string::npos;
+      if (numeric) {
+        out += cells[i];
+      } else {
+        out += '"';
+        for (char c : cells[i]) {
+          if (c == '"' || c == '\\') out += '\\';
+          out += c;
+        }
+        out += '"';
+      }
+    }
+    return out + "}";
+  }
+  std::uint64_t first_;
+  std::vector<std::string> lines_;
+};
+
+// ---- the connection
+
+struct session_state {
+  std::atomic<std::uint64_t> acked{0};
+  std::atomic<std::uint64_t> rejects{0};
+  std::atomic<bool> broken{false};
+  std::atomic<bool> error_reply{false};
+  std::mutex print_mu;
+  std::uint64_t rejects_printed = 0;
+};
+
+int dial(const std::string& hostport) {
+  auto colon = hostport.rfind(':');
+  std::string host = hostport.substr(0, colon), port = hostport.substr(colon + 1);
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0) return -1;
+  int fd = -1;
+  for (addrinfo* a = res; a; a = a->ai_next) {
+    fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+    if (fd < 0) continue;
+    if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) break;
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  if (fd >= 0) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  return fd;
+}
+
+bool write_all(int fd, const char* p, std::size_t n) {
+  while (n > 0) {
+    ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
+    if (w <= 0) {
+      if (w < 0 && errno == EINTR) continue;
+      return false;
+    }
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+  return true;
+}
+
+// Reads lines until the connection closes; returns the rest after the first line when asked.
+class line_reader {
+ public:
+  explicit line_reader(int fd) : fd_(fd) {}
+  std::optional<std::string> next() {
+    for (;;) {
+      auto nl = buf_.find('\n');
+      if (nl != std::string::npos) {
+        std::string line = buf_.substr(0, nl);
+        buf_.erase(0, nl + 1);
+        return line;
+      }
+      char tmp[65536];
+      ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
+      if (n <= 0) {
+        if (n < 0 && errno == EINTR) continue;
+        return std::nullopt;
+      }
+      buf_.append(tmp, static_cast<std::size_t>(n));
+    }
+  }
+
+ private:
+  int fd_;
+  std::string buf_;
+};
+
+std::optional<std::uint64_t> number_after(const std::string& line, const char* key) {
+  auto p = line.find(key);
+  if (p == std::string::npos) return std::nullopt;
+  p += std::strlen(key);
+  std::uint64_t v = 0;
+  auto [ptr, ec] = std::from_chars(line.data() + p, line.data() + line.size(), v);
+  if (ec != std::errc()) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  CLI::App app{"simcap-feed: load generator and replay tool for simcapd's feed port"};
+  app.add_option("--connect", o.connect, "simcapd feed address");
+  app.add_option("--feed", o.feed, "feed name");
+  app.add_option("--token", o.token, "feed token");
+  app.add_option("--sims", o.sims, "fleet size to synthesise");
+  app.add_option("--records", o.records, "records to send");
+  app.add_option("--rate", o.rate, "records per second (0: flat out)");
+  app.add_option("--mean-bytes", o.mean_bytes, "mean bytes per record");
+  app.add_option("--hot-share", o.hot_share, "share of SIMs that are busy");
+  app.add_option("--hot-traffic", o.hot_traffic, "share of records that go to the busy SIMs");
+  app.add_option("--iccid-prefix", o.prefix, "digits the fleet's ICCIDs start with");
+  app.add_option("--replay", o.replay, "replay a JSON-lines or .csv file instead");
+  app.add_option("--write-iccids", o.write_iccids, "write the fleet's ICCIDs to this file and exit");
+  app.add_option("--time", o.time, "record time, Unix seconds or RFC 3339 (default: now)");
+  app.add_option("--seed", o.seed, "random seed");
+  app.add_option("--reconnects", o.reconnects, "reconnect attempts after a dropped connection");
+  app.add_option("--timeout", o.timeout, "seconds to wait for the final ack");
+  app.add_flag("!--no-ids", o.ids, "leave out the record id field");
+  app.add_flag("--progress", o.progress, "show progress (default when stderr is a terminal)");
+  app.add_flag("--quiet", o.quiet, "print only the summary");
+  CLI11_PARSE(app, argc, argv);
+  if (o.prefix.size() < 2 || o.prefix.size() > 12 || o.prefix.substr(0, 2) != "89") {
+    std::fprintf(stderr, "simcap-feed: --iccid-prefix must be 2-12 digits starting with 89\n");
+    return 2;
+  }
+  if (!o.write_iccids.empty()) {
+    std::ofstream out(o.write_iccids);
+    for (std::uint64_t i = 0; i < o.sims; ++i) out << fleet_iccid(o.prefix, i) << '\n';
+    if (!o.quiet) std::fprintf(stderr, "wrote %llu ICCIDs to %s\n", static_cast<unsigned long long>(o.sims), o.write_iccids.c_str());
+    return out ? 0 : 1;
+  }
+  if (!o.progress) o.progress = isatty(2) && !o.quiet;
+  std::int64_t t = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+  if (!o.time.empty()) {
+    std::int64_t v;
+    auto [ptr, ec] = std::from_chars(o.time.data(), o.time.data() + o.time.size(), v);
+    if (ec == std::errc() && ptr == o.time.data() + o.time.size()) {
+      t = v;
+    } else if (auto p = simcap::parse_rfc3339(o.time)) {
+      t = *p;
+    } else {
+      std::fprintf(stderr, "simcap-feed: --time must be Unix seconds or RFC 3339\n");
+      return 2;
+    }
+  }
+
+  std::unique_ptr<source> src;
+  std::uint64_t first_seq = 0, last_seq = 0, bytes_sent = 0, lines_sent = 0;
+  session_state st;
+  auto started = clk::now();
+  clk::time_point first_byte{};
+  int attempts = 0;
+  bool done = false;
+  while (!done) {
+    int fd = dial(o.connect);
+    if (fd < 0) {
+      if (++attempts > o.reconnects) {
+        std::fprintf(stderr, "simcap-feed: cannot connect to %s\n", o.connect.c_str());
+        return 1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200 * attempts));
+      continue;
+    }
+    std::string hello = "{\"hello\":{\"feed\":\"" + o.feed + "\",\"token\":\"" + o.token + "\"}}\n";
+    line_reader rd(fd);
+    if (!write_all(fd, hello.data(), hello.size())) {
+      close(fd);
+      continue;
+    }
+    auto welcome = rd.next();
+    if (!welcome || welcome->find("\"welcome\"") == std::string::npos) {
+      std::fprintf(stderr, "simcap-feed: refused: %s\n", welcome ? welcome->c_str() : "(connection closed)");
+      close(fd);
+      if (welcome) return 1;  // a definite answer (bad token, ...): do not retry
+      if (++attempts > o.reconnects) return 1;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200 * attempts));
+      continue;
+    }
+    std::uint64_t resume = number_after(*welcome, "\"resume_after\":").value_or(0);
+    if (!src) {
+      first_seq = resume + 1;
+      if (!o.replay.empty()) {
+        src = std::make_unique<replay>(o.replay, first_seq);
+      } else {
+        src = std::make_unique<synthetic>(o, first_seq, t);
+      }
+      last_seq = src->last_seq();
+      started = clk::now();
+      if (!o.quiet) {
+        std::fprintf(stderr, "connected: feed %s resumes after %llu; sending seq %llu..%llu\n",
+                     o.feed.c_str(), static_cast<unsigned long long>(resume),
+                     static_cast<unsigned long long>(first_seq), static_cast<unsigned long long>(last_seq));
+      }
+    } else if (!o.quiet) {
+      std::fprintf(stderr, "\nreconnected: resuming after %llu\n", static_cast<unsigned long long>(resume));
+    }
+    st.acked.store(std::max(resume, st.acked.load()));
+    st.broken.store(false);
+
+    std::thread acks([&, fd]() mutable {
+      line_reader r = std::move(rd);
+      while (auto line = r.next()) {
+        if (auto a = number_after(*line, "{\"ack\":")) {
+          st.acked.store(*a);
+        } else if (line->find("\"reject\"") != std::string::npos) {
+          st.rejects.fetch_add(1);
+          std::lock_guard lock(st.print_mu);
+          if (!o.quiet && st.rejects_printed++ < 10) std::fprintf(stderr, "\n%s\n", line->c_str());
+        } else if (line->find("\"error\"") != std::string::npos) {
+          st.error_reply.store(true);
+          std::fprintf(stderr, "\n%s\n", line->c_str());
+        }
+      }
+      st.broken.store(true);
+    });
+
+    std::string buf;
+    buf.reserve(1 << 20);
+    std::uint64_t seq = resume + 1;
+    auto last_progress = clk::now();
+    bool ok = true;
+    while (seq <= last_seq && !st.broken.load()) {
+      if (o.rate > 0) {
+        double due = static_cast<double>(seq - first_seq) / o.rate;
+        auto until = started + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(due));
+        if (until > clk::now()) std::this_thread::sleep_until(until);
+      }
+      buf.clear();
+      std::size_t batch = o.rate > 0 ? std::max<std::size_t>(1, static_cast<std::size_t>(o.rate / 1000)) : 4096;
+      for (std::size_t i = 0; i < batch && seq <= last_seq; ++i) src->append(seq++, buf);
+      if (first_byte == clk::time_point{}) first_byte = clk::now();
+      if (!write_all(fd, buf.data(), buf.size())) {
+        ok = false;
+        break;
+      }
+      bytes_sent += buf.size();
+      lines_sent += batch;
+      if (o.progress && clk::now() - last_progress > std::chrono::milliseconds(500)) {
+        last_progress = clk::now();
+        double secs = std::chrono::duration<double>(last_progress - first_byte).count();
+        std::fprintf(stderr, "\rsent %llu  acked %llu  %.0f rec/s  rejects %llu   ",
+                     static_cast<unsigned long long>(seq - 1),
+                     static_cast<unsigned long long>(st.acked.load()),
+                     static_cast<double>(seq - first_seq) / std::max(secs, 1e-9),
+                     static_cast<unsigned long long>(st.rejects.load()));
+      }
+    }
+    if (ok && !st.broken.load()) {
+      ::shutdown(fd, SHUT_WR);  // no more records: simcapd acks the rest and closes
+      auto deadline = clk::now() + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(o.timeout));
+      while (st.acked.load() < last_seq && !st.broken.load() && clk::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
+    ::shutdown(fd, SHUT_RDWR);
+    acks.join();
+    close(fd);
+    if (st.error_reply.load()) return 1;
+    if (st.acked.load() >= last_seq) {
+      done = true;
+    } else if (++attempts > o.reconnects) {
+      std::fprintf(stderr, "\nsimcap-feed: gave up after %d reconnects (acked %llu of %llu)\n",
+                   o.reconnects, static_cast<unsigned long long>(st.acked.load()),
+                   static_cast<unsigned long long>(last_seq));
+      return 1;
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  double secs = std::chrono::duration<double>(clk::now() - (first_byte == clk::time_point{} ? started : first_byte)).count();
+  std::uint64_t n = last_seq >= first_seq ? last_seq - first_seq + 1 : 0;
+  if (o.progress) std::fprintf(stderr, "\n");
+  std::printf("records %llu acked up to %llu, rejects %llu, %.3f s, %.0f records/s, %.1f MB/s\n",
+              static_cast<unsigned long long>(n), static_cast<unsigned long long>(st.acked.load()),
+              static_cast<unsigned long long>(st.rejects.load()), secs, static_cast<double>(n) / secs,
+              static_cast<double>(bytes_sent) / secs / 1e6);
+  return 0;
+}
