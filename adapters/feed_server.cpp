@@ -296,7 +296,12 @@ class feed_session final : public std::enable_shared_from_this<feed_session>, pr
       if (c == nullptr) break;
       const std::size_t have = carry_.size();
       std::memcpy(c->buf.get(), carry_.data(), have);
+      const bool complete_lines = carry_.find('\n') != std::string::npos;
       carry_.clear();
+      if (complete_lines) {
+        process(c, have, false);  // lines that came in with the hello
+        continue;
+      }
       auto [ec, n] = co_await sock_.async_read_some(
           asio::buffer(c->buf.get() + have, srv_.options().read_size),
           asio::as_tuple(asio::use_awaitable));

@@ -298,18 +298,20 @@ std::size_t record_parser::fast_pass(const char* text, std::size_t pos, std::siz
   }
   const std::size_t base = pos;
   for (auto it = stream.begin(); it != stream.end(); ++it) {
+    auto doc = *it;
+    if (doc.error()) return pos;
     const std::size_t start = base + it.current_index();
-    if (start < pos || !all_space(text + pos, start - pos)) return pos;
+    if (start < pos || start >= end || !all_space(text + pos, start - pos)) return pos;
     std::string_view src = it.source();
+    if (src.data() != text + start || src.size() > end - start) return pos;
     const std::size_t doc_end = start + src.size();
-    if (doc_end > end || std::memchr(src.data(), '\n', src.size()) != nullptr) return pos;
+    if (std::memchr(src.data(), '\n', src.size()) != nullptr) return pos;
     // The line ends at the next newline; only white space may follow the record on it.
     std::size_t nl = doc_end;
     while (nl < end && text[nl] != '\n') {
       if (!is_space(text[nl])) return pos;
       ++nl;
     }
-    auto doc = *it;
     od::object obj;
     if (doc.get_object().get(obj)) return pos;
     usage_record r;

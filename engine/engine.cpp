@@ -490,6 +490,10 @@ void engine::drain() const {
   impl_->call_all([](shard&) {});
 }
 
+void engine::post_to_shard(unsigned shard, std::function<void()> fn) {
+  impl_->post(shard, [fn = std::move(fn)](detail::shard&) { fn(); });
+}
+
 engine_stats engine::stats() const {
   engine_stats st;
   for (const auto& s : impl_->shards) {

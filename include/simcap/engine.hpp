@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <expected>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -212,6 +213,8 @@ class engine {
 
   // Blocks until every message posted to the shards before this call has been processed.
   void drain() const;
+  // Runs fn on the shard's own thread, after what is already queued there (diagnostics, tests).
+  void post_to_shard(unsigned shard, std::function<void()> fn);
 
   engine_stats stats() const;
 

@@ -1,0 +1,92 @@
+#include "config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+namespace simcap {
+namespace {
+
+bool has_error(const std::vector<std::string>& errors, const std::string& key_prefix) {
+  for (const auto& e : errors) {
+    if (e.rfind(key_prefix, 0) == 0) return true;
+  }
+  return false;
+}
+
+TEST(Config, TheShippedConfigLoads) {
+  std::filesystem::current_path(SIMCAP_SOURCE_DIR);  // as ./run.sh runs it
+  auto cfg = load_config("config/simcapd.toml");
+  ASSERT_TRUE(cfg) << (cfg ? "" : cfg.error().front());
+  EXPECT_EQ(cfg->http, "127.0.0.1:7070");
+  EXPECT_EQ(cfg->feed, "127.0.0.1:7071");
+  EXPECT_EQ(cfg->engine.mb_bytes, 1'000'000u);
+  EXPECT_EQ(cfg->engine.late_grace, std::chrono::hours(48));
+  EXPECT_EQ(cfg->engine.future_skew, std::chrono::minutes(5));
+  ASSERT_EQ(cfg->feeds.size(), 1u);
+  EXPECT_EQ(cfg->feeds[0].name, "carrier-a");
+  ASSERT_EQ(cfg->products.size(), 1u);
+  EXPECT_EQ(cfg->products[0].settings.id, "acme");
+  EXPECT_TRUE(cfg->products[0].iccids_file.has_value());
+  ASSERT_EQ(cfg->tokens.size(), 2u);
+  EXPECT_TRUE(cfg->tokens[0].admin);
+  EXPECT_EQ(cfg->tokens[1].product, "acme");
+}
+
+TEST(Config, DefaultsWhenEmpty) {
+  auto cfg = parse_config("", ".");
+  ASSERT_TRUE(cfg);
+  EXPECT_EQ(cfg->engine.default_mb_limit, 5u);
+  EXPECT_EQ(cfg->engine.alert_thresholds, std::vector<double>{0.9});
+  EXPECT_EQ(cfg->ack_interval, std::chrono::milliseconds(200));
+  EXPECT_EQ(cfg->engine.shards, 0u);
+}
+
+TEST(Config, EveryProblemIsReportedWithItsKey) {
+  auto cfg = parse_config(R"(
+[server]
+http = "nonsense"
+shards = -1
+colour = "blue"
+[limits]
+late_grace = "two days"
+alert_thresholds = [0.9, 0.5]
+mb_bytes = "1e6"
+[[feeds]]
+name = "a"
+[[products]]
+default_mb_limit = 0
+iccids_file = "/nonexistent/file.txt"
+[[tokens]]
+token = "x"
+)", ".");
+  ASSERT_FALSE(cfg);
+  const auto& e = cfg.error();
+  EXPECT_TRUE(has_error(e, "server.http:"));
+  EXPECT_TRUE(has_error(e, "server.shards:"));
+  EXPECT_TRUE(has_error(e, "server.colour: unknown key"));
+  EXPECT_TRUE(has_error(e, "limits.late_grace:"));
+  EXPECT_TRUE(has_error(e, "limits.alert_thresholds:"));
+  EXPECT_TRUE(has_error(e, "limits.mb_bytes:"));
+  EXPECT_TRUE(has_error(e, "feeds[0].token:"));
+  EXPECT_TRUE(has_error(e, "products[0].id:"));
+  EXPECT_TRUE(has_error(e, "products[0].default_mb_limit:"));
+  EXPECT_TRUE(has_error(e, "products[0].iccids_file:"));
+  EXPECT_TRUE(has_error(e, "tokens[0].scope:"));
+}
+
+TEST(Config, SyntaxErrorNamesTheLine) {
+  auto cfg = parse_config("[server\nhttp = 1", ".");
+  ASSERT_FALSE(cfg);
+  EXPECT_NE(cfg.error()[0].find("line 1"), std::string::npos);
+}
+
+TEST(Config, SplitsHostAndPort) {
+  EXPECT_EQ(split_host_port("127.0.0.1:0")->second, 0);
+  EXPECT_EQ(split_host_port("[::1]:7070")->first, "::1");
+  EXPECT_FALSE(split_host_port("127.0.0.1"));
+  EXPECT_FALSE(split_host_port("host:99999"));
+}
+
+}  // namespace
+}  // namespace simcap

@@ -1,0 +1,279 @@
+// The feed port over real sockets on 127.0.0.1 (SPEC §6, §7).
+#include "feed_server.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "engine_fixture.hpp"
+#include "feed_client.hpp"
+
+namespace simcap::testing {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr unix_seconds kNow = 1763800000;
+
+std::size_t rss_bytes() {
+  std::ifstream f("/proc/self/statm");
+  std::size_t pages = 0, resident = 0;
+  f >> pages >> resident;
+  return resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+}
+
+class FeedServer : public ::testing::Test {
+ protected:
+  FeedServer() : clock_(kNow) {
+    engine_options o;
+    o.shards = 2;
+    o.default_mb_limit = 100000;
+    eng_ = std::make_unique<engine>(o, clock_, dead_letters_);
+    eng_->start();
+    product_settings p;
+    p.id = "acme";
+    EXPECT_TRUE(eng_->put_product(p));
+    std::vector<iccid> ids;
+    for (std::uint64_t i = 0; i < 100; ++i) ids.push_back(test_iccid(i));
+    EXPECT_TRUE(eng_->import_sims("acme", ids));
+    feeds_ = std::make_unique<feed_registry>(*eng_, std::vector<feed_config>{{"carrier-a", "secret"}});
+    feed_server_options fo;
+    fo.ack_interval = 20ms;
+    fo.hello_timeout = 2s;
+    server_ = std::make_unique<feed_server>(
+        *eng_, *feeds_, dead_letters_,
+        boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0), fo);
+    server_->start();
+    port_ = server_->local_endpoint().port();
+  }
+  ~FeedServer() override {
+    server_->stop(2s);
+    eng_->stop();
+  }
+
+  static std::string hello(const std::string& feed = "carrier-a", const std::string& token = "secret") {
+    return "{\"hello\":{\"feed\":\"" + feed + "\",\"token\":\"" + token + "\"}}\n";
+  }
+  static std::string line(std::uint64_t seq, std::uint64_t sim, std::uint64_t bytes) {
+    return "{\"seq\":" + std::to_string(seq) + ",\"iccid\":\"" + test_iccid_text(sim) +
+           "\",\"end\":" + std::to_string(kNow - 60) + ",\"up\":" + std::to_string(bytes) + "}\n";
+  }
+  // Connects and says hello; returns resume_after.
+  std::uint64_t connect(feed_client& c) {
+    c.send(hello());
+    auto w = c.read_line();
+    EXPECT_TRUE(w.has_value());
+    auto v = boost::json::parse(*w);
+    return v.at("welcome").at("resume_after").to_number<std::uint64_t>();
+  }
+  struct replies {
+    std::uint64_t ack = 0;
+    std::vector<boost::json::object> rejects;
+  };
+  // Reads replies until an ack of at least `seq` (or the timeout).
+  replies until_ack(feed_client& c, std::uint64_t seq, std::chrono::milliseconds timeout = 20s) {
+    replies r;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (r.ack < seq && std::chrono::steady_clock::now() < deadline) {
+      auto l = c.read_line(200ms);
+      if (!l) {
+        if (c.closed()) break;
+        continue;
+      }
+      auto v = boost::json::parse(*l).as_object();
+      if (auto* a = v.if_contains("ack")) r.ack = a->to_number<std::uint64_t>();
+      if (auto* j = v.if_contains("reject")) r.rejects.push_back(j->as_object());
+    }
+    return r;
+  }
+  std::uint64_t usage(std::uint64_t sim) { return eng_->get_sim(test_iccid(sim))->usage_bytes(); }
+
+  manual_clock clock_;
+  memory_dead_letters dead_letters_;
+  std::unique_ptr<engine> eng_;
+  std::unique_ptr<feed_registry> feeds_;
+  std::unique_ptr<feed_server> server_;
+  std::uint16_t port_ = 0;
+};
+
+TEST_F(FeedServer, BadHelloIsRefusedAndClosed) {
+  feed_client c(port_);
+  c.send("{\"hi\":1}\n");
+  auto l = c.read_line();
+  ASSERT_TRUE(l);
+  auto v = boost::json::parse(*l);
+  EXPECT_EQ(v.at("error").at("code").as_string(), "bad_hello");
+  EXPECT_TRUE(c.wait_closed());
+}
+
+TEST_F(FeedServer, BadTokenIsRefusedAndClosed) {
+  for (auto h : {hello("carrier-a", "wrong"), hello("nobody", "secret")}) {
+    feed_client c(port_);
+    c.send(h);
+    auto l = c.read_line();
+    ASSERT_TRUE(l);
+    EXPECT_EQ(boost::json::parse(*l).at("error").at("code").as_string(), "bad_token");
+    EXPECT_TRUE(c.wait_closed());
+  }
+}
+
+TEST_F(FeedServer, SilentClientIsClosedAfterHelloTimeout) {
+  feed_client c(port_);
+  auto l = c.read_line(5s);
+  ASSERT_TRUE(l);
+  EXPECT_EQ(boost::json::parse(*l).at("error").at("code").as_string(), "bad_hello");
+  EXPECT_TRUE(c.wait_closed());
+}
+
+TEST_F(FeedServer, MixedStreamCountsEveryGoodLineAndRejectsEachBadOne) {
+  feed_client c(port_);
+  ASSERT_EQ(connect(c), 0u);
+  const std::string id1 = test_iccid_text(1);
+  std::string s;
+  s += line(1, 1, 100);
+  s += "{\"seq\":2,\"iccid\":\"" + id1 + "\",\"up\":1,\"end\":17\n";                          // malformed
+  s += "{\"down\":200,\"x\":[1,{\"y\":2}],\"seq\":3,\"end\":\"2025-11-22T08:00:00Z\",\"iccid\":\"" + id1 + "\"}\n";
+  s += "{\"seq\":4,\"iccid\":\"89014103211118510721\",\"up\":1,\"end\":1763800000}\n";         // bad ICCID
+  s += "{\"seq\":5,\"iccid\":\"" + id1 + "\",\"end\":1763800000}\n";                           // missing
+  s += "{\"seq\":6,\"iccid\":\"" + id1 + "\",\"up\":1,\"end\":1763800000,\"pad\":\"" + std::string(6000, 'p') + "\"}\n";
+  s += line(7, 1, 300);
+  s += line(8, 5000, 1);  // not imported
+  s += line(7, 1, 999);   // repeated seq: a duplicate
+  s += "{\"seq\":9,\"iccid\":\"" + id1 + "\",\"up\":1,\"end\":1763900000}\n";                  // future
+  s += line(10, 2, 50);
+  ASSERT_TRUE(c.send(s));
+  auto r = until_ack(c, 10);
+  EXPECT_EQ(r.ack, 10u);
+  std::map<std::uint64_t, std::string> got;
+  for (const auto& j : r.rejects) got[j.at("seq").to_number<std::uint64_t>()] = std::string(j.at("reason").as_string());
+  std::map<std::uint64_t, std::string> want{{2, "malformed_json"}, {4, "bad_iccid"},    {5, "missing_field"},
+                                            {6, "line_too_long"},  {8, "unknown_iccid"}, {9, "future_time"}};
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(usage(1), 600u);
+  EXPECT_EQ(usage(2), 50u);
+  auto dl = dead_letters_.entries();
+  EXPECT_EQ(dl.size(), 6u);
+  for (const auto& d : dl) EXPECT_EQ(d.feed, "carrier-a");
+  EXPECT_EQ(feeds_->all()[0]->duplicates.load(), 1u);
+  // The session goes on.
+  ASSERT_TRUE(c.send(line(11, 1, 1)));
+  EXPECT_EQ(until_ack(c, 11).ack, 11u);
+  EXPECT_EQ(usage(1), 601u);
+}
+
+TEST_F(FeedServer, OverlongLineAcrossReadsIsSkippedToItsNewline) {
+  feed_client c(port_);
+  connect(c);
+  std::string big = "{\"seq\":2,\"iccid\":\"" + test_iccid_text(1) + "\",\"pad\":\"" + std::string(3 << 20, 'z') + "\"}\n";
+  ASSERT_TRUE(c.send(line(1, 1, 10) + big + line(3, 1, 20)));
+  auto r = until_ack(c, 3);
+  EXPECT_EQ(r.ack, 3u);
+  ASSERT_EQ(r.rejects.size(), 1u);
+  EXPECT_EQ(r.rejects[0].at("reason").as_string(), "line_too_long");
+  EXPECT_EQ(r.rejects[0].at("seq").to_number<std::uint64_t>(), 2u);
+  EXPECT_EQ(usage(1), 30u);
+  ASSERT_EQ(dead_letters_.entries().size(), 1u);
+  EXPECT_EQ(dead_letters_.entries()[0].raw.size(), kMaxLineBytes);
+}
+
+TEST_F(FeedServer, RecordsRightBehindTheHelloCount) {
+  feed_client c(port_);
+  c.send(hello() + line(1, 3, 7) + line(2, 3, 8));
+  ASSERT_TRUE(c.read_line());  // welcome
+  EXPECT_EQ(until_ack(c, 2).ack, 2u);
+  EXPECT_EQ(usage(3), 15u);
+}
+
+TEST_F(FeedServer, ReconnectResumesWithoutDoubleCounting) {
+  std::uint64_t want = 0;
+  {
+    feed_client c(port_);
+    ASSERT_EQ(connect(c), 0u);
+    std::string s;
+    for (std::uint64_t seq = 1; seq <= 1000; ++seq) s += line(seq, seq % 10, seq);
+    for (std::uint64_t seq = 1; seq <= 1000; ++seq) want += seq;
+    c.send(s);
+    EXPECT_EQ(until_ack(c, 1000).ack, 1000u);
+  }
+  feed_client c(port_);
+  std::uint64_t resume = connect(c);
+  ASSERT_EQ(resume, 1000u);
+  // A feed that resends a little too much: the overlap is counted as duplicates only.
+  std::string s;
+  for (std::uint64_t seq = 900; seq <= 1100; ++seq) s += line(seq, seq % 10, seq);
+  for (std::uint64_t seq = 1001; seq <= 1100; ++seq) want += seq;
+  c.send(s);
+  EXPECT_EQ(until_ack(c, 1100).ack, 1100u);
+  std::uint64_t total = 0;
+  for (std::uint64_t i = 0; i < 10; ++i) total += usage(i);
+  EXPECT_EQ(total, want);
+  EXPECT_EQ(feeds_->all()[0]->duplicates.load(), 101u);
+}
+
+TEST_F(FeedServer, NewSessionTakesOverTheFeed) {
+  feed_client a(port_);
+  connect(a);
+  a.send(line(1, 1, 5) + line(2, 1, 5));
+  EXPECT_EQ(until_ack(a, 2).ack, 2u);
+  feed_client b(port_);
+  EXPECT_EQ(connect(b), 2u);
+  EXPECT_TRUE(a.wait_closed());
+  b.send(line(3, 1, 5));
+  EXPECT_EQ(until_ack(b, 3).ack, 3u);
+  EXPECT_EQ(usage(1), 15u);
+}
+
+TEST_F(FeedServer, FeedFasterThanTheShardsIsHeldBackWithBoundedMemory) {
+  // Stall both shards.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  for (unsigned s = 0; s < eng_->shard_count(); ++s) eng_->post_to_shard(s, [released] { released.wait(); });
+
+  constexpr std::uint64_t kRecords = 600000;  // about 60 MB of lines
+  std::string all;
+  all.reserve(kRecords * 100);
+  for (std::uint64_t seq = 1; seq <= kRecords; ++seq) all += line(seq, seq % 100, 1);
+  feed_client c(port_);
+  connect(c);
+  const std::size_t rss_before = rss_bytes();
+  std::size_t sent = 0;
+  auto last_progress = std::chrono::steady_clock::now();
+  while (sent < all.size() && std::chrono::steady_clock::now() - last_progress < 1s) {
+    std::size_t n = c.send_some(std::string_view(all).substr(sent, 1 << 20));
+    if (n > 0) {
+      sent += n;
+      last_progress = std::chrono::steady_clock::now();
+    } else {
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+  const std::size_t rss_after = rss_bytes();
+  // The server stopped reading: the sender is blocked well before the end...
+  EXPECT_LT(sent, all.size() / 2) << "sent " << sent << " of " << all.size();
+  // ...and the server's memory did not grow with what was offered.
+  EXPECT_LT(rss_after, rss_before + (48u << 20)) << "rss grew by " << (rss_after - rss_before);
+  EXPECT_EQ(eng_->stats().records_counted, 0u);
+
+  release.set_value();
+  ASSERT_TRUE(c.send(std::string_view(all).substr(sent)));
+  auto r = until_ack(c, kRecords, 60s);
+  EXPECT_EQ(r.ack, kRecords);
+  EXPECT_EQ(eng_->stats().records_counted, kRecords);  // nothing dropped
+}
+
+TEST_F(FeedServer, ClientHalfCloseGetsTheFinalAckThenClose) {
+  feed_client c(port_);
+  connect(c);
+  std::string s;
+  for (std::uint64_t seq = 1; seq <= 5000; ++seq) s += line(seq, seq % 50, 1);
+  c.send(s);
+  c.shutdown_write();
+  EXPECT_EQ(until_ack(c, 5000).ack, 5000u);
+  EXPECT_TRUE(c.wait_closed());
+  EXPECT_EQ(eng_->stats().records_counted, 5000u);
+}
+
+}  // namespace
+}  // namespace simcap::testing
