@@ -27,32 +27,50 @@ bool is_value_error(simdjson::error_code e) noexcept {
          e == simdjson::NUMBER_ERROR;
 }
 
-// A string, or the raw text of a number, as a view.
-simdjson::error_code text_of(od::value& v, std::string_view& out) noexcept {
-  od::json_type t;
-  if (auto e = v.type().get(t)) return e;
-  if (t == od::json_type::string) return v.get_string().get(out);
-  if (t == od::json_type::number) {
-    out = v.raw_json_token();
-    while (!out.empty() && is_space(out.back())) out.remove_suffix(1);
+// A string as written between its quotes (escapes left as they are), or the raw text of a
+// number. ICCIDs, mccmnc and ids are digits or plain tokens: no unescaping copy is needed.
+// Helpers take the field and call field.value() for each attempt: keeping the value in a named
+// variable makes the compiler spill simdjson's iterator and costs ~80 ns a record.
+template <class F>
+simdjson::error_code text_of(F& field, std::string_view& out) noexcept {
+  od::raw_json_string raw;
+  auto e = field.value().get_raw_json_string().get(raw);
+  if (e == simdjson::SUCCESS) {
+    const char* p = raw.raw();
+    std::size_t n = 0;
+    while (p[n] != '"') n += p[n] == '\\' ? 2 : 1;
+    out = std::string_view(p, n);
     return simdjson::SUCCESS;
   }
-  return simdjson::INCORRECT_TYPE;
+  if (e != simdjson::INCORRECT_TYPE) return e;
+  od::json_type t;
+  if (auto te = field.value().type().get(t)) return te;
+  if (t != od::json_type::number) return simdjson::INCORRECT_TYPE;
+  out = field.value().raw_json_token();
+  while (!out.empty() && is_space(out.back())) out.remove_suffix(1);
+  return simdjson::SUCCESS;
 }
 
-simdjson::error_code time_of(od::value& v, unix_seconds& out, bool& ok) noexcept {
-  od::json_type t;
-  if (auto e = v.type().get(t)) return e;
+// Unix seconds (an integer, or a number with a fraction), or an RFC 3339 string.
+template <class F>
+simdjson::error_code time_of(F& field, unix_seconds& out, bool& ok) noexcept {
   ok = false;
+  std::int64_t i;
+  auto e = field.value().get_int64().get(i);
+  if (e == simdjson::SUCCESS) {
+    out = i;
+    ok = true;
+    return e;
+  }
+  if (e != simdjson::INCORRECT_TYPE && e != simdjson::NUMBER_ERROR &&
+      e != simdjson::NUMBER_OUT_OF_RANGE) {
+    return e;
+  }
+  od::json_type t;
+  if (auto te = field.value().type().get(t)) return te;
   if (t == od::json_type::number) {
-    std::int64_t i;
-    if (v.get_int64().get(i) == simdjson::SUCCESS) {
-      out = i;
-      ok = true;
-      return simdjson::SUCCESS;
-    }
     double d;
-    if (auto e = v.get_double().get(d)) return e;
+    if (auto de = field.value().get_double().get(d)) return de;
     if (d >= -1e15 && d <= 1e15) {
       out = static_cast<unix_seconds>(d);
       ok = true;
@@ -61,7 +79,7 @@ simdjson::error_code time_of(od::value& v, unix_seconds& out, bool& ok) noexcept
   }
   if (t == od::json_type::string) {
     std::string_view s;
-    if (auto e = v.get_string().get(s)) return e;
+    if (auto se = field.value().get_string().get(s)) return se;
     if (auto parsed = parse_rfc3339(s)) {
       out = *parsed;
       ok = true;
@@ -115,18 +133,16 @@ bool record_parser::parse_object(od::object obj, unix_seconds now, usage_record&
     std::size_t klen = 0;
     while (klen < 8 && kp[klen] != '"') ++klen;
     std::string_view key(kp, kp[klen] == '"' ? klen : 0);
-    od::value v;
-    if (field.value().get(v)) return false;
     simdjson::error_code e = simdjson::SUCCESS;
     switch (key.size()) {
       case 2:
         if (key == "up") {
-          e = v.get_uint64().get(r.up);
+          e = field.value().get_uint64().get(r.up);
           has_up = e == simdjson::SUCCESS;
           if (is_value_error(e)) fail(reject_reason::bad_value, "up must be a non-negative integer");
         } else if (key == "id") {
           std::string_view s;
-          e = text_of(v, s);
+          e = text_of(field, s);
           if (e == simdjson::SUCCESS && !s.empty()) {
             r.id_hash = detail::hash_bytes(s.data(), s.size());
           } else if (is_value_error(e)) {
@@ -137,7 +153,7 @@ bool record_parser::parse_object(od::object obj, unix_seconds now, usage_record&
       case 3:
         if (key == "end") {
           bool ok;
-          e = time_of(v, end, ok);
+          e = time_of(field, end, ok);
           if (e == simdjson::SUCCESS) {
             has_end = ok;
             if (!ok) fail(reject_reason::bad_value, "end must be Unix seconds or an RFC 3339 time");
@@ -145,14 +161,14 @@ bool record_parser::parse_object(od::object obj, unix_seconds now, usage_record&
             fail(reject_reason::bad_value, "end must be Unix seconds or an RFC 3339 time");
           }
         } else if (key == "seq") {
-          e = v.get_uint64().get(r.seq);
+          e = field.value().get_uint64().get(r.seq);
           has_seq = e == simdjson::SUCCESS && r.seq != 0;
           if (is_value_error(e) || (e == simdjson::SUCCESS && r.seq == 0)) {
             fail(reject_reason::bad_value, "seq must be a positive integer");
           }
         } else if (key == "sms") {
           std::uint64_t n;
-          e = v.get_uint64().get(n);
+          e = field.value().get_uint64().get(n);
           if (e == simdjson::SUCCESS && n <= 0xffffffffu) {
             r.sms = static_cast<std::uint32_t>(n);
           } else if (e == simdjson::SUCCESS || is_value_error(e)) {
@@ -162,7 +178,7 @@ bool record_parser::parse_object(od::object obj, unix_seconds now, usage_record&
         break;
       case 4:
         if (key == "down") {
-          e = v.get_uint64().get(r.down);
+          e = field.value().get_uint64().get(r.down);
           has_down = e == simdjson::SUCCESS;
           if (is_value_error(e)) fail(reject_reason::bad_value, "down must be a non-negative integer");
         }
@@ -170,7 +186,7 @@ bool record_parser::parse_object(od::object obj, unix_seconds now, usage_record&
       case 5:
         if (key == "iccid") {
           std::string_view s;
-          e = text_of(v, s);
+          e = text_of(field, s);
           if (e == simdjson::SUCCESS) {
             auto id = iccid::parse(s);
             if (id) {
@@ -184,7 +200,7 @@ bool record_parser::parse_object(od::object obj, unix_seconds now, usage_record&
           }
         } else if (key == "start") {
           bool ok;
-          e = time_of(v, start, ok);
+          e = time_of(field, start, ok);
           if (e == simdjson::SUCCESS) {
             has_start = ok;
             if (!ok) fail(reject_reason::bad_value, "start must be Unix seconds or an RFC 3339 time");
@@ -196,7 +212,7 @@ bool record_parser::parse_object(od::object obj, unix_seconds now, usage_record&
       case 6:
         if (key == "mccmnc") {
           std::string_view s;
-          e = text_of(v, s);
+          e = text_of(field, s);
           bool ok = e == simdjson::SUCCESS && (s.size() == 5 || s.size() == 6);
           std::uint32_t val = 0;
           for (char c : s) {

@@ -30,18 +30,32 @@ int luhn_check_digit(std::string_view body) noexcept {
 }
 
 std::expected<iccid, iccid_error> iccid::parse(std::string_view s) noexcept {
-  if (s.empty()) return std::unexpected(iccid_error::empty);
-  for (char c : s) {
-    if (c < '0' || c > '9') return std::unexpected(iccid_error::non_digit);
+  // One pass: digits, key and Luhn sum together (this runs once per usage record).
+  static constexpr int kDoubled[16] = {0, 2, 4, 6, 8, 1, 3, 5, 7, 9, 0, 0, 0, 0, 0, 0};
+  const std::size_t n = s.size();
+  if (n == 0) return std::unexpected(iccid_error::empty);
+  std::uint64_t key = 0;
+  int sum = 0;
+  bool digits = true;
+  for (std::size_t i = 0; i + 1 < n && i < 20; ++i) {
+    const unsigned d = static_cast<unsigned char>(s[i]) - '0';
+    digits &= d <= 9;
+    key = key * 10 + d;
+    // Counting from the check digit, every second digit is doubled (d & 15 keeps a non-digit
+    // in the table; such input is refused below).
+    sum += ((n - 1 - i) & 1) ? kDoubled[d & 15] : static_cast<int>(d & 15);
   }
-  if (s.size() != 19 && s.size() != 20) return std::unexpected(iccid_error::bad_length);
+  const unsigned check = static_cast<unsigned char>(s[n - 1]) - '0';
+  if (!digits || check > 9 || n > 20) {
+    for (char c : s) {
+      if (c < '0' || c > '9') return std::unexpected(iccid_error::non_digit);
+    }
+  }
+  if (n != 19 && n != 20) return std::unexpected(iccid_error::bad_length);
   if (s[0] != '8' || s[1] != '9') return std::unexpected(iccid_error::bad_prefix);
-  std::string_view body = s.substr(0, s.size() - 1);
-  if (luhn_check_digit(body) != s.back() - '0') {
+  if ((10 - sum % 10) % 10 != static_cast<int>(check)) {
     return std::unexpected(iccid_error::bad_check_digit);
   }
-  std::uint64_t key = 0;
-  for (char c : body) key = key * 10 + static_cast<std::uint64_t>(c - '0');
   return iccid{key};
 }
 

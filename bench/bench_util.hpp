@@ -1,0 +1,31 @@
+#pragma once
+// Shared helpers for the micro-benchmarks: synthetic records shaped like the SPEC example.
+#include <cstdint>
+#include <string>
+
+#include "simcap/iccid.hpp"
+
+namespace simcap::bench {
+
+inline std::uint64_t splitmix(std::uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+inline std::string sim_iccid(std::uint64_t i) {
+  std::string digits = std::to_string(i);
+  return make_iccid("8901000" + std::string(12 - digits.size(), '0') + digits);
+}
+
+// About 110 bytes: {"seq":N,"iccid":"...","start":T,"end":T,"up":U,"down":D,"mccmnc":"310410"}
+inline std::string record_line(std::uint64_t seq, std::uint64_t sims, std::int64_t t) {
+  std::uint64_t r = splitmix(seq);
+  return "{\"seq\":" + std::to_string(seq) + ",\"iccid\":\"" + sim_iccid(r % sims) +
+         "\",\"start\":" + std::to_string(t - 300) + ",\"end\":" + std::to_string(t) +
+         ",\"up\":" + std::to_string(r % 2000) + ",\"down\":" + std::to_string((r >> 20) % 60000) +
+         ",\"mccmnc\":\"310410\"}\n";
+}
+
+}  // namespace simcap::bench
