@@ -56,8 +56,8 @@ class feed_registry {
 struct feed_server_options {
   unsigned io_threads = 1;
   std::chrono::milliseconds ack_interval{200};
-  std::size_t read_size = 256 * 1024;
-  std::size_t chunks_per_session = 8;
+  std::size_t read_size = 2048 * 1024;
+  std::size_t chunks_per_session = 4;
   std::chrono::milliseconds hello_timeout{10'000};
   std::chrono::milliseconds write_timeout{30'000};
   std::chrono::milliseconds takeover_timeout{30'000};

@@ -95,9 +95,13 @@ void BM_shard_apply(benchmark::State& state) {
   }
   batch b;
   std::size_t i = 0;
+  const auto before = f.s->read_counters().counted;
   for (auto _ : state) {
     b.records = data[i++ % kBatches];
     f.s->apply(b);
+  }
+  if (f.s->read_counters().counted - before != state.iterations() * kBatch) {
+    state.SkipWithError("records were not all counted");
   }
   state.counters["records/s"] =
       benchmark::Counter(static_cast<double>(state.iterations() * kBatch), benchmark::Counter::kIsRate);
@@ -125,6 +129,7 @@ void BM_shard_apply_with_ids(benchmark::State& state) {
     b.records = data;
     f.s->apply(b);
   }
+  state.counters["id_set_entries"] = static_cast<double>(state.iterations() * kBatch);
   state.counters["records/s"] =
       benchmark::Counter(static_cast<double>(state.iterations() * kBatch), benchmark::Counter::kIsRate);
 }

@@ -19,6 +19,9 @@ class dedup_set {
     if ((size_ + 1) * 10 > slots_.size() * 7) grow(slots_.size() * 2);
     return put(fp, t);
   }
+  void prefetch(std::uint64_t fp) const noexcept {
+    __builtin_prefetch(&slots_[mix64(fp) & (slots_.size() - 1)], 1, 3);
+  }
   bool contains(std::uint64_t fp) const noexcept {
     std::size_t mask = slots_.size() - 1, i = mix64(fp) & mask;
     for (;; i = (i + 1) & mask) {

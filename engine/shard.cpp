@@ -273,10 +273,15 @@ void shard::apply(record_batch& b) {
   const usage_record* recs = b.records.data();
   const std::size_t n = b.records.size();
   constexpr std::size_t kAhead = 12;
-  for (std::size_t i = 0; i < std::min(n, kAhead); ++i) table_.prefetch(recs[i].sim);
+  // The table and the id set are far bigger than the cache: fetch ahead what later records need.
+  auto prefetch = [&](const usage_record& r) {
+    table_.prefetch(r.sim);
+    if (r.id_hash != 0) dedup_.prefetch(dedup_set::fingerprint(r.sim, r.id_hash));
+  };
+  for (std::size_t i = 0; i < std::min(n, kAhead); ++i) prefetch(recs[i]);
   std::uint64_t counted = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    if (i + kAhead < n) table_.prefetch(recs[i + kAhead].sim);
+    if (i + kAhead < n) prefetch(recs[i + kAhead]);
     const usage_record& r = recs[i];
     sim_slot* s = table_.find(r.sim);
     if (s == nullptr) {
