@@ -3,16 +3,18 @@
 // is not counted twice. Owned by one shard thread. Entries older than the retention are dropped
 // by purge(), which rebuilds the table (cost in proportion to its size, run rarely).
 #include <cstdint>
-#include <vector>
+#include <limits>
+#include <utility>
 
 #include "hash.hpp"
+#include "huge_array.hpp"
 #include "simcap/time.hpp"
 
 namespace simcap::detail {
 
 class dedup_set {
  public:
-  dedup_set() { slots_.resize(1024); }
+  dedup_set() : slots_(1024) {}
 
   // Inserts the fingerprint; false when it was already present (a duplicate).
   bool insert(std::uint64_t fp, unix_seconds t) {
@@ -31,20 +33,14 @@ class dedup_set {
   }
   // Drops entries with event time before `oldest`.
   void purge(unix_seconds oldest) {
-    std::vector<entry> old;
-    old.swap(slots_);
-    std::size_t cap = 1024;
     std::size_t keep = 0;
-    for (const entry& e : old) keep += (e.fp != 0 && e.time >= oldest);
+    for (std::size_t i = 0; i < slots_.size(); ++i) keep += (slots_[i].fp != 0 && slots_[i].time >= oldest);
+    std::size_t cap = 1024;
     while (keep * 10 > cap * 5) cap *= 2;
-    slots_.assign(cap, entry{});
-    size_ = 0;
-    for (const entry& e : old) {
-      if (e.fp != 0 && e.time >= oldest) put(e.fp, e.time);
-    }
+    rehash(cap, oldest);
   }
   std::size_t size() const noexcept { return size_; }
-  std::size_t memory_bytes() const noexcept { return slots_.size() * sizeof(entry); }
+  std::size_t memory_bytes() const noexcept { return slots_.bytes(); }
 
   static std::uint64_t fingerprint(std::uint64_t sim, std::uint64_t id_hash) noexcept {
     return mix64(sim * 0x9E3779B97F4A7C15ULL ^ id_hash) | 1;
@@ -66,16 +62,15 @@ class dedup_set {
       }
     }
   }
-  void grow(std::size_t cap) {
-    std::vector<entry> old;
-    old.swap(slots_);
-    slots_.assign(cap, entry{});
+  void grow(std::size_t cap) { rehash(cap, std::numeric_limits<unix_seconds>::min()); }
+  void rehash(std::size_t cap, unix_seconds oldest) {
+    huge_array<entry> old = std::exchange(slots_, huge_array<entry>(cap));
     size_ = 0;
-    for (const entry& e : old) {
-      if (e.fp != 0) put(e.fp, e.time);
+    for (std::size_t i = 0; i < old.size(); ++i) {
+      if (old[i].fp != 0 && old[i].time >= oldest) put(old[i].fp, old[i].time);
     }
   }
-  std::vector<entry> slots_;
+  huge_array<entry> slots_;
   std::size_t size_ = 0;
 };
 

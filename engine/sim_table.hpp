@@ -2,8 +2,6 @@
 // Open-addressing table of per-SIM accumulators, owned by one shard thread. One 64-byte slot
 // (a cache line) per SIM, linear probing, capacity any size (fastrange), grows by 1.5x above
 // 85 % load. SIMs are never removed (a released SIM keeps its slot), so there are no tombstones.
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -11,6 +9,7 @@
 #include <utility>
 
 #include "hash.hpp"
+#include "huge_array.hpp"
 
 namespace simcap::detail {
 
@@ -42,13 +41,12 @@ static_assert(sizeof(sim_slot) == 64);
 class sim_table {
  public:
   explicit sim_table(std::size_t expected = 0) { rebuild(capacity_for(expected)); }
-  ~sim_table() { release(); }
   sim_table(const sim_table&) = delete;
   sim_table& operator=(const sim_table&) = delete;
 
   std::size_t size() const noexcept { return size_; }
-  std::size_t capacity() const noexcept { return cap_; }
-  std::size_t memory_bytes() const noexcept { return bytes_; }
+  std::size_t capacity() const noexcept { return slots_.size(); }
+  std::size_t memory_bytes() const noexcept { return slots_.bytes(); }
 
   void prefetch(std::uint64_t key) const noexcept {
     __builtin_prefetch(&slots_[home(key)], 1, 3);
@@ -112,17 +110,10 @@ class sim_table {
   }
 
   void rebuild(std::size_t cap) {
-    sim_slot* old = slots_;
-    std::size_t old_cap = cap_, old_bytes = bytes_;
-    bytes_ = cap * sizeof(sim_slot);
-    void* mem = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (mem == MAP_FAILED) throw std::bad_alloc();
-    // Random access over a large table: huge pages cut the TLB misses.
-    if (bytes_ >= (2u << 20)) madvise(mem, bytes_, MADV_HUGEPAGE);
-    slots_ = static_cast<sim_slot*>(mem);  // mmap memory is zeroed: every slot empty
+    huge_array<sim_slot> old = std::exchange(slots_, huge_array<sim_slot>(cap));
     cap_ = cap;
     size_ = 0;
-    for (std::size_t i = 0; i < old_cap; ++i) {
+    for (std::size_t i = 0; i < old.size(); ++i) {
       if (old[i].key == 0) continue;
       std::size_t j = home(old[i].key);
       while (slots_[j].key != 0) {
@@ -131,17 +122,11 @@ class sim_table {
       slots_[j] = old[i];
       ++size_;
     }
-    if (old) munmap(old, old_bytes);
-  }
-  void release() noexcept {
-    if (slots_) munmap(slots_, bytes_);
-    slots_ = nullptr;
   }
 
-  sim_slot* slots_ = nullptr;
+  huge_array<sim_slot> slots_;
   std::size_t cap_ = 0;
   std::size_t size_ = 0;
-  std::size_t bytes_ = 0;
 };
 
 }  // namespace simcap::detail
