@@ -127,6 +127,13 @@ void daemon::stop() {
 
 std::uint16_t daemon::feed_port() const { return feed_server_->local_endpoint().port(); }
 
+std::string daemon::feed_address() const {
+  auto ep = feed_server_->local_endpoint();
+  std::string host = ep.address().to_string();
+  if (ep.address().is_v6()) host = "[" + host + "]";
+  return host + ":" + std::to_string(ep.port());
+}
+
 std::string daemon::stats_line() const {
   engine_stats st = engine_->stats();
   std::uint64_t rejected = 0, duplicates = 0;

@@ -27,6 +27,8 @@ class daemon {
   engine& eng() noexcept { return *engine_; }
   feed_registry& feeds() noexcept { return *feeds_; }
   std::uint16_t feed_port() const;
+  // "ADDRESS:PORT" the feed port is bound to.
+  std::string feed_address() const;
   const daemon_config& config() const noexcept { return cfg_; }
   std::filesystem::path dead_letter_path() const { return cfg_.data_dir / "deadletter.jsonl"; }
   // One line of counters for the log.

@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
   try {
     simcap::daemon d(std::move(cfg), clock_kind == "simulated");
     d.start();
-    std::printf("feed listening on 127.0.0.1:%u\n", d.feed_port());
+    std::printf("feed listening on %s\n", d.feed_address().c_str());
     std::fflush(stdout);
     spdlog::info("simcapd ready: {} shards, data dir {}, {} clock", d.eng().shard_count(),
                  d.config().data_dir.string(), clock_kind);

@@ -27,7 +27,9 @@ void BM_queue_handoff(benchmark::State& state) {
     detail::shard_msg msgs[64];
     while (!stop.load(std::memory_order_acquire)) {
       std::size_t n = q.wait_dequeue_bulk_timed(msgs, 64, 1000);
-      for (std::size_t i = 0; i < n; ++i) msgs[i].batch->on_applied();
+      for (std::size_t i = 0; i < n; ++i) {
+        if (msgs[i].batch != nullptr) msgs[i].batch->on_applied();
+      }
     }
   });
   constexpr std::size_t kInFlight = 64;
