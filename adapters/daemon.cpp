@@ -136,18 +136,12 @@ std::string daemon::feed_address() const {
 
 std::string daemon::stats_line() const {
   engine_stats st = engine_->stats();
+  // Every record comes through a feed, whose counters hold the rejects found while parsing and
+  // those the shards reported.
   std::uint64_t rejected = 0, duplicates = 0;
-  for (auto r : st.rejected) rejected += r;
   for (const auto* f : feeds_->all()) {
     duplicates += f->duplicates.load();
-    for (std::size_t i = 0; i < kRejectReasonCount; ++i) {
-      // Shard-side rejects are in st.rejected already; add those found while parsing.
-      auto reason = static_cast<reject_reason>(i);
-      if (reason != reject_reason::unknown_iccid && reason != reject_reason::too_late &&
-          reason != reject_reason::not_counted_state) {
-        rejected += f->rejected[i].load();
-      }
-    }
+    for (const auto& r : f->rejected) rejected += r.load();
   }
   std::size_t depth = 0;
   for (auto d : st.queue_depth) depth += d;

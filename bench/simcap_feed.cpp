@@ -111,17 +111,18 @@ class synthetic final : public source {
     std::uint64_t sim = (r % 1000000) < hot_cut_ ? (r >> 20) % hot_ : (r >> 20) % o_.sims;
     std::uint64_t bytes = (splitmix(r) % (2 * o_.mean_bytes + 1));
     std::uint64_t up = bytes / 8;
-    char buf[256];
-    char* p = buf;
-    auto put = [&](std::string_view s) {
-      std::memcpy(p, s.data(), s.size());
-      p += s.size();
+    auto put = [&](std::string_view text) { out.append(text); };
+    auto num = [&](std::uint64_t v) {
+      char b[24];
+      auto r = std::to_chars(b, b + sizeof b, v);
+      out.append(b, static_cast<std::size_t>(r.ptr - b));
     };
-    auto num = [&](std::uint64_t v) { p = std::to_chars(p, buf + sizeof buf, v).ptr; };
     put("{\"seq\":");
     num(seq);
     put(",\"iccid\":\"");
-    p = write_iccid(p, sim);
+    char id[20];
+    write_iccid(id, sim);
+    out.append(id, sizeof id);
     put("\",\"start\":");
     num(static_cast<std::uint64_t>(t_ - 300));
     put(",\"end\":");
@@ -137,7 +138,6 @@ class synthetic final : public source {
       put("\"");
     }
     put("}\n");
-    out.append(buf, static_cast<std::size_t>(p - buf));
     return true;
   }
 

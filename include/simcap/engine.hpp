@@ -163,7 +163,8 @@ class record_batch {
 
 class engine {
  public:
-  engine(engine_options opts, const clock& clk, dead_letter_sink& dead_letters);
+  // The engine reads clk; when clk is a manual_clock, advance_clock() moves it.
+  engine(engine_options opts, clock& clk, dead_letter_sink& dead_letters);
   ~engine();
   engine(const engine&) = delete;
   engine& operator=(const engine&) = delete;

@@ -137,7 +137,8 @@ TEST(RecordParser, OverlongLineIsRejected) {
 
 TEST(RecordParser, CrLfAndLastLineWithoutNewline) {
   std::string a = good(1);
-  a.insert(a.size() - 1, "\r");
+  a.pop_back();
+  a += "\r\n";
   std::string b = good(2);
   b.pop_back();
   auto c = parse(a + b);
