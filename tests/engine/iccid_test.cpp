@@ -70,5 +70,45 @@ TEST(Iccid, LuhnMatchesKnownValues) {
   EXPECT_EQ(luhn_check_digit("8901410321111851072"), 0);
 }
 
+// The fast path must agree with the plain definition on every input: random valid ICCIDs,
+// and the same with one character changed.
+TEST(Iccid, FastPathAgreesWithTheDefinition) {
+  std::uint64_t x = 12345;
+  auto next = [&] {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  for (int i = 0; i < 200000; ++i) {
+    std::string body = "89";
+    std::size_t len = next() % 2 ? 18 : 19;
+    while (body.size() < len) body.push_back(static_cast<char>('0' + next() % 10));
+    std::string good = make_iccid(body);
+    auto id = iccid::parse(good);
+    ASSERT_TRUE(id.has_value()) << good;
+    ASSERT_EQ(id->str(), good);
+    std::uint64_t key = 0;
+    for (char c : body) key = key * 10 + static_cast<std::uint64_t>(c - '0');
+    ASSERT_EQ(id->key(), key);
+    std::string bad = good;
+    std::size_t pos = next() % bad.size();
+    char c = static_cast<char>("0123456789/:a "[next() % 14]);
+    if (c == bad[pos]) continue;
+    bad[pos] = c;
+    auto r = iccid::parse(bad);
+    // A changed character is either a non-digit, a broken prefix or a wrong check digit
+    // (Luhn catches every single-digit change).
+    ASSERT_FALSE(r.has_value()) << bad;
+    if (c < '0' || c > '9') {
+      EXPECT_EQ(r.error(), iccid_error::non_digit) << bad;
+    } else if (pos < 2) {
+      EXPECT_TRUE(r.error() == iccid_error::bad_prefix || r.error() == iccid_error::bad_check_digit) << bad;
+    } else {
+      EXPECT_EQ(r.error(), iccid_error::bad_check_digit) << bad;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace simcap
