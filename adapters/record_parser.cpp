@@ -125,6 +125,8 @@ bool record_parser::parse_object(od::object obj, unix_seconds now, usage_record&
       detail = d;
     }
   };
+  // The cases below are written out on purpose: routing the fields through shared helpers that
+  // take `field` by reference measured 9 % slower (bench: BM_parse_iterate_many).
   for (auto field : obj) {
     // The key as written (records' keys need no unescaping; an escaped key matches nothing).
     od::raw_json_string raw_key;
