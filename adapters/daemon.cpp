@@ -66,7 +66,7 @@ class event_logger {
 
 }  // namespace
 
-daemon::daemon(daemon_config cfg, bool simulated_clock) : cfg_(std::move(cfg)) {
+daemon::daemon(daemon_config cfg, bool simulated_clock) : cfg_(std::move(cfg)), simulated_(simulated_clock) {
   std::error_code ec;
   std::filesystem::create_directories(cfg_.data_dir, ec);
   if (ec) throw std::runtime_error("data_dir: cannot create " + cfg_.data_dir.string() + ": " + ec.message());
@@ -114,12 +114,19 @@ void daemon::start() {
   feed_server_ = std::make_unique<feed_server>(*engine_, *feeds_, *dead_letters_,
                                                endpoint_of("server.feed", cfg_.feed), fo);
   feed_server_->start();
+  http_api_ = std::make_unique<http_api>(*engine_, cfg_.tokens, feeds_.get(), simulated_);
+  http_server_options ho;
+  http_server_ = std::make_unique<http_server>(*http_api_, endpoint_of("server.http", cfg_.http), ho);
+  http_server_->start();
+  http_api_->set_ready(true);
   started_ = true;
 }
 
 void daemon::stop() {
   if (!started_) return;
   started_ = false;
+  if (http_api_) http_api_->set_ready(false);
+  if (http_server_) http_server_->stop();
   if (feed_server_) feed_server_->stop();
   engine_->stop();
   engine_->events().set_listener(nullptr);
@@ -127,12 +134,19 @@ void daemon::stop() {
 
 std::uint16_t daemon::feed_port() const { return feed_server_->local_endpoint().port(); }
 
-std::string daemon::feed_address() const {
-  auto ep = feed_server_->local_endpoint();
+std::uint16_t daemon::http_port() const { return http_server_->local_endpoint().port(); }
+
+namespace {
+std::string address_of(const asio::ip::tcp::endpoint& ep) {
   std::string host = ep.address().to_string();
   if (ep.address().is_v6()) host = "[" + host + "]";
   return host + ":" + std::to_string(ep.port());
 }
+}  // namespace
+
+std::string daemon::http_address() const { return address_of(http_server_->local_endpoint()); }
+
+std::string daemon::feed_address() const { return address_of(feed_server_->local_endpoint()); }
 
 std::string daemon::stats_line() const {
   engine_stats st = engine_->stats();

@@ -8,6 +8,8 @@
 
 #include "config.hpp"
 #include "feed_server.hpp"
+#include "http_api.hpp"
+#include "http_server.hpp"
 #include "simcap/clock.hpp"
 #include "simcap/dead_letter.hpp"
 #include "simcap/engine.hpp"
@@ -18,6 +20,7 @@ class daemon {
  public:
   // Throws std::runtime_error when something cannot start (data dir, address in use, ...).
   daemon(daemon_config cfg, bool simulated_clock);
+  bool simulated_clock() const noexcept { return simulated_; }
   ~daemon();
 
   void start();
@@ -27,6 +30,8 @@ class daemon {
   engine& eng() noexcept { return *engine_; }
   feed_registry& feeds() noexcept { return *feeds_; }
   std::uint16_t feed_port() const;
+  std::uint16_t http_port() const;
+  std::string http_address() const;
   // "ADDRESS:PORT" the feed port is bound to.
   std::string feed_address() const;
   const daemon_config& config() const noexcept { return cfg_; }
@@ -43,7 +48,10 @@ class daemon {
   std::unique_ptr<engine> engine_;
   std::unique_ptr<feed_registry> feeds_;
   std::unique_ptr<feed_server> feed_server_;
+  std::unique_ptr<http_api> http_api_;
+  std::unique_ptr<http_server> http_server_;
   bool started_ = false;
+  bool simulated_ = false;
 };
 
 }  // namespace simcap

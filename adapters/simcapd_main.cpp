@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
   try {
     simcap::daemon d(std::move(cfg), clock_kind == "simulated");
     d.start();
+    std::printf("http listening on %s\n", d.http_address().c_str());
     std::printf("feed listening on %s\n", d.feed_address().c_str());
     std::fflush(stdout);
     spdlog::info("simcapd ready: {} shards, data dir {}, {} clock", d.eng().shard_count(),

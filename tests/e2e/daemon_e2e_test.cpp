@@ -43,7 +43,7 @@ class Daemon : public ::testing::Test {
 TEST_F(Daemon, StreamsRecordsPausesSimsAndStopsCleanly) {
   ASSERT_EQ(run_feed({"--write-iccids", (dir_ / "iccids.txt").string(), "--sims", "200", "--quiet"}), 0);
   write_config();
-  child d({SIMCAPD_BIN, "--config", (dir_ / "simcapd.toml").string(), "--feed", "127.0.0.1:0",
+  child d({SIMCAPD_BIN, "--config", (dir_ / "simcapd.toml").string(), "--feed", "127.0.0.1:0", "--http", "127.0.0.1:0",
            "--clock", "simulated"},
           dir_ / "d.out", dir_ / "d.err");
   ASSERT_TRUE(d.started());
@@ -76,7 +76,7 @@ TEST_F(Daemon, StreamsRecordsPausesSimsAndStopsCleanly) {
 TEST_F(Daemon, BadRecordsGoToTheDeadLetterLog) {
   ASSERT_EQ(run_feed({"--write-iccids", (dir_ / "iccids.txt").string(), "--sims", "10", "--quiet"}), 0);
   write_config();
-  child d({SIMCAPD_BIN, "--config", (dir_ / "simcapd.toml").string(), "--feed", "127.0.0.1:0"},
+  child d({SIMCAPD_BIN, "--config", (dir_ / "simcapd.toml").string(), "--feed", "127.0.0.1:0", "--http", "127.0.0.1:0"},
           dir_ / "d.out", dir_ / "d.err");
   auto port = d.wait_for_line("feed listening on 127.0.0.1:", 20s);
   ASSERT_TRUE(port) << d.err();
@@ -120,7 +120,7 @@ TEST_F(Daemon, WrongConfigFailsNamingTheKey) {
 TEST_F(Daemon, FeedWithWrongTokenIsRefused) {
   ASSERT_EQ(run_feed({"--write-iccids", (dir_ / "iccids.txt").string(), "--sims", "1", "--quiet"}), 0);
   write_config();
-  child d({SIMCAPD_BIN, "--config", (dir_ / "simcapd.toml").string(), "--feed", "127.0.0.1:0"},
+  child d({SIMCAPD_BIN, "--config", (dir_ / "simcapd.toml").string(), "--feed", "127.0.0.1:0", "--http", "127.0.0.1:0"},
           dir_ / "d.out", dir_ / "d.err");
   auto port = d.wait_for_line("feed listening on 127.0.0.1:", 20s);
   ASSERT_TRUE(port);

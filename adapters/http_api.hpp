@@ -1,0 +1,60 @@
+#pragma once
+// The HTTP control and query API (API.md) as a function from request to response, testable
+// without sockets. handle() calls the engine's synchronous API, so it blocks on the shards'
+// answers: the server runs it on a worker pool, never on an I/O thread or a shard thread.
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "feed_server.hpp"
+#include "simcap/engine.hpp"
+
+namespace simcap {
+
+struct http_request {
+  std::string method;  // "GET", "PUT", ...
+  std::string target;  // path and query, as received
+  std::string authorization;
+  std::string content_type;
+  std::string body;
+};
+
+struct http_response {
+  unsigned status = 200;
+  std::string body;  // JSON unless content_type says otherwise; empty for 204 and HEAD
+  std::string content_type = "application/json";
+  // Set by long-poll routes (events?wait=S) that found nothing yet: the server asks again until
+  // this time, then sends the last answer.
+  std::optional<std::chrono::steady_clock::time_point> retry_until;
+};
+
+class http_api {
+ public:
+  http_api(engine& e, std::vector<token_config> tokens, feed_registry* feeds, bool simulated_clock);
+
+  http_response handle(const http_request& req);
+
+  void set_ready(bool r) noexcept { ready_.store(r); }
+  // Prometheus text of the HTTP counters (the rest of /metrics is built in handle()).
+  std::string http_metrics() const;
+  // The route a request matched, for metrics ("/v1/sims/:iccid", or "unmatched").
+  static std::string route_of(const http_request& req);
+  void count(const std::string& route, unsigned status);
+
+ private:
+  engine& eng_;
+  std::vector<token_config> tokens_;
+  feed_registry* feeds_;
+  bool simulated_clock_;
+  std::atomic<bool> ready_{false};
+  mutable std::mutex counts_mu_;
+  std::map<std::pair<std::string, unsigned>, std::uint64_t> counts_;
+};
+
+}  // namespace simcap

@@ -1,0 +1,143 @@
+#include "http_server.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+namespace simcap {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::ip::tcp;
+
+namespace {
+
+std::string json_error(std::string_view code, std::string_view text) {
+  return std::string("{\"ok\":false,\"error\":\"") + std::string(code) + "\",\"error_description\":\"" +
+         std::string(text) + "\"}";
+}
+
+}  // namespace
+
+http_server::http_server(http_api& api, const tcp::endpoint& at, http_server_options opts)
+    : api_(api), opts_(opts), workers_(std::max(1u, opts.workers)), acceptor_(io_) {
+  acceptor_.open(at.protocol());
+  acceptor_.set_option(tcp::acceptor::reuse_address(true));
+  acceptor_.bind(at);
+  acceptor_.listen();
+}
+
+http_server::~http_server() { stop(); }
+
+tcp::endpoint http_server::local_endpoint() const { return acceptor_.local_endpoint(); }
+
+void http_server::start() {
+  do_accept();
+  for (unsigned i = 0; i < std::max(1u, opts_.io_threads); ++i) {
+    threads_.emplace_back([this] { io_.run(); });
+  }
+}
+
+void http_server::stop() {
+  if (stopping_.exchange(true)) return;
+  asio::post(io_, [this] {
+    boost::system::error_code ignore;
+    acceptor_.close(ignore);
+  });
+  io_.stop();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  workers_.join();
+}
+
+void http_server::do_accept() {
+  acceptor_.async_accept(asio::make_strand(io_), [this](boost::system::error_code ec, tcp::socket sock) {
+    if (ec) {
+      if (ec != asio::error::operation_aborted && !stopping_) do_accept();
+      return;
+    }
+    asio::co_spawn(sock.get_executor(), session(std::move(sock)), asio::detached);
+    do_accept();
+  });
+}
+
+asio::awaitable<void> http_server::session(tcp::socket sock) {
+  beast::tcp_stream stream(std::move(sock));
+  beast::flat_buffer buffer;
+  try {
+    for (std::size_t served = 0; served < kMaxRequestsPerConnection; ++served) {
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(static_cast<std::uint32_t>(opts_.header_limit));
+      parser.body_limit(opts_.body_limit);
+      stream.expires_after(opts_.idle_timeout);
+      auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+      const bool too_large = hec == http::error::body_limit ||
+                             (!hec && parser.content_length() && *parser.content_length() > opts_.body_limit);
+      if (too_large || hec == http::error::header_limit) {
+        http::response<http::string_body> res{http::status::payload_too_large, 11};
+        res.set(http::field::content_type, "application/json");
+        res.body() = json_error("payload_too_large", too_large ? "the request body is over the limit"
+                                                               : "the request headers are over the limit");
+        res.keep_alive(false);
+        res.prepare_payload();
+        api_.count("unmatched", 413);
+        co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+        break;
+      }
+      if (hec) break;  // closed, timed out or malformed: nothing to answer
+      if (parser.get()[http::field::expect] == "100-continue") {
+        http::response<http::empty_body> cont{http::status::continue_, parser.get().version()};
+        co_await http::async_write(stream, cont, asio::as_tuple(asio::use_awaitable));
+      }
+      auto [ec, n] = co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+      if (ec == http::error::body_limit) {
+        http::response<http::string_body> res{http::status::payload_too_large, 11};
+        res.set(http::field::content_type, "application/json");
+        res.body() = json_error("payload_too_large", "the request body is over the limit");
+        res.keep_alive(false);
+        res.prepare_payload();
+        api_.count("unmatched", 413);
+        co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+        break;
+      }
+      if (ec) break;
+      auto& breq = parser.get();
+      http_request req;
+      req.method = std::string(breq.method_string());
+      req.target = std::string(breq.target());
+      req.authorization = std::string(breq[http::field::authorization]);
+      req.content_type = std::string(breq[http::field::content_type]);
+      req.body = std::move(breq.body());
+      const bool keep_alive = breq.keep_alive();
+      const unsigned version = breq.version();
+
+      auto run = [this, &req]() -> asio::awaitable<http_response> { co_return api_.handle(req); };
+      http_response out = co_await asio::co_spawn(workers_, run(), asio::use_awaitable);
+      asio::steady_timer timer(stream.get_executor());
+      while (out.retry_until && std::chrono::steady_clock::now() < *out.retry_until) {
+        timer.expires_after(std::chrono::milliseconds(20));
+        co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+        out = co_await asio::co_spawn(workers_, run(), asio::use_awaitable);
+      }
+      api_.count(http_api::route_of(req), out.status);
+
+      http::response<http::string_body> res{static_cast<http::status>(out.status), version};
+      res.set(http::field::server, "simcap");
+      if (out.status != 204) res.set(http::field::content_type, out.content_type);
+      if (req.method != "HEAD") res.body() = std::move(out.body);
+      res.keep_alive(keep_alive && served + 1 < kMaxRequestsPerConnection);
+      if (out.status != 204) res.prepare_payload();
+      stream.expires_after(opts_.idle_timeout);
+      auto [wec, wn] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+      if (wec || !res.keep_alive()) break;
+    }
+  } catch (const std::exception& e) {
+    spdlog::debug("http session: {}", e.what());
+  }
+  boost::system::error_code ignore;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignore);
+}
+
+}  // namespace simcap

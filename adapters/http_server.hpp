@@ -1,0 +1,50 @@
+#pragma once
+// The HTTP control and query port on Boost.Beast. Each connection is a coroutine on its own
+// strand: it reads one request at a time (so pipelined requests wait their turn), runs the
+// handler on a small worker pool (handlers wait for shards; I/O threads never do), and writes
+// the answer. Keep-alive, header and body limits (413 with the JSON error body), an idle
+// timeout, and at most kMaxRequestsPerConnection requests on one connection.
+#include <atomic>
+#include <boost/asio.hpp>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "http_api.hpp"
+
+namespace simcap {
+
+struct http_server_options {
+  unsigned io_threads = 1;
+  unsigned workers = 2;
+  std::size_t body_limit = 16u << 20;  // an import of 100k ICCIDs is about 2.2 MB
+  std::size_t header_limit = 16u << 10;
+  std::chrono::seconds idle_timeout{60};
+};
+
+class http_server {
+ public:
+  static constexpr std::size_t kMaxRequestsPerConnection = 10'000;
+
+  http_server(http_api& api, const boost::asio::ip::tcp::endpoint& at, http_server_options opts = {});
+  ~http_server();
+  boost::asio::ip::tcp::endpoint local_endpoint() const;
+  void start();
+  void stop();
+
+ private:
+  boost::asio::awaitable<void> session(boost::asio::ip::tcp::socket sock);
+  void do_accept();
+
+  http_api& api_;
+  http_server_options opts_;
+  boost::asio::io_context io_;
+  boost::asio::thread_pool workers_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace simcap
