@@ -252,7 +252,8 @@ std::variant<import_body, http_response> read_import(const http_request& req) {
     if (!params) return error_answer(400, "invalid_request", "malformed form");
     std::size_t line = 0;
     for (auto p : *params) {
-      if (p.key == "sims[]" || p.key == "sims") add_listed(out, ++line, p.value);
+      std::string key = p.key.decode();
+      if (key == "sims[]" || key == "sims") add_listed(out, ++line, p.value.decode());
     }
     return out;
   }

@@ -1,0 +1,280 @@
+// The HTTP API as a function from request to response: routing, auth, each handler's answers
+// and every error path.
+#include "http_api.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include "engine_fixture.hpp"
+
+namespace simcap::testing {
+namespace {
+
+namespace json = boost::json;
+
+class HttpApi : public engine_fixture {
+ protected:
+  HttpApi() { make_api(true); }
+  void make_api(bool simulated) {
+    std::vector<token_config> tokens{{"admin-token", true, ""}, {"acme-token", false, "acme"},
+                                     {"other-token", false, "other"}};
+    api_ = std::make_unique<http_api>(*eng_, tokens, nullptr, simulated);
+    api_->set_ready(true);
+  }
+  void SetUp() override {
+    make_product("acme");
+    make_product("other");
+    import("acme", {1, 2, 3, 4, 5});
+    import("other", {9});
+  }
+  http_response call(std::string method, std::string target, std::string body = "",
+                     std::string token = "admin-token", std::string content_type = "application/json") {
+    http_request r;
+    r.method = std::move(method);
+    r.target = std::move(target);
+    if (!token.empty()) r.authorization = "Bearer " + token;
+    r.content_type = std::move(content_type);
+    r.body = std::move(body);
+    return api_->handle(r);
+  }
+  static json::object body_of(const http_response& r) { return json::parse(r.body).as_object(); }
+  static std::string error_of(const http_response& r) {
+    return std::string(body_of(r).at("error").as_string());
+  }
+  std::string sim_path(std::uint64_t n) { return "/v1/sims/" + test_iccid_text(n); }
+
+  std::unique_ptr<http_api> api_;
+};
+
+TEST_F(HttpApi, HealthReadinessAndMetricsNeedNoToken) {
+  EXPECT_EQ(call("GET", "/healthz", "", "").status, 200u);
+  EXPECT_EQ(call("GET", "/readyz", "", "").status, 200u);
+  api_->set_ready(false);
+  auto r = call("GET", "/readyz", "", "");
+  EXPECT_EQ(r.status, 503u);
+  EXPECT_EQ(error_of(r), "not_ready");
+  auto m = call("GET", "/metrics", "", "");
+  EXPECT_EQ(m.status, 200u);
+  EXPECT_NE(m.content_type.find("text/plain"), std::string::npos);
+  EXPECT_NE(m.body.find("simcap_sims{state=\"active\"} 6"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("simcap_records_rejected_total{reason=\"bad_iccid\"} 0"), std::string::npos);
+}
+
+TEST_F(HttpApi, MissingOrWrongTokenIs401) {
+  for (auto token : {"", "nope"}) {
+    auto r = call("GET", sim_path(1), "", token);
+    EXPECT_EQ(r.status, 401u);
+    EXPECT_EQ(error_of(r), "invalid_token");
+    EXPECT_FALSE(body_of(r).at("ok").as_bool());
+    EXPECT_TRUE(body_of(r).contains("error_description"));
+  }
+}
+
+TEST_F(HttpApi, AccessTokenQueryParameterWorks) {
+  EXPECT_EQ(call("GET", sim_path(1) + "?access_token=admin-token", "", "").status, 200u);
+}
+
+TEST_F(HttpApi, UnknownRouteIs404AndWrongMethodIs405) {
+  EXPECT_EQ(call("GET", "/v1/nothing").status, 404u);
+  EXPECT_EQ(error_of(call("GET", "/v1/nothing")), "not_found");
+  auto r = call("PATCH", sim_path(1));
+  EXPECT_EQ(r.status, 405u);
+  EXPECT_EQ(error_of(r), "method_not_allowed");
+  EXPECT_EQ(call("POST", "/v1/sims").status, 405u);
+}
+
+TEST_F(HttpApi, GetsASimWithParticleFieldsAndExtras) {
+  feed({rec(1, 1234, kStart)});
+  auto r = call("GET", sim_path(1));
+  ASSERT_EQ(r.status, 200u);
+  auto o = body_of(r);
+  EXPECT_EQ(o.at("_id").as_string(), test_iccid_text(1));
+  EXPECT_EQ(o.at("iccid").as_string(), test_iccid_text(1));
+  EXPECT_EQ(o.at("status").as_string(), "active");
+  EXPECT_EQ(o.at("mb_limit").to_number<int>(), 5);
+  EXPECT_EQ(o.at("product_id").as_string(), "acme");
+  EXPECT_EQ(o.at("first_activated_on").as_string(), "2025-01-15T10:00:00Z");
+  EXPECT_EQ(o.at("state").as_string(), "active");
+  EXPECT_EQ(o.at("usage_bytes").to_number<int>(), 1234);
+  EXPECT_EQ(o.at("limit_bytes").to_number<int>(), 5000000);
+  EXPECT_EQ(o.at("period_start").as_string(), "2025-01-15T00:00:00Z");
+  EXPECT_EQ(o.at("period_end").as_string(), "2025-02-15T00:00:00Z");
+  // The product form answers the same.
+  EXPECT_EQ(call("GET", "/v1/products/acme/sims/" + test_iccid_text(1)).body, r.body);
+}
+
+TEST_F(HttpApi, BadIccidIs400) {
+  auto r = call("GET", "/v1/sims/8901");
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_EQ(error_of(r), "invalid_iccid");
+  EXPECT_NE(body_of(r).at("error_description").as_string().find("19 or 20"), std::string::npos);
+}
+
+TEST_F(HttpApi, HeadAnswers204Or404) {
+  EXPECT_EQ(call("HEAD", sim_path(1)).status, 204u);
+  EXPECT_EQ(call("HEAD", sim_path(77)).status, 404u);
+  EXPECT_EQ(call("HEAD", "/v1/products/acme/sims/" + test_iccid_text(9)).status, 404u);
+}
+
+TEST_F(HttpApi, ProductTokenSeesOnlyItsProduct) {
+  EXPECT_EQ(call("GET", sim_path(1), "", "acme-token").status, 200u);
+  EXPECT_EQ(call("GET", sim_path(9), "", "acme-token").status, 404u);
+  EXPECT_EQ(call("GET", "/v1/products/other/sims/" + test_iccid_text(9), "", "acme-token").status, 404u);
+  EXPECT_EQ(call("PUT", sim_path(9), R"({"action":"deactivate"})", "acme-token").status, 404u);
+  EXPECT_EQ(call("DELETE", sim_path(9), "", "acme-token").status, 404u);
+  EXPECT_EQ(sim(9).state, sim_state::active);
+  auto list = body_of(call("GET", "/v1/sims", "", "acme-token"));
+  EXPECT_EQ(list.at("sims").as_array().size(), 5u);
+  EXPECT_EQ(call("GET", "/v1/products/other/sims", "", "acme-token").status, 404u);
+  EXPECT_EQ(call("GET", "/v1/feeds", "", "acme-token").status, 403u);
+  EXPECT_EQ(call("PUT", "/v1/products/newone", "{}", "acme-token").status, 404u);
+  auto user = body_of(call("GET", "/v1/user", "", "acme-token"));
+  EXPECT_EQ(user.at("product").as_string(), "acme");
+}
+
+TEST_F(HttpApi, ListsWithPagingAndFilters) {
+  auto r = body_of(call("GET", "/v1/products/acme/sims?page=2&per_page=2"));
+  auto sims = r.at("sims").as_array();
+  ASSERT_EQ(sims.size(), 2u);
+  EXPECT_EQ(sims[0].at("iccid").as_string(), test_iccid_text(3));
+  EXPECT_EQ(r.at("meta").at("total_pages").to_number<int>(), 3);
+  EXPECT_EQ(body_of(call("GET", "/v1/products/acme/sims?perPage=4")).at("sims").as_array().size(), 4u);
+  ASSERT_EQ(call("PUT", sim_path(2), R"({"action":"deactivate"})").status, 200u);
+  auto d = body_of(call("GET", "/v1/products/acme/sims?status=inactive_user_deactivated"));
+  ASSERT_EQ(d.at("sims").as_array().size(), 1u);
+  EXPECT_EQ(d.at("sims").as_array()[0].at("iccid").as_string(), test_iccid_text(2));
+  auto one = body_of(call("GET", "/v1/products/acme/sims?iccid=" + test_iccid_text(4)));
+  EXPECT_EQ(one.at("sims").as_array().size(), 1u);
+  EXPECT_EQ(body_of(call("GET", "/v1/sims")).at("meta").at("total_pages").to_number<int>(), 1);
+  EXPECT_EQ(call("GET", "/v1/products/acme/sims?per_page=0").status, 400u);
+  EXPECT_EQ(call("GET", "/v1/products/acme/sims?status=sleepy").status, 400u);
+  EXPECT_EQ(call("GET", "/v1/products/nope/sims").status, 404u);
+}
+
+TEST_F(HttpApi, ImportsFromJsonFormTextAndMultipart) {
+  std::string a = test_iccid_text(20), b = test_iccid_text(21), c = test_iccid_text(22), d = test_iccid_text(23);
+  auto j = body_of(call("POST", "/v1/products/acme/sims",
+                        R"({"sims":[")" + a + R"(","8901","123",")" + test_iccid_text(1) + R"("],"country":"US"})"));
+  EXPECT_EQ(j.at("imported").to_number<int>(), 1);
+  EXPECT_EQ(j.at("already_present").to_number<int>(), 1);
+  ASSERT_EQ(j.at("invalid").as_array().size(), 2u);
+  EXPECT_EQ(j.at("invalid").as_array()[0].at("line").to_number<int>(), 2);
+  EXPECT_EQ(j.at("invalid").as_array()[0].at("value").as_string(), "8901");
+  auto f = body_of(call("POST", "/v1/products/acme/sims", "sims%5B%5D=" + b + "&sims%5B%5D=" + c, "admin-token",
+                        "application/x-www-form-urlencoded"));
+  EXPECT_EQ(f.at("imported").to_number<int>(), 2);
+  auto t = body_of(call("POST", "/v1/products/acme/sims", "# my SIMs\n" + d + ",batch 7\nnot-an-iccid\n", "admin-token",
+                        "text/plain"));
+  EXPECT_EQ(t.at("imported").to_number<int>(), 1);
+  ASSERT_EQ(t.at("invalid").as_array().size(), 1u);
+  EXPECT_EQ(t.at("invalid").as_array()[0].at("line").to_number<int>(), 3);
+  std::string e = test_iccid_text(24);
+  std::string mp = "--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"sims.txt\"\r\n"
+                   "Content-Type: text/plain\r\n\r\n" + e + "\n" + test_iccid_text(9) + "\r\n--XYZ--\r\n";
+  auto m = body_of(call("POST", "/v1/products/acme/sims", mp, "admin-token", "multipart/form-data; boundary=XYZ"));
+  EXPECT_EQ(m.at("imported").to_number<int>(), 1);
+  ASSERT_EQ(m.at("invalid").as_array().size(), 1u);
+  EXPECT_EQ(m.at("invalid").as_array()[0].at("reason").as_string(), "belongs_to_other_product");
+  EXPECT_EQ(sim(24).state, sim_state::active);
+  EXPECT_EQ(call("POST", "/v1/products/acme/sims", "{\"sims\":5}").status, 400u);
+  EXPECT_EQ(call("POST", "/v1/products/acme/sims", "{not json").status, 400u);
+  // Issued on request.
+  auto iss = body_of(call("POST", "/v1/products/acme/sims", R"({"sims":[")" + test_iccid_text(25) + R"("],"state":"issued"})"));
+  EXPECT_EQ(iss.at("imported").to_number<int>(), 1);
+  EXPECT_EQ(sim(25).state, sim_state::issued);
+}
+
+TEST_F(HttpApi, PutChangesLimitAndStateAndRefusesForbiddenTransitions) {
+  feed({rec(1, 6'000'000, kStart)});
+  auto r = call("PUT", sim_path(1), R"({"action":"activate"})");
+  EXPECT_EQ(r.status, 409u);
+  EXPECT_EQ(error_of(r), "limit_reached");
+  EXPECT_EQ(body_of(r).at("state").as_string(), "paused");
+  auto ok = call("PUT", sim_path(1), R"({"action":"activate","mb_limit":10})");
+  ASSERT_EQ(ok.status, 200u);
+  EXPECT_EQ(body_of(ok).at("status").as_string(), "active");
+  EXPECT_EQ(body_of(ok).at("mb_limit").to_number<int>(), 10);
+  ASSERT_EQ(call("DELETE", sim_path(2)).status, 204u);
+  auto f = call("PUT", sim_path(2), R"({"action":"reactivate"})");
+  EXPECT_EQ(f.status, 409u);
+  EXPECT_EQ(error_of(f), "invalid_transition");
+  EXPECT_EQ(body_of(f).at("state").as_string(), "released");
+  EXPECT_TRUE(body_of(f).at("allowed_actions").as_array().empty());
+  EXPECT_EQ(call("DELETE", sim_path(2)).status, 409u);
+  EXPECT_EQ(call("PUT", sim_path(3), "{oops").status, 400u);
+  EXPECT_EQ(call("PUT", sim_path(3), R"({"mb_limit":0})").status, 400u);
+  EXPECT_EQ(call("PUT", sim_path(3), R"({"action":"explode"})").status, 400u);
+  EXPECT_EQ(call("PUT", sim_path(3), R"({})").status, 400u);
+  EXPECT_EQ(call("PUT", sim_path(77), R"({"action":"deactivate"})").status, 404u);
+}
+
+TEST_F(HttpApi, ProductsCanBeCreatedChangedAndRead) {
+  auto r = call("PUT", "/v1/products/fresh", R"({"default_mb_limit":20,"alert_thresholds":[0.5,0.9],"country":"DE"})");
+  ASSERT_EQ(r.status, 200u);
+  auto o = body_of(r);
+  EXPECT_EQ(o.at("default_mb_limit").to_number<int>(), 20);
+  EXPECT_TRUE(o.at("anniversary_day").is_null());
+  auto acme = body_of(call("GET", "/v1/products/acme"));
+  EXPECT_EQ(acme.at("anniversary_day").to_number<int>(), 15);
+  EXPECT_EQ(acme.at("period_start").as_string(), "2025-01-15T00:00:00Z");
+  EXPECT_EQ(call("PUT", "/v1/products/acme", R"({"default_mb_limit":0})").status, 400u);
+  EXPECT_EQ(call("PUT", "/v1/products/acme", R"({"alert_thresholds":[0.9,0.5]})").status, 400u);
+  EXPECT_EQ(call("PUT", "/v1/products/acme", R"({"pool_mb":100})").status, 400u);
+  EXPECT_EQ(call("GET", "/v1/products/missing").status, 404u);
+  EXPECT_EQ(call("PUT", "/v1/products/acme", R"({"default_mb_limit":8})", "acme-token").status, 200u);
+}
+
+TEST_F(HttpApi, EventsAfterAnIdWithFilters) {
+  feed({rec(1, 6'000'000, kStart)});
+  auto all = body_of(call("GET", "/v1/events?after=0&limit=3")).at("events").as_array();
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].at("id").to_number<int>(), 1);
+  EXPECT_EQ(all[0].at("type").as_string(), "activated");
+  auto paused = body_of(call("GET", "/v1/events?type=paused")).at("events").as_array();
+  ASSERT_EQ(paused.size(), 1u);
+  EXPECT_EQ(paused[0].at("iccid").as_string(), test_iccid_text(1));
+  EXPECT_EQ(paused[0].at("reason").as_string(), "data_limit");
+  EXPECT_EQ(paused[0].at("usage_bytes").to_number<int>(), 6000000);
+  EXPECT_EQ(paused[0].at("limit_bytes").to_number<int>(), 5000000);
+  EXPECT_EQ(paused[0].at("product").as_string(), "acme");
+  auto last = paused[0].at("id").to_number<std::uint64_t>();
+  EXPECT_TRUE(body_of(call("GET", "/v1/events?after=" + std::to_string(last))).at("events").as_array().empty());
+  auto by_sim = body_of(call("GET", "/v1/events?iccid=" + test_iccid_text(1))).at("events").as_array();
+  EXPECT_EQ(by_sim.size(), 3u);  // activated, alert, paused
+  // A product token sees only its product's events.
+  auto other = body_of(call("GET", "/v1/events", "", "other-token")).at("events").as_array();
+  ASSERT_EQ(other.size(), 1u);
+  EXPECT_EQ(other[0].at("iccid").as_string(), test_iccid_text(9));
+  EXPECT_EQ(call("GET", "/v1/events?type=nope").status, 400u);
+  EXPECT_EQ(call("GET", "/v1/events?limit=10001").status, 400u);
+  // Nothing new and a wait: the server is told to ask again until the deadline.
+  auto w = call("GET", "/v1/events?after=" + std::to_string(last) + "&wait=5");
+  EXPECT_TRUE(w.retry_until.has_value());
+}
+
+TEST_F(HttpApi, SimulatedClockMovesForwardOnly) {
+  feed({rec(1, 6'000'000, kStart)});
+  EXPECT_EQ(call("POST", "/v1/admin/clock", R"({"now":"2025-01-01T00:00:00Z"})").status, 400u);
+  EXPECT_EQ(call("POST", "/v1/admin/clock", R"({"now":"tomorrow"})").status, 400u);
+  EXPECT_EQ(call("POST", "/v1/admin/clock", R"({"now":"2025-02-15T00:00:00Z"})", "acme-token").status, 403u);
+  auto r = call("POST", "/v1/admin/clock", R"({"now":"2025-02-15T00:00:00Z"})");
+  ASSERT_EQ(r.status, 200u);
+  EXPECT_EQ(body_of(r).at("now").as_string(), "2025-02-15T00:00:00Z");
+  EXPECT_EQ(sim(1).state, sim_state::active);  // unpaused at the anniversary
+  make_api(false);
+  EXPECT_EQ(call("POST", "/v1/admin/clock", R"({"now":"2026-01-01T00:00:00Z"})").status, 404u);
+}
+
+TEST_F(HttpApi, CountsRequestsByRoute) {
+  http_request r;
+  r.method = "GET";
+  r.target = "/v1/products/acme/sims/" + test_iccid_text(1) + "?x=1";
+  EXPECT_EQ(http_api::route_of(r), "/v1/products/:p/sims/:iccid");
+  api_->count(http_api::route_of(r), 200);
+  EXPECT_NE(api_->http_metrics().find("simcap_http_requests_total{route=\"/v1/products/:p/sims/:iccid\",code=\"200\"} 1"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace simcap::testing
