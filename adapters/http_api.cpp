@@ -282,16 +282,11 @@ std::string http_api::route_of(const http_request& req) {
   auto t = parse_target(req.target);
   if (!t) return "unmatched";
   const auto& s = t->segs;
-  auto is = [&](std::initializer_list<const char*> want) {
-    if (s.size() != want.size()) return false;
-    std::size_t i = 0;
-    for (const char* w : want) {
-      if (w[0] != ':' && s[i] != w) return false;
-      ++i;
-    }
-    return true;
+  struct pattern {
+    std::vector<std::string_view> segs;  // ":x" matches any segment
+    std::string_view name;
   };
-  static const std::vector<std::pair<std::initializer_list<const char*>, const char*>> kRoutes = {
+  static const std::vector<pattern> kRoutes = {
       {{"healthz"}, "/healthz"},
       {{"readyz"}, "/readyz"},
       {{"metrics"}, "/metrics"},
@@ -305,8 +300,11 @@ std::string http_api::route_of(const http_request& req) {
       {{"v1", "feeds"}, "/v1/feeds"},
       {{"v1", "admin", "clock"}, "/v1/admin/clock"},
   };
-  for (const auto& [pattern, name] : kRoutes) {
-    if (is(pattern)) return name;
+  for (const pattern& p : kRoutes) {
+    if (p.segs.size() != s.size()) continue;
+    bool match = true;
+    for (std::size_t i = 0; i < s.size() && match; ++i) match = p.segs[i][0] == ':' || p.segs[i] == s[i];
+    if (match) return std::string(p.name);
   }
   return "unmatched";
 }

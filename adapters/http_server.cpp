@@ -19,6 +19,29 @@ std::string json_error(std::string_view code, std::string_view text) {
          std::string(text) + "\"}";
 }
 
+// Answers 413 and closes gracefully: the client may still be sending its body, so the rest of
+// it is read and dropped (for a bounded time and amount) before the close, or the client would
+// see a reset instead of the answer.
+asio::awaitable<void> refuse_too_large(beast::tcp_stream& stream, std::string_view what) {
+  http::response<http::string_body> res{http::status::payload_too_large, 11};
+  res.set(http::field::content_type, "application/json");
+  res.body() = json_error("payload_too_large", what);
+  res.keep_alive(false);
+  res.prepare_payload();
+  auto [ec, n] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+  if (ec) co_return;
+  boost::system::error_code ignore;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignore);
+  stream.expires_after(std::chrono::seconds(5));
+  std::vector<char> scratch(64 * 1024);
+  std::size_t dropped = 0;
+  while (dropped < (256u << 20)) {
+    auto [rec, got] = co_await stream.async_read_some(asio::buffer(scratch), asio::as_tuple(asio::use_awaitable));
+    if (rec) break;
+    dropped += got;
+  }
+}
+
 }  // namespace
 
 http_server::http_server(http_api& api, const tcp::endpoint& at, http_server_options opts)
@@ -76,14 +99,9 @@ asio::awaitable<void> http_server::session(tcp::socket sock) {
       const bool too_large = hec == http::error::body_limit ||
                              (!hec && parser.content_length() && *parser.content_length() > opts_.body_limit);
       if (too_large || hec == http::error::header_limit) {
-        http::response<http::string_body> res{http::status::payload_too_large, 11};
-        res.set(http::field::content_type, "application/json");
-        res.body() = json_error("payload_too_large", too_large ? "the request body is over the limit"
-                                                               : "the request headers are over the limit");
-        res.keep_alive(false);
-        res.prepare_payload();
         api_.count("unmatched", 413);
-        co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+        co_await refuse_too_large(stream, too_large ? "the request body is over the limit"
+                                                    : "the request headers are over the limit");
         break;
       }
       if (hec) break;  // closed, timed out or malformed: nothing to answer
@@ -93,13 +111,8 @@ asio::awaitable<void> http_server::session(tcp::socket sock) {
       }
       auto [ec, n] = co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
       if (ec == http::error::body_limit) {
-        http::response<http::string_body> res{http::status::payload_too_large, 11};
-        res.set(http::field::content_type, "application/json");
-        res.body() = json_error("payload_too_large", "the request body is over the limit");
-        res.keep_alive(false);
-        res.prepare_payload();
         api_.count("unmatched", 413);
-        co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+        co_await refuse_too_large(stream, "the request body is over the limit");
         break;
       }
       if (ec) break;

@@ -1,0 +1,134 @@
+// The HTTP port over real sockets on 127.0.0.1, with a real feed session feeding the engine.
+#include "daemon.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <future>
+
+#include "engine_fixture.hpp"
+#include "feed_client.hpp"
+#include "http_client.hpp"
+
+namespace simcap::testing {
+namespace {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+class HttpServer : public ::testing::Test {
+ protected:
+  HttpServer() {
+    dir_ = fs::temp_directory_path() / ("simcap-http-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    daemon_config cfg;
+    cfg.data_dir = dir_;
+    cfg.http = "127.0.0.1:0";
+    cfg.feed = "127.0.0.1:0";
+    cfg.engine.shards = 2;
+    cfg.ack_interval = 20ms;
+    cfg.tokens = {{"admin-token", true, ""}};
+    cfg.feeds = {{"carrier-a", "feed-secret"}};
+    d_ = std::make_unique<daemon>(cfg, true);
+    d_->start();
+  }
+  ~HttpServer() override {
+    d_->stop();
+    fs::remove_all(dir_);
+  }
+  http_client::reply call(http_client& c, const std::string& method, const std::string& target,
+                          const std::string& body = "") {
+    return c.request(method, target, body, "admin-token");
+  }
+  static json::object obj(const http_client::reply& r) { return json::parse(r.body).as_object(); }
+
+  fs::path dir_;
+  std::unique_ptr<daemon> d_;
+};
+
+TEST_F(HttpServer, ImportStreamPauseLongPollRaiseAndRollOver) {
+  http_client c(d_->http_port());
+  ASSERT_EQ(call(c, "PUT", "/v1/products/acme", R"({"default_mb_limit":1})").status, 200u);
+  std::string body = "{\"sims\":[";
+  for (int i = 0; i < 10; ++i) body += std::string(i ? "," : "") + "\"" + test_iccid_text(i) + "\"";
+  body += "]}";
+  auto imp = call(c, "POST", "/v1/products/acme/sims", body);
+  ASSERT_EQ(imp.status, 200u) << imp.body;
+  EXPECT_EQ(obj(imp).at("imported").to_number<int>(), 10);
+  const std::uint64_t after = obj(call(c, "GET", "/v1/events?type=activated&limit=10000"))
+                                  .at("events").as_array().back().at("id").to_number<std::uint64_t>();
+
+  // A long-poll waiting for the pause, on its own connection.
+  auto poll = std::async(std::launch::async, [&] {
+    http_client pc(d_->http_port());
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = pc.request("GET", "/v1/events?type=paused&wait=20&after=" + std::to_string(after), "", "admin-token");
+    return std::pair{r, std::chrono::steady_clock::now() - t0};
+  });
+  std::this_thread::sleep_for(200ms);  // let the poll start waiting (the test holds without it)
+
+  feed_client f(d_->feed_port());
+  f.send("{\"hello\":{\"feed\":\"carrier-a\",\"token\":\"feed-secret\"}}\n");
+  ASSERT_TRUE(f.read_line());
+  const std::string now = std::to_string(d_->eng().time_source().now());
+  std::string lines;
+  for (int seq = 1; seq <= 12; ++seq) {
+    lines += "{\"seq\":" + std::to_string(seq) + ",\"iccid\":\"" + test_iccid_text(3) + "\",\"end\":" + now +
+             ",\"up\":100000}\n";
+  }
+  f.send(lines);  // 1.2 MB against a 1 MB limit
+  auto [pr, waited] = poll.get();
+  ASSERT_EQ(pr.status, 200u);
+  auto evs = json::parse(pr.body).at("events").as_array();
+  ASSERT_EQ(evs.size(), 1u) << pr.body;
+  EXPECT_EQ(evs[0].at("iccid").as_string(), test_iccid_text(3));
+  EXPECT_LT(waited, 10s);  // answered when the event appeared, not at the deadline
+
+  auto s = obj(call(c, "GET", "/v1/sims/" + test_iccid_text(3)));
+  EXPECT_EQ(s.at("status").as_string(), "inactive_data_limit_reached");
+  EXPECT_GE(s.at("usage_bytes").to_number<int>(), 1000000);
+
+  auto raised = call(c, "PUT", "/v1/products/acme/sims/" + test_iccid_text(3), R"({"mb_limit":5})");
+  ASSERT_EQ(raised.status, 200u);
+  EXPECT_EQ(obj(raised).at("status").as_string(), "active");
+  // Pause it again, then cross the anniversary on the simulated clock.
+  ASSERT_EQ(call(c, "PUT", "/v1/sims/" + test_iccid_text(3), R"({"mb_limit":1})").status, 200u);
+  auto product = obj(call(c, "GET", "/v1/products/acme"));
+  std::string period_end(product.at("period_end").as_string());
+  auto moved = call(c, "POST", "/v1/admin/clock", "{\"now\":\"" + period_end + "\"}");
+  ASSERT_EQ(moved.status, 200u) << moved.body;
+  auto after_roll = obj(call(c, "GET", "/v1/sims/" + test_iccid_text(3)));
+  EXPECT_EQ(after_roll.at("status").as_string(), "active");
+  EXPECT_EQ(after_roll.at("usage_bytes").to_number<int>(), 0);
+  EXPECT_EQ(after_roll.at("period_start").as_string(), period_end);
+  auto closed = obj(call(c, "GET", "/v1/events?type=period_closed")).at("events").as_array();
+  EXPECT_EQ(closed.size(), 1u);
+}
+
+TEST_F(HttpServer, OversizedBodyIs413WithTheJsonError) {
+  http_client c(d_->http_port());
+  std::string big(17u << 20, 'x');
+  auto r = c.request("POST", "/v1/products/acme/sims", big, "admin-token", "text/plain");
+  EXPECT_EQ(r.status, 413u);
+  auto o = json::parse(r.body).as_object();
+  EXPECT_EQ(o.at("error").as_string(), "payload_too_large");
+  EXPECT_FALSE(o.at("ok").as_bool());
+}
+
+TEST_F(HttpServer, KeepsTheConnectionAliveAcrossRequests) {
+  http_client c(d_->http_port());
+  for (int i = 0; i < 50; ++i) {
+    auto r = c.request("GET", "/healthz");
+    ASSERT_EQ(r.status, 200u);
+  }
+  auto r = c.request("GET", "/v1/sims", "", "");
+  EXPECT_EQ(r.status, 401u);
+  EXPECT_EQ(json::parse(r.body).at("error").as_string(), "invalid_token");
+  auto m = c.request("GET", "/metrics");
+  EXPECT_NE(m.body.find("simcap_http_requests_total{route=\"/healthz\",code=\"200\"} 50"), std::string::npos) << m.body;
+  EXPECT_EQ(c.request("GET", "/readyz").status, 200u);
+}
+
+}  // namespace
+}  // namespace simcap::testing
