@@ -295,7 +295,10 @@ std::string http_api::route_of(const http_request& req) {
       {{"v1", "sims", ":iccid"}, "/v1/sims/:iccid"},
       {{"v1", "products", ":p"}, "/v1/products/:p"},
       {{"v1", "products", ":p", "sims"}, "/v1/products/:p/sims"},
+      {{"v1", "products", ":p", "sims", "data_usage"}, "/v1/products/:p/sims/data_usage"},
       {{"v1", "products", ":p", "sims", ":iccid"}, "/v1/products/:p/sims/:iccid"},
+      {{"v1", "products", ":p", "sims", ":iccid", "data_usage"}, "/v1/products/:p/sims/:iccid/data_usage"},
+      {{"v1", "sims", ":iccid", "data_usage"}, "/v1/sims/:iccid/data_usage"},
       {{"v1", "events"}, "/v1/events"},
       {{"v1", "feeds"}, "/v1/feeds"},
       {{"v1", "admin", "clock"}, "/v1/admin/clock"},
@@ -420,8 +423,81 @@ http_response http_api::handle(const http_request& req) {
     return json_answer(200, o);
   }
 
-  // ---- one SIM: /v1/sims/:iccid and /v1/products/:p/sims/:iccid
   const bool product_route = s.size() >= 3 && s[0] == "v1" && s[1] == "products";
+  const double mb = static_cast<double>(eng_.options().mb_bytes);
+  auto by_day_json = [&](const std::vector<day_bytes>& days) {
+    json::array arr;
+    double cumulative = 0;
+    for (const auto& d : days) {
+      double used = static_cast<double>(d.bytes) / mb;
+      cumulative += used;
+      arr.push_back(json::object{{"date", format_date(d.day)}, {"mbs_used", used}, {"mbs_used_cumulative", cumulative}});
+    }
+    return arr;
+  };
+
+  // ---- fleet usage: /v1/products/:p/sims/data_usage
+  if (product_route && s.size() == 5 && s[3] == "sims" && s[4] == "data_usage") {
+    if (m != "GET") return method_not_allowed("GET");
+    if (!who->may_see(s[2])) return error_answer(404, "not_found", "no such product");
+    auto u = eng_.product_usage(s[2]);
+    if (!u) return control_error_answer(u.error());
+    std::vector<day_bytes> days;
+    json::array hours;
+    const unix_seconds now = eng_.time_source().now();
+    for (std::size_t h = 0; h < u->by_hour.size(); ++h) {
+      unix_seconds t = u->period_start + static_cast<unix_seconds>(h) * 3600;
+      if (t > now) break;
+      if (days.empty() || t - days.back().day >= kSecondsPerDay) days.push_back({t, 0});
+      days.back().bytes += u->by_hour[h];
+      hours.push_back(json::object{{"hour", format_rfc3339(t)}, {"bytes", u->by_hour[h]}});
+    }
+    const auto& by_state = u->sims_by_state;
+    std::size_t active = by_state[static_cast<int>(sim_state::active)];
+    std::size_t paused = by_state[static_cast<int>(sim_state::paused)];
+    json::object o{{"total_mbs_used", static_cast<double>(u->usage_bytes()) / mb},
+                   {"total_active_sim_cards", active + paused},
+                   {"usage_by_day", by_day_json(days)},
+                   {"period_start", time_or_null(u->period_start)},
+                   {"period_end", time_or_null(u->period_end)},
+                   {"bytes_up", u->bytes_up},
+                   {"bytes_down", u->bytes_down},
+                   {"usage_bytes", u->usage_bytes()},
+                   {"paused_sim_cards", paused},
+                   {"unused_charged_sim_cards", u->unused_charged_sims},
+                   {"chargeable_sim_cards", u->chargeable_sims},
+                   {"usage_by_hour", std::move(hours)}};
+    return json_answer(200, o);
+  }
+
+  // ---- one SIM's usage: /v1/sims/:iccid/data_usage, /v1/products/:p/sims/:iccid/data_usage
+  if ((s.size() == 4 && s[0] == "v1" && s[1] == "sims" && s[3] == "data_usage") ||
+      (product_route && s.size() == 6 && s[3] == "sims" && s[5] == "data_usage")) {
+    if (m != "GET") return method_not_allowed("GET");
+    std::string scope = who->scope();
+    if (product_route) {
+      if (!who->may_see(s[2])) return error_answer(404, "not_found", "no such SIM");
+      scope = s[2];
+    }
+    auto parsed = parse_iccid_seg(s[s.size() - 2]);
+    if (auto* err = std::get_if<http_response>(&parsed)) return *err;
+    auto u = eng_.sim_usage_by_day(std::get<iccid>(parsed), scope);
+    if (!u) return control_error_answer(u.error());
+    const sim_view& v = u->first;
+    json::object o{{"iccid", v.id.str()},
+                   {"usage_by_day", by_day_json(u->second)},
+                   {"period_start", time_or_null(v.period_start)},
+                   {"period_end", time_or_null(v.period_end)},
+                   {"bytes_up", v.bytes_up},
+                   {"bytes_down", v.bytes_down},
+                   {"usage_bytes", v.usage_bytes()},
+                   {"limit_bytes", v.limit_bytes},
+                   {"mb_limit", v.mb_limit},
+                   {"status", particle_status(v.state)}};
+    return json_answer(200, o);
+  }
+
+  // ---- one SIM: /v1/sims/:iccid and /v1/products/:p/sims/:iccid
   if ((s.size() == 3 && s[0] == "v1" && s[1] == "sims") || (product_route && s.size() == 5 && s[3] == "sims")) {
     std::string scope = who->scope();
     if (product_route) {

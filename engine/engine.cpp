@@ -439,11 +439,25 @@ control_result<fleet_usage> engine::product_usage(std::string_view product) cons
     }
     total.chargeable_sims += u.chargeable_sims;
     total.unused_charged_sims += u.unused_charged_sims;
+    if (total.by_hour.size() < u.by_hour.size()) total.by_hour.resize(u.by_hour.size());
+    for (std::size_t h = 0; h < u.by_hour.size(); ++h) total.by_hour[h] += u.by_hour[h];
   }
   auto view = get_product(product);
   total.period_start = view->period_start;
   total.period_end = view->period_end;
   return total;
+}
+
+control_result<std::pair<sim_view, std::vector<day_bytes>>> engine::sim_usage_by_day(
+    iccid id, std::string_view scope) const {
+  auto sc = impl_->scope_of(scope);
+  if (!sc) return std::unexpected(sc.error());
+  const unix_seconds now = impl_->clk.now();
+  auto r = impl_->call(shard_for(id), [&](shard& sh) {
+    return std::pair{sh.view(id.key(), *sc), sh.days_of(id.key(), *sc, now)};
+  });
+  if (!r.first || !r.second) return std::unexpected(error(control_errc::not_found, "no such SIM"));
+  return std::pair{std::move(*r.first), std::move(*r.second)};
 }
 
 control_result<std::vector<closed_period>> engine::closed_periods(std::string_view product,

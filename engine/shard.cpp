@@ -153,6 +153,7 @@ void shard::set_period(shard_product& p, unix_seconds now) {
   if (p.period_start == kNoPeriod || start > p.period_start) {
     p.period_start = start;
     p.period_end = billing::next_period_start(p.info.anniversary_day, start);
+    p.hourly.assign(static_cast<std::size_t>((p.period_end - p.period_start) / 3600), 0);
   }
   refresh_next_due();
 }
@@ -241,7 +242,15 @@ void shard::close_periods(unix_seconds now) {
       }
       p.period_start = p.period_end;
       p.period_end = billing::next_period_start(p.info.anniversary_day, p.period_start);
+      p.hourly.assign(static_cast<std::size_t>((p.period_end - p.period_start) / 3600), 0);
     }
+    // Per-day usage is kept for the current period only.
+    days_.purge([&](std::uint64_t sim, std::int32_t day) {
+      const sim_slot* s = table_.find(sim);
+      if (s == nullptr) return false;
+      const shard_product& p = products_[s->product];
+      return p.period_start == kNoPeriod || static_cast<unix_seconds>(day) * kSecondsPerDay >= p.period_start;
+    });
   }
 }
 
@@ -276,6 +285,7 @@ void shard::apply(record_batch& b) {
   // The table and the id set are far bigger than the cache: fetch ahead what later records need.
   auto prefetch = [&](const usage_record& r) {
     table_.prefetch(r.sim);
+    days_.prefetch(r.sim, day_index(r.event_time));
     if (r.id_hash != 0) dedup_.prefetch(dedup_set::fingerprint(r.sim, r.id_hash));
   };
   for (std::size_t i = 0; i < std::min(n, kAhead); ++i) prefetch(recs[i]);
@@ -306,12 +316,21 @@ void shard::apply(record_batch& b) {
     s->up += r.up;
     s->down += r.down;
     s->sms += r.sms;
+    if (state != sim_state::factory_test) add_to_buckets(p, r.sim, r.event_time, r.up + r.down);
     if (s->up + s->down >= s->next_action || (r.sms != 0 && state == sim_state::factory_test)) {
       enforce(*s, p, now);
     }
     ++counted;
   }
   bump(counted_, counted);
+}
+
+void shard::add_to_buckets(shard_product& p, std::uint64_t sim, unix_seconds t, std::uint64_t bytes) {
+  if (p.period_start == kNoPeriod || p.hourly.empty()) return;
+  // Records dated just past the period end (within future_skew) count in its last hour.
+  t = std::clamp(t, p.period_start, p.period_end - 1);
+  days_.add(sim, day_index(t), bytes);
+  p.hourly[static_cast<std::size_t>((t - p.period_start) / 3600)] += bytes;
 }
 
 bool shard::apply_late(record_batch& b, const usage_record& r, sim_slot& s, shard_product& p,
@@ -330,6 +349,9 @@ bool shard::apply_late(record_batch& b, const usage_record& r, sim_slot& s, shar
     s.up += r.up;
     s.down += r.down;
     s.sms += r.sms;
+    if (s.state != static_cast<std::uint8_t>(sim_state::factory_test)) {
+      add_to_buckets(p, r.sim, p.period_start, r.up + r.down);  // counted on the first day
+    }
     if (s.usage() >= s.next_action) enforce(s, p, now);
     return true;
   }
@@ -659,6 +681,7 @@ fleet_usage shard::usage_of(std::uint16_t index) const {
   if (index < products_.size() && products_[index].period_start != kNoPeriod) {
     u.period_start = products_[index].period_start;
     u.period_end = products_[index].period_end;
+    u.by_hour = products_[index].hourly;
   }
   table_.for_each([&](const sim_slot& s) {
     if (s.product != index) return;
@@ -672,6 +695,21 @@ fleet_usage shard::usage_of(std::uint16_t index) const {
     if (st == sim_state::active && s.usage() == 0) u.unused_charged_sims++;
   });
   return u;
+}
+
+std::optional<std::vector<day_bytes>> shard::days_of(std::uint64_t key, std::optional<std::uint16_t> scope,
+                                                    unix_seconds now) const {
+  SIMCAP_ASSERT_OWNER();
+  const sim_slot* s = table_.find(key);
+  if (s == nullptr || (scope && s->product != *scope)) return std::nullopt;
+  std::vector<day_bytes> out;
+  const shard_product& p = products_[s->product];
+  if (p.period_start == kNoPeriod) return out;
+  const unix_seconds last = std::min(now, p.period_end - 1);
+  for (unix_seconds d = p.period_start; d <= last; d += kSecondsPerDay) {
+    out.push_back({d, days_.get(key, day_index(d))});
+  }
+  return out;
 }
 
 std::vector<closed_period> shard::closed_of(std::uint16_t index, bool itemized) const {

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "day_usage.hpp"
 #include "dedup_set.hpp"
 #include "sim_table.hpp"
 #include "simcap/engine.hpp"
@@ -110,6 +111,10 @@ class shard {
   std::vector<std::uint64_t> select(std::optional<std::uint16_t> product,
                                     std::optional<sim_state> state, bool include_released) const;
   fleet_usage usage_of(std::uint16_t product) const;
+  // Bytes per day of the SIM's current period, from its first day up to `now` (nullopt: no such
+  // SIM in scope).
+  std::optional<std::vector<day_bytes>> days_of(std::uint64_t key, std::optional<std::uint16_t> scope,
+                                                unix_seconds now) const;
   // Closed periods of a product, oldest first.
   std::vector<closed_period> closed_of(std::uint16_t product, bool itemized) const;
   const sim_table& table() const noexcept { return table_; }
@@ -121,8 +126,13 @@ class shard {
     unix_seconds period_start = kNoPeriod;
     unix_seconds period_end = kNever;
     std::deque<closed_period> closed;  // oldest first
+    std::vector<std::uint64_t> hourly;  // bytes per hour of the current period
   };
 
+  static std::int32_t day_index(unix_seconds t) noexcept {
+    return static_cast<std::int32_t>(day_start(t) / kSecondsPerDay);
+  }
+  void add_to_buckets(shard_product& p, std::uint64_t sim, unix_seconds t, std::uint64_t bytes);
   void loop();
   void handle(shard_msg& m);
   void reject(record_batch& b, const usage_record& r, reject_reason why, std::string_view detail);
@@ -161,6 +171,7 @@ class shard {
 
   sim_table table_;
   dedup_set dedup_;
+  day_usage days_;
   std::vector<shard_product> products_;
   using deadline = std::pair<unix_seconds, std::uint64_t>;
   std::priority_queue<deadline, std::vector<deadline>, std::greater<>> factory_deadlines_;

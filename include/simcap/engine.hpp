@@ -105,6 +105,11 @@ struct sim_page {
   std::size_t total = 0;       // matches before paging
 };
 
+struct day_bytes {
+  unix_seconds day = 0;  // 00:00 UTC of the day
+  std::uint64_t bytes = 0;
+};
+
 struct fleet_usage {
   std::uint64_t bytes_up = 0;
   std::uint64_t bytes_down = 0;
@@ -114,6 +119,7 @@ struct fleet_usage {
   std::size_t unused_charged_sims = 0;  // active, no usage this period
   unix_seconds period_start = 0;
   unix_seconds period_end = 0;
+  std::vector<std::uint64_t> by_hour;  // bytes per hour from period_start (the sparkline)
   std::uint64_t usage_bytes() const noexcept { return bytes_up + bytes_down; }
 };
 
@@ -202,6 +208,9 @@ class engine {
   control_result<sim_view> get_sim(iccid id, std::string_view scope = {}) const;
   sim_page list_sims(const sim_filter& f, std::size_t offset, std::size_t limit) const;
   control_result<fleet_usage> product_usage(std::string_view product) const;
+  // The SIM and its bytes per day of the current period (first day to today, zeros included).
+  control_result<std::pair<sim_view, std::vector<day_bytes>>> sim_usage_by_day(iccid id,
+                                                                              std::string_view scope = {}) const;
   // Closed periods of a product, newest first; with lines only when `itemized`.
   control_result<std::vector<closed_period>> closed_periods(std::string_view product,
                                                             bool itemized) const;

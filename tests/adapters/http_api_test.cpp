@@ -278,3 +278,51 @@ TEST_F(HttpApi, CountsRequestsByRoute) {
 
 }  // namespace
 }  // namespace simcap::testing
+
+namespace simcap::testing {
+namespace {
+
+TEST_F(HttpApi, SimDataUsageByDay) {
+  feed({rec(1, 2'000'000, kStart)});
+  ASSERT_TRUE(eng_->advance_clock(kStart + 86400 + 60));
+  feed({rec(1, 500'000, kStart + 86400)});
+  for (std::string path : {sim_path(1) + "/data_usage", "/v1/products/acme/sims/" + test_iccid_text(1) + "/data_usage"}) {
+    auto r = call("GET", path);
+    ASSERT_EQ(r.status, 200u) << path << " " << r.body;
+    auto o = body_of(r);
+    EXPECT_EQ(o.at("iccid").as_string(), test_iccid_text(1));
+    auto days = o.at("usage_by_day").as_array();
+    ASSERT_EQ(days.size(), 2u);
+    EXPECT_EQ(days[0].at("date").as_string(), "2025-01-15");
+    EXPECT_DOUBLE_EQ(days[0].at("mbs_used").as_double(), 2.0);
+    EXPECT_EQ(days[1].at("date").as_string(), "2025-01-16");
+    EXPECT_DOUBLE_EQ(days[1].at("mbs_used").as_double(), 0.5);
+    EXPECT_DOUBLE_EQ(days[1].at("mbs_used_cumulative").as_double(), 2.5);
+    EXPECT_EQ(o.at("usage_bytes").to_number<int>(), 2'500'000);
+    EXPECT_EQ(o.at("period_start").as_string(), "2025-01-15T00:00:00Z");
+  }
+  EXPECT_EQ(call("GET", "/v1/products/other/sims/" + test_iccid_text(1) + "/data_usage").status, 404u);
+  EXPECT_EQ(call("GET", "/v1/sims/" + test_iccid_text(1) + "/data_usage", "", "other-token").status, 404u);
+}
+
+TEST_F(HttpApi, FleetDataUsage) {
+  feed({rec(1, 6'000'000, kStart), rec(2, 1'000'000, kStart)});
+  auto r = call("GET", "/v1/products/acme/sims/data_usage");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  auto o = body_of(r);
+  EXPECT_DOUBLE_EQ(o.at("total_mbs_used").as_double(), 7.0);
+  EXPECT_EQ(o.at("total_active_sim_cards").to_number<int>(), 5);  // 4 active + 1 paused
+  EXPECT_EQ(o.at("paused_sim_cards").to_number<int>(), 1);
+  EXPECT_EQ(o.at("unused_charged_sim_cards").to_number<int>(), 3);
+  auto days = o.at("usage_by_day").as_array();
+  ASSERT_EQ(days.size(), 1u);
+  EXPECT_DOUBLE_EQ(days[0].at("mbs_used").as_double(), 7.0);
+  auto hours = o.at("usage_by_hour").as_array();
+  ASSERT_EQ(hours.size(), 11u);  // 00:00 to 10:00 of the first day
+  EXPECT_EQ(hours[10].at("bytes").to_number<int>(), 7'000'000);
+  EXPECT_FALSE(o.contains("estimated_cost"));  // money comes later: absent, never made up
+  EXPECT_EQ(call("GET", "/v1/products/acme/sims/data_usage", "", "other-token").status, 404u);
+}
+
+}  // namespace
+}  // namespace simcap::testing

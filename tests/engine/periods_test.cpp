@@ -154,3 +154,50 @@ TEST_F(Periods, ClockOnlyMovesForward) {
 
 }  // namespace
 }  // namespace simcap::testing
+
+namespace simcap::testing {
+namespace {
+
+unix_seconds day_of(int y, unsigned m, unsigned d) { return days_from_civil({y, m, d}) * kSecondsPerDay; }
+
+TEST_F(Periods, UsageByDayOfTheCurrentPeriod) {
+  feed({rec(1, 1000, day_of(2025, 1, 15) + 3600), rec(1, 500, day_of(2025, 1, 15) + 7200),
+        rec(2, 70, day_of(2025, 1, 15) + 60)});
+  ASSERT_TRUE(eng_->advance_clock(day_of(2025, 1, 17) + 600));
+  feed({rec(1, 300, day_of(2025, 1, 17) + 60)});
+  auto u = eng_->sim_usage_by_day(test_iccid(1));
+  ASSERT_TRUE(u);
+  const auto& days = u->second;
+  ASSERT_EQ(days.size(), 3u);  // the 15th to today, the 17th
+  EXPECT_EQ(days[0].day, day_of(2025, 1, 15));
+  EXPECT_EQ(days[0].bytes, 1500u);
+  EXPECT_EQ(days[1].bytes, 0u);
+  EXPECT_EQ(days[2].bytes, 300u);
+  auto fleet = eng_->product_usage("acme");
+  ASSERT_TRUE(fleet);
+  ASSERT_EQ(fleet->by_hour.size(), 31u * 24);
+  EXPECT_EQ(fleet->by_hour[0], 70u);
+  EXPECT_EQ(fleet->by_hour[1], 1000u);
+  EXPECT_EQ(fleet->by_hour[2], 500u);
+  EXPECT_EQ(fleet->by_hour[48], 300u);
+  EXPECT_FALSE(eng_->sim_usage_by_day(test_iccid(1), "other-product"));
+}
+
+TEST_F(Periods, UsageByDayStartsAfreshEachPeriod) {
+  feed({rec(1, 1000, day_of(2025, 2, 10))});
+  ASSERT_TRUE(eng_->advance_clock(day_of(2025, 2, 15) + 3600));
+  feed({rec(1, 5, day_of(2025, 2, 15) + 60)});
+  auto u = eng_->sim_usage_by_day(test_iccid(1));
+  ASSERT_TRUE(u);
+  ASSERT_EQ(u->second.size(), 1u);
+  EXPECT_EQ(u->second[0].day, day_of(2025, 2, 15));
+  EXPECT_EQ(u->second[0].bytes, 5u);
+  auto fleet = eng_->product_usage("acme");
+  ASSERT_EQ(fleet->by_hour.size(), 28u * 24);  // Feb 15 to Mar 15
+  std::uint64_t total = 0;
+  for (auto b : fleet->by_hour) total += b;
+  EXPECT_EQ(total, 5u);
+}
+
+}  // namespace
+}  // namespace simcap::testing
