@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <new>
 #include <type_traits>
 #include <utility>
@@ -19,22 +20,42 @@ class huge_array {
   huge_array() = default;
   explicit huge_array(std::size_t n) : n_(n), bytes_(n * sizeof(T)) {
     if (bytes_ == 0) return;
-    void* mem = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (mem == MAP_FAILED) throw std::bad_alloc();
-    if (bytes_ >= (2u << 20)) madvise(mem, bytes_, MADV_HUGEPAGE);
-    data_ = static_cast<T*>(mem);  // anonymous memory reads as zero
+    constexpr std::size_t kHuge = 2u << 20;
+    if (bytes_ < kHuge) {
+      void* mem = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (mem == MAP_FAILED) throw std::bad_alloc();
+      data_ = static_cast<T*>(mem);  // anonymous memory reads as zero
+      map_ = mem;
+      map_bytes_ = bytes_;
+      return;
+    }
+    // Map 2 MiB more and start on a 2 MiB boundary, so that every 2 MiB of the array can be a
+    // huge page from its first touch (not only after khugepaged collapses it, seconds later).
+    map_bytes_ = bytes_ + kHuge;
+    map_ = mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map_ == MAP_FAILED) throw std::bad_alloc();
+    auto addr = reinterpret_cast<std::uintptr_t>(map_);
+    auto aligned = (addr + kHuge - 1) & ~(kHuge - 1);
+    madvise(reinterpret_cast<void*>(aligned), bytes_, MADV_HUGEPAGE);
+    data_ = reinterpret_cast<T*>(aligned);
   }
   ~huge_array() {
-    if (data_ != nullptr) munmap(data_, bytes_);
+    if (map_ != nullptr) munmap(map_, map_bytes_);
   }
   huge_array(huge_array&& o) noexcept
-      : data_(std::exchange(o.data_, nullptr)), n_(std::exchange(o.n_, 0)), bytes_(std::exchange(o.bytes_, 0)) {}
+      : data_(std::exchange(o.data_, nullptr)),
+        n_(std::exchange(o.n_, 0)),
+        bytes_(std::exchange(o.bytes_, 0)),
+        map_(std::exchange(o.map_, nullptr)),
+        map_bytes_(std::exchange(o.map_bytes_, 0)) {}
   huge_array& operator=(huge_array&& o) noexcept {
     if (this != &o) {
       huge_array tmp(std::move(*this));
       data_ = std::exchange(o.data_, nullptr);
       n_ = std::exchange(o.n_, 0);
       bytes_ = std::exchange(o.bytes_, 0);
+      map_ = std::exchange(o.map_, nullptr);
+      map_bytes_ = std::exchange(o.map_bytes_, 0);
     }
     return *this;
   }
@@ -48,6 +69,8 @@ class huge_array {
   T* data_ = nullptr;
   std::size_t n_ = 0;
   std::size_t bytes_ = 0;
+  void* map_ = nullptr;  // the whole mapping (data_ may start inside it)
+  std::size_t map_bytes_ = 0;
 };
 
 }  // namespace simcap::detail

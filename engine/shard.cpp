@@ -219,6 +219,7 @@ void shard::close_periods(unix_seconds now) {
       s.up = s.down = 0;
       s.sms = 0;
       s.alerts_fired = 0;
+      s.open_day = 0;
       if (s.state == static_cast<std::uint8_t>(sim_state::paused) &&
           s.reason != static_cast<std::uint8_t>(pause_reason::none)) {
         set_state(s, sim_state::active, p.period_end);
@@ -285,7 +286,6 @@ void shard::apply(record_batch& b) {
   // The table and the id set are far bigger than the cache: fetch ahead what later records need.
   auto prefetch = [&](const usage_record& r) {
     table_.prefetch(r.sim);
-    days_.prefetch(r.sim, day_index(r.event_time));
     if (r.id_hash != 0) dedup_.prefetch(dedup_set::fingerprint(r.sim, r.id_hash));
   };
   for (std::size_t i = 0; i < std::min(n, kAhead); ++i) prefetch(recs[i]);
@@ -313,10 +313,10 @@ void shard::apply(record_batch& b) {
       bump(duplicate_ids_);
       continue;
     }
+    if (state != sim_state::factory_test) add_to_buckets(*s, p, r.event_time, r.up + r.down);
     s->up += r.up;
     s->down += r.down;
     s->sms += r.sms;
-    if (state != sim_state::factory_test) add_to_buckets(p, r.sim, r.event_time, r.up + r.down);
     if (s->up + s->down >= s->next_action || (r.sms != 0 && state == sim_state::factory_test)) {
       enforce(*s, p, now);
     }
@@ -325,12 +325,29 @@ void shard::apply(record_batch& b) {
   bump(counted_, counted);
 }
 
-void shard::add_to_buckets(shard_product& p, std::uint64_t sim, unix_seconds t, std::uint64_t bytes) {
+void shard::add_to_buckets(sim_slot& s, shard_product& p, unix_seconds t, std::uint64_t bytes) {
   if (p.period_start == kNoPeriod || p.hourly.empty()) return;
   // Records dated just past the period end (within future_skew) count in its last hour.
   t = std::clamp(t, p.period_start, p.period_end - 1);
-  days_.add(sim, day_index(t), bytes);
   p.hourly[static_cast<std::size_t>((t - p.period_start) / 3600)] += bytes;
+  const auto day = static_cast<std::uint16_t>((t - p.period_start) / kSecondsPerDay);
+  if (day == s.open_day) return;  // the usual case: nothing else to do
+  const std::int32_t first = day_index(p.period_start);
+  if (day < s.open_day) {
+    days_.add(s.key, first + day, bytes);  // a record of an earlier day
+    return;
+  }
+  // The SIM's open day is over: store what it used that day, and open the new one.
+  const std::uint64_t open_bytes = s.usage() - closed_days_bytes(s, p);
+  if (open_bytes != 0) days_.add(s.key, first + s.open_day, open_bytes);
+  s.open_day = day;
+}
+
+std::uint64_t shard::closed_days_bytes(const sim_slot& s, const shard_product& p) const {
+  const std::int32_t first = day_index(p.period_start);
+  std::uint64_t sum = 0;
+  for (std::uint16_t d = 0; d < s.open_day; ++d) sum += days_.get(s.key, first + d);
+  return sum;
 }
 
 bool shard::apply_late(record_batch& b, const usage_record& r, sim_slot& s, shard_product& p,
@@ -346,12 +363,12 @@ bool shard::apply_late(record_batch& b, const usage_record& r, sim_slot& s, shar
       bump(duplicate_ids_);
       return false;
     }
+    if (s.state != static_cast<std::uint8_t>(sim_state::factory_test)) {
+      add_to_buckets(s, p, p.period_start, r.up + r.down);  // counted on the first day
+    }
     s.up += r.up;
     s.down += r.down;
     s.sms += r.sms;
-    if (s.state != static_cast<std::uint8_t>(sim_state::factory_test)) {
-      add_to_buckets(p, r.sim, p.period_start, r.up + r.down);  // counted on the first day
-    }
     if (s.usage() >= s.next_action) enforce(s, p, now);
     return true;
   }
@@ -467,6 +484,7 @@ void shard::end_factory_test(sim_slot& s, shard_product& p, event_reason why, un
   // Test usage is free: the SIM's chargeable usage starts at zero when it becomes active.
   s.up = s.down = 0;
   s.sms = 0;
+  s.open_day = 0;
   s.alerts_fired = 0;
   s.reason = static_cast<std::uint8_t>(pause_reason::none);
   set_state(s, sim_state::active, when);
@@ -706,8 +724,13 @@ std::optional<std::vector<day_bytes>> shard::days_of(std::uint64_t key, std::opt
   const shard_product& p = products_[s->product];
   if (p.period_start == kNoPeriod) return out;
   const unix_seconds last = std::min(now, p.period_end - 1);
+  const std::int32_t first = day_index(p.period_start);
+  const std::uint64_t open_bytes = s->usage() - closed_days_bytes(*s, p);
   for (unix_seconds d = p.period_start; d <= last; d += kSecondsPerDay) {
-    out.push_back({d, days_.get(key, day_index(d))});
+    const auto rel = static_cast<std::uint16_t>((d - p.period_start) / kSecondsPerDay);
+    std::uint64_t bytes = rel < s->open_day ? days_.get(key, first + rel) : rel == s->open_day ? open_bytes : 0;
+    if (static_cast<sim_state>(s->state) == sim_state::factory_test) bytes = 0;  // test usage is free
+    out.push_back({d, bytes});
   }
   return out;
 }

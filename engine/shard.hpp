@@ -132,7 +132,9 @@ class shard {
   static std::int32_t day_index(unix_seconds t) noexcept {
     return static_cast<std::int32_t>(day_start(t) / kSecondsPerDay);
   }
-  void add_to_buckets(shard_product& p, std::uint64_t sim, unix_seconds t, std::uint64_t bytes);
+  // Per-day and per-hour usage of a record about to be added to s (call before adding it).
+  void add_to_buckets(sim_slot& s, shard_product& p, unix_seconds t, std::uint64_t bytes);
+  std::uint64_t closed_days_bytes(const sim_slot& s, const shard_product& p) const;
   void loop();
   void handle(shard_msg& m);
   void reject(record_batch& b, const usage_record& r, reject_reason why, std::string_view detail);

@@ -29,7 +29,10 @@ struct alignas(64) sim_slot {
   std::uint8_t reason;          // pause_reason
   std::uint8_t alerts_fired;    // bit i: threshold i has fired this period
   std::uint8_t flags;           // kFlag*
-  std::uint8_t pad[2];
+  // Day of the current period (0 = its first) the SIM last counted bytes in. That day's bytes
+  // are usage() minus the SIM's earlier days in the shard's day_usage; only days before it are
+  // stored there.
+  std::uint16_t open_day;
 
   static constexpr std::uint8_t kFlagLimitOverride = 1;  // mb_limit set on the SIM itself
   static constexpr std::uint8_t kFlagChargeable = 2;     // active or paused during this period
