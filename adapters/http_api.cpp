@@ -299,6 +299,8 @@ std::string http_api::route_of(const http_request& req) {
       {{"v1", "products", ":p", "sims", ":iccid"}, "/v1/products/:p/sims/:iccid"},
       {{"v1", "products", ":p", "sims", ":iccid", "data_usage"}, "/v1/products/:p/sims/:iccid/data_usage"},
       {{"v1", "sims", ":iccid", "data_usage"}, "/v1/sims/:iccid/data_usage"},
+      {{"v1", "products", ":p", "periods"}, "/v1/products/:p/periods"},
+      {{"v1", "products", ":p", "periods", ":start"}, "/v1/products/:p/periods/:start"},
       {{"v1", "events"}, "/v1/events"},
       {{"v1", "feeds"}, "/v1/feeds"},
       {{"v1", "admin", "clock"}, "/v1/admin/clock"},
@@ -628,6 +630,51 @@ http_response http_api::handle(const http_request& req) {
                    {"meta", json::object{{"total_pages", (total + per_page - 1) / per_page}, {"total", total},
                                          {"page", page}, {"per_page", per_page}}}};
     return json_answer(200, o);
+  }
+
+  // ---- closed periods: /v1/products/:p/periods and /v1/products/:p/periods/:start
+  if (product_route && (s.size() == 4 || s.size() == 5) && s[3] == "periods") {
+    if (m != "GET") return method_not_allowed("GET");
+    if (!who->may_see(s[2])) return error_answer(404, "not_found", "no such product");
+    std::optional<unix_seconds> start;
+    if (s.size() == 5) {
+      start = parse_rfc3339(s[4]);
+      if (!start) {
+        auto day = parse_rfc3339(s[4] + "T00:00:00Z");  // a date alone: that day's start
+        if (!day) return error_answer(400, "invalid_request", "period start must be an RFC 3339 time or a date");
+        start = day;
+      }
+    }
+    auto periods = eng_.closed_periods(s[2], start.has_value());
+    if (!periods) return control_error_answer(periods.error());
+    auto summary = [mb](const closed_period& cp) {
+      return json::object{{"start", format_rfc3339(cp.start)},
+                          {"end", format_rfc3339(cp.end)},
+                          {"total_bytes", cp.total_bytes},
+                          {"total_mbs_used", static_cast<double>(cp.total_bytes) / mb},
+                          {"chargeable_sims", cp.chargeable_sims}};
+    };
+    if (!start) {
+      json::array arr;
+      for (const auto& cp : *periods) arr.push_back(summary(cp));
+      return json_answer(200, json::object{{"periods", std::move(arr)}});
+    }
+    for (const auto& cp : *periods) {
+      if (cp.start != *start) continue;
+      json::object o = summary(cp);
+      json::array lines;
+      for (const auto& l : cp.lines) {
+        lines.push_back(json::object{{"iccid", iccid::from_key(l.sim).str()},
+                                     {"bytes_up", l.bytes_up},
+                                     {"bytes_down", l.bytes_down},
+                                     {"usage_bytes", l.bytes_up + l.bytes_down},
+                                     {"sms", l.sms},
+                                     {"chargeable", l.chargeable}});
+      }
+      o["sims"] = std::move(lines);
+      return json_answer(200, o);
+    }
+    return error_answer(404, "not_found", "no closed period starts at " + format_rfc3339(*start));
   }
 
   // ---- products

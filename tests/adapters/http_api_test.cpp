@@ -326,3 +326,33 @@ TEST_F(HttpApi, FleetDataUsage) {
 
 }  // namespace
 }  // namespace simcap::testing
+
+namespace simcap::testing {
+namespace {
+
+TEST_F(HttpApi, ClosedPeriodsNewestFirstAndItemized) {
+  feed({rec(1, 3'000'000, kStart), rec(2, 1'000'000, kStart)});
+  ASSERT_TRUE(eng_->advance_clock(kStart + 40 * 86400));  // past Feb 15
+  feed({rec(1, 10, kStart + 40 * 86400)});
+  ASSERT_TRUE(eng_->advance_clock(kStart + 70 * 86400));  // past Mar 15
+  auto list = body_of(call("GET", "/v1/products/acme/periods")).at("periods").as_array();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].at("start").as_string(), "2025-02-15T00:00:00Z");
+  EXPECT_EQ(list[1].at("start").as_string(), "2025-01-15T00:00:00Z");
+  EXPECT_EQ(list[1].at("end").as_string(), "2025-02-15T00:00:00Z");
+  EXPECT_EQ(list[1].at("total_bytes").to_number<int>(), 4'000'000);
+  EXPECT_EQ(list[1].at("chargeable_sims").to_number<int>(), 5);
+  EXPECT_FALSE(list[1].as_object().contains("estimated_cost"));
+  auto one = body_of(call("GET", "/v1/products/acme/periods/2025-01-15T00:00:00Z"));
+  auto sims = one.at("sims").as_array();
+  ASSERT_EQ(sims.size(), 5u);
+  EXPECT_EQ(sims[0].at("iccid").as_string(), test_iccid_text(1));
+  EXPECT_EQ(sims[0].at("usage_bytes").to_number<int>(), 3'000'000);
+  EXPECT_EQ(body_of(call("GET", "/v1/products/acme/periods/2025-01-15")).at("sims").as_array().size(), 5u);
+  EXPECT_EQ(call("GET", "/v1/products/acme/periods/2025-01-16").status, 404u);
+  EXPECT_EQ(call("GET", "/v1/products/acme/periods/someday").status, 400u);
+  EXPECT_EQ(call("GET", "/v1/products/acme/periods", "", "other-token").status, 404u);
+}
+
+}  // namespace
+}  // namespace simcap::testing
