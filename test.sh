@@ -2,7 +2,11 @@
 # Installs what is missing, builds and runs the whole test suite with ctest.
 set -euo pipefail
 cd "$(dirname "$0")"
-./scripts/install-deps.sh
+./scripts/install-deps.sh --test
+# The particle-api-js compatibility test's client, from the npm registry.
+if [ ! -d tests/e2e/particle_api_js/node_modules/particle-api-js ]; then
+  (cd tests/e2e/particle_api_js && npm install --no-audit --no-fund --no-package-lock --loglevel=error)
+fi
 werror=${SIMCAP_WERROR:-OFF}
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSIMCAP_BUILD_TESTS=ON -DSIMCAP_WERROR="$werror" >/dev/null
 cmake --build build
