@@ -204,6 +204,7 @@ void shard::close_periods(unix_seconds now) {
       is_due[i] = 1;
       closing[i].start = products_[i].period_start;
       closing[i].end = products_[i].period_end;
+      products_[i].totals = fleet_usage{};  // rebuilt below, SIM by SIM
     }
     table_.for_each([&](sim_slot& s) {
       if (!is_due[s.product]) return;
@@ -215,14 +216,17 @@ void shard::close_periods(unix_seconds now) {
         cp.total_bytes += s.usage();
         cp.chargeable_sims += chargeable;
       }
-      if (s.state == static_cast<std::uint8_t>(sim_state::factory_test)) return;
+      if (s.state == static_cast<std::uint8_t>(sim_state::factory_test)) {
+        account(s, +1);
+        return;
+      }
       s.up = s.down = 0;
       s.sms = 0;
       s.alerts_fired = 0;
       s.open_day = 0;
       if (s.state == static_cast<std::uint8_t>(sim_state::paused) &&
           s.reason != static_cast<std::uint8_t>(pause_reason::none)) {
-        set_state(s, sim_state::active, p.period_end);
+        set_state(s, sim_state::active, p.period_end, false);
         s.reason = static_cast<std::uint8_t>(pause_reason::none);
         emit(s, event_type::unpaused, event_reason::anniversary, p.period_end);
       }
@@ -231,6 +235,7 @@ void shard::close_periods(unix_seconds now) {
       s.flags = on ? (s.flags | sim_slot::kFlagChargeable)
                    : (s.flags & ~sim_slot::kFlagChargeable);
       recompute_next(s, p);
+      account(s, +1);
     });
     for (std::uint16_t i : due) {
       shard_product& p = products_[i];
@@ -313,7 +318,14 @@ void shard::apply(record_batch& b) {
       bump(duplicate_ids_);
       continue;
     }
-    if (state != sim_state::factory_test) add_to_buckets(*s, p, r.event_time, r.up + r.down);
+    if (state != sim_state::factory_test) {
+      add_to_buckets(*s, p, r.event_time, r.up + r.down);
+      fleet_usage& t = p.totals;
+      t.unused_charged_sims -= state == sim_state::active && s->usage() == 0 && (r.up | r.down) != 0;
+      t.bytes_up += r.up;
+      t.bytes_down += r.down;
+      t.sms += r.sms;
+    }
     s->up += r.up;
     s->down += r.down;
     s->sms += r.sms;
@@ -365,6 +377,12 @@ bool shard::apply_late(record_batch& b, const usage_record& r, sim_slot& s, shar
     }
     if (s.state != static_cast<std::uint8_t>(sim_state::factory_test)) {
       add_to_buckets(s, p, p.period_start, r.up + r.down);  // counted on the first day
+      fleet_usage& t = p.totals;
+      t.unused_charged_sims -= s.state == static_cast<std::uint8_t>(sim_state::active) && s.usage() == 0 &&
+                               (r.up | r.down) != 0;
+      t.bytes_up += r.up;
+      t.bytes_down += r.down;
+      t.sms += r.sms;
     }
     s.up += r.up;
     s.down += r.down;
@@ -436,7 +454,25 @@ void shard::emit(const sim_slot& s, event_type type, event_reason why, unix_seco
   events_.append(e);
 }
 
-void shard::set_state(sim_slot& s, sim_state to, unix_seconds now) {
+void shard::account(const sim_slot& s, int sign) noexcept {
+  fleet_usage& t = products_[s.product].totals;
+  auto add = [sign](auto& field, std::uint64_t v) {
+    if (sign > 0) field += v;
+    else field -= v;
+  };
+  const auto st = static_cast<sim_state>(s.state);
+  add(t.sims_by_state[s.state], 1);
+  if (st != sim_state::factory_test) {
+    add(t.bytes_up, s.up);
+    add(t.bytes_down, s.down);
+    add(t.sms, s.sms);
+  }
+  if (s.flags & sim_slot::kFlagChargeable) add(t.chargeable_sims, 1);
+  if (st == sim_state::active && s.usage() == 0) add(t.unused_charged_sims, 1);
+}
+
+void shard::set_state(sim_slot& s, sim_state to, unix_seconds now, bool account_totals) {
+  if (account_totals) account(s, -1);
   auto from = static_cast<std::size_t>(s.state);
   by_state_[from].store(by_state_[from].load(std::memory_order_relaxed) - 1,
                         std::memory_order_relaxed);
@@ -445,6 +481,7 @@ void shard::set_state(sim_slot& s, sim_state to, unix_seconds now) {
   s.state_since = u32_time(now);
   s.updated_at = u32_time(now);
   if (to == sim_state::active || to == sim_state::paused) s.flags |= sim_slot::kFlagChargeable;
+  if (account_totals) account(s, +1);
 }
 
 void shard::enforce(sim_slot& s, shard_product& p, unix_seconds now) {
@@ -506,6 +543,7 @@ import_outcome shard::import_sim(std::uint64_t key, std::uint16_t product_index,
                                          : import_outcome::other_product;
     }
     // A released SIM may be imported again (into this or another product): it starts afresh.
+    account(*s, -1);
     auto released = static_cast<std::size_t>(sim_state::released);
     by_state_[released].store(by_state_[released].load(std::memory_order_relaxed) - 1,
                               std::memory_order_relaxed);
@@ -529,6 +567,7 @@ import_outcome shard::import_sim(std::uint64_t key, std::uint16_t product_index,
     refresh_next_due();
   }
   recompute_next(*s, p);
+  account(*s, +1);
   return import_outcome::imported;
 }
 
@@ -694,6 +733,19 @@ std::vector<std::uint64_t> shard::select(std::optional<std::uint16_t> product,
 }
 
 fleet_usage shard::usage_of(std::uint16_t index) const {
+  SIMCAP_ASSERT_OWNER();
+  if (index >= products_.size()) return {};
+  const shard_product& p = products_[index];
+  fleet_usage u = p.totals;
+  if (p.period_start != kNoPeriod) {
+    u.period_start = p.period_start;
+    u.period_end = p.period_end;
+    u.by_hour = p.hourly;
+  }
+  return u;
+}
+
+fleet_usage shard::usage_by_scan(std::uint16_t index) const {
   SIMCAP_ASSERT_OWNER();
   fleet_usage u;
   if (index < products_.size() && products_[index].period_start != kNoPeriod) {

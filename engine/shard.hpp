@@ -111,6 +111,8 @@ class shard {
   std::vector<std::uint64_t> select(std::optional<std::uint16_t> product,
                                     std::optional<sim_state> state, bool include_released) const;
   fleet_usage usage_of(std::uint16_t product) const;
+  // The same figures computed by scanning every SIM (checks usage_of in tests).
+  fleet_usage usage_by_scan(std::uint16_t product) const;
   // Bytes per day of the SIM's current period, from its first day up to `now` (nullopt: no such
   // SIM in scope).
   std::optional<std::vector<day_bytes>> days_of(std::uint64_t key, std::optional<std::uint16_t> scope,
@@ -127,6 +129,9 @@ class shard {
     unix_seconds period_end = kNever;
     std::deque<closed_period> closed;  // oldest first
     std::vector<std::uint64_t> hourly;  // bytes per hour of the current period
+    // The product's SIMs in this shard, kept as they change, so a fleet query costs O(1):
+    // bytes and counts of the current period (factory-test usage is free and left out).
+    fleet_usage totals;
   };
 
   static std::int32_t day_index(unix_seconds t) noexcept {
@@ -148,7 +153,10 @@ class shard {
   }
   void recompute_next(sim_slot& s, const shard_product& p) const noexcept;
   void enforce(sim_slot& s, shard_product& p, unix_seconds now);
-  void set_state(sim_slot& s, sim_state to, unix_seconds now);
+  // account = false: leave the product totals alone (the rollover rebuilds them).
+  void set_state(sim_slot& s, sim_state to, unix_seconds now, bool account = true);
+  // Adds (+1) or removes (-1) the SIM's contribution to its product's totals.
+  void account(const sim_slot& s, int sign) noexcept;
   void emit(const sim_slot& s, event_type type, event_reason why, unix_seconds when,
             std::uint16_t threshold = 0);
   void end_factory_test(sim_slot& s, shard_product& p, event_reason why, unix_seconds when);
