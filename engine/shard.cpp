@@ -287,7 +287,7 @@ void shard::apply(record_batch& b) {
   if (now >= next_due_) run_due(now);
   const usage_record* recs = b.records.data();
   const std::size_t n = b.records.size();
-  constexpr std::size_t kAhead = 12;
+  constexpr std::size_t kAhead = 24;
   // The table and the id set are far bigger than the cache: fetch ahead what later records need.
   auto prefetch = [&](const usage_record& r) {
     table_.prefetch(r.sim);
