@@ -45,7 +45,7 @@ void BM_queue_handoff(benchmark::State& state) {
     // Keep at most kInFlight batches queued, as a feed session does.
     while (produced - consumed.load(std::memory_order_acquire) >= kInFlight) {
     }
-    detail::shard_msg m{&batches[produced % kInFlight], nullptr};
+    detail::shard_msg m{&batches[produced % kInFlight]};
     if constexpr (kToken) {
       q.enqueue(tok, m);
     } else {

@@ -58,8 +58,7 @@ struct engine::impl final : detail::shard_host {
   // ---- posting work to shards
   template <class F>
   void post(unsigned s, F&& f) {
-    auto* t = new detail::fn_task<std::decay_t<F>>(std::forward<F>(f));
-    shards[s]->queue().enqueue(shard_msg{nullptr, t});
+    shards[s]->post_task(new detail::fn_task<std::decay_t<F>>(std::forward<F>(f)));
   }
   template <class F>
   auto call(unsigned s, F&& f) -> std::invoke_result_t<F&, shard&> {
@@ -497,10 +496,6 @@ bool engine::advance_clock(unix_seconds t) {
   return true;
 }
 
-void engine::drain() const {
-  impl_->call_all([](shard&) {});
-}
-
 void engine::post_to_shard(unsigned shard, std::function<void()> fn) {
   impl_->post(shard, [fn = std::move(fn)](detail::shard&) { fn(); });
 }
@@ -533,7 +528,7 @@ engine::producer::producer(engine& e) : impl_(std::make_unique<impl>(e)) {}
 engine::producer::~producer() = default;
 
 void engine::producer::submit(unsigned shard, record_batch& b) {
-  impl_->eng.impl_->shards[shard]->queue().enqueue(impl_->tokens[shard], shard_msg{&b, nullptr});
+  impl_->eng.impl_->shards[shard]->queue().enqueue(impl_->tokens[shard], shard_msg{&b});
 }
 
 }  // namespace simcap

@@ -78,11 +78,27 @@ void shard::stop() {
 void shard::loop() {
   shard_msg msgs[64];
   for (;;) {
+    run_tasks();
     std::size_t n = queue_.wait_dequeue_bulk_timed(msgs, 64, std::chrono::milliseconds(100));
-    for (std::size_t i = 0; i < n; ++i) handle(msgs[i]);
+    for (std::size_t i = 0; i < n; ++i) {
+      run_tasks();
+      handle(msgs[i]);
+    }
     unix_seconds now = clock_.now();
     if (now >= next_due_) run_due(now);
-    if (stopping_.load(std::memory_order_acquire) && queue_.size_approx() == 0) break;
+    if (stopping_.load(std::memory_order_acquire) && queue_.size_approx() == 0 &&
+        tasks_.size_approx() == 0) {
+      run_tasks();
+      break;
+    }
+  }
+}
+
+void shard::run_tasks() {
+  shard_task* t = nullptr;
+  while (tasks_.try_dequeue(t)) {
+    t->run(*this);
+    delete t;
   }
 }
 
@@ -90,9 +106,6 @@ void shard::handle(shard_msg& m) {
   if (m.batch != nullptr) {
     apply(*m.batch);
     m.batch->on_applied();
-  } else if (m.task != nullptr) {
-    m.task->run(*this);
-    delete m.task;
   }
 }
 

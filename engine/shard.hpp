@@ -43,9 +43,9 @@ struct fn_task final : shard_task {
   F f;
 };
 
+// A message in a shard's queue: a record batch, or nothing (a wake-up).
 struct shard_msg {
   record_batch* batch = nullptr;
-  shard_task* task = nullptr;
 };
 using shard_queue = moodycamel::BlockingConcurrentQueue<shard_msg>;
 
@@ -86,7 +86,14 @@ class shard {
   void start();
   // Processes everything already queued, then joins the thread.
   void stop();
+  // Record batches, in order per producer.
   shard_queue& queue() noexcept { return queue_; }
+  // Control commands and queries: run between batches, ahead of batches still queued, so a
+  // query waits for at most the batch being applied. Any thread.
+  void post_task(shard_task* t) {
+    tasks_.enqueue(t);
+    queue_.enqueue(shard_msg{});  // wakes the thread if it is idle
+  }
   unsigned index() const noexcept { return index_; }
   std::size_t queue_depth() const noexcept { return queue_.size_approx(); }
 
@@ -142,6 +149,7 @@ class shard {
   std::uint64_t closed_days_bytes(const sim_slot& s, const shard_product& p) const;
   void loop();
   void handle(shard_msg& m);
+  void run_tasks();
   void reject(record_batch& b, const usage_record& r, reject_reason why, std::string_view detail);
   bool apply_late(record_batch& b, const usage_record& r, sim_slot& s, shard_product& p,
                   unix_seconds now);
@@ -175,6 +183,7 @@ class shard {
   dead_letter_sink& dead_letters_;
   shard_host& host_;
   shard_queue queue_;
+  moodycamel::ConcurrentQueue<shard_task*> tasks_;
   std::thread thread_;
   std::thread::id owner_{};
   std::atomic<bool> stopping_{false};

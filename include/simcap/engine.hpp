@@ -221,9 +221,7 @@ class engine {
   void tick();
   bool advance_clock(unix_seconds t);
 
-  // Blocks until every message posted to the shards before this call has been processed.
-  void drain() const;
-  // Runs fn on the shard's own thread, after what is already queued there (diagnostics, tests).
+  // Runs fn on the shard's own thread, between record batches (diagnostics, tests).
   void post_to_shard(unsigned shard, std::function<void()> fn);
 
   engine_stats stats() const;
