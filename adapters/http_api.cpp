@@ -1,6 +1,7 @@
 #include "http_api.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <boost/json.hpp>
 #include <boost/url.hpp>
 #include <cmath>
@@ -17,10 +18,53 @@ namespace {
 
 // ------------------------------------------------------------------ answers
 
+// Like json::serialize, but numbers with a fraction come out in plain decimal ("0.9", "799.1")
+// rather than Boost.JSON's exponent form ("9E-1"): the same JSON, friendlier to read.
+void write_json(std::string& out, const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::object: {
+      out += '{';
+      bool first = true;
+      for (const auto& [k, val] : v.get_object()) {
+        if (!first) out += ',';
+        first = false;
+        out += json::serialize(json::string_view(k));
+        out += ':';
+        write_json(out, val);
+      }
+      out += '}';
+      return;
+    }
+    case json::kind::array: {
+      out += '[';
+      bool first = true;
+      for (const auto& e : v.get_array()) {
+        if (!first) out += ',';
+        first = false;
+        write_json(out, e);
+      }
+      out += ']';
+      return;
+    }
+    case json::kind::double_: {
+      double d = v.get_double();
+      if (!std::isfinite(d)) {
+        out += "null";
+        return;
+      }
+      char buf[32];
+      auto r = std::to_chars(buf, buf + sizeof buf, d);
+      out.append(buf, r.ptr);
+      return;
+    }
+    default: out += json::serialize(v);
+  }
+}
+
 http_response json_answer(unsigned status, const json::value& v) {
   http_response r;
   r.status = status;
-  r.body = json::serialize(v);
+  write_json(r.body, v);
   return r;
 }
 

@@ -294,10 +294,10 @@ TEST_F(HttpApi, SimDataUsageByDay) {
     auto days = o.at("usage_by_day").as_array();
     ASSERT_EQ(days.size(), 2u);
     EXPECT_EQ(days[0].at("date").as_string(), "2025-01-15");
-    EXPECT_DOUBLE_EQ(days[0].at("mbs_used").as_double(), 2.0);
+    EXPECT_DOUBLE_EQ(days[0].at("mbs_used").to_number<double>(), 2.0);
     EXPECT_EQ(days[1].at("date").as_string(), "2025-01-16");
-    EXPECT_DOUBLE_EQ(days[1].at("mbs_used").as_double(), 0.5);
-    EXPECT_DOUBLE_EQ(days[1].at("mbs_used_cumulative").as_double(), 2.5);
+    EXPECT_DOUBLE_EQ(days[1].at("mbs_used").to_number<double>(), 0.5);
+    EXPECT_DOUBLE_EQ(days[1].at("mbs_used_cumulative").to_number<double>(), 2.5);
     EXPECT_EQ(o.at("usage_bytes").to_number<int>(), 2'500'000);
     EXPECT_EQ(o.at("period_start").as_string(), "2025-01-15T00:00:00Z");
   }
@@ -310,13 +310,13 @@ TEST_F(HttpApi, FleetDataUsage) {
   auto r = call("GET", "/v1/products/acme/sims/data_usage");
   ASSERT_EQ(r.status, 200u) << r.body;
   auto o = body_of(r);
-  EXPECT_DOUBLE_EQ(o.at("total_mbs_used").as_double(), 7.0);
+  EXPECT_DOUBLE_EQ(o.at("total_mbs_used").to_number<double>(), 7.0);
   EXPECT_EQ(o.at("total_active_sim_cards").to_number<int>(), 5);  // 4 active + 1 paused
   EXPECT_EQ(o.at("paused_sim_cards").to_number<int>(), 1);
   EXPECT_EQ(o.at("unused_charged_sim_cards").to_number<int>(), 3);
   auto days = o.at("usage_by_day").as_array();
   ASSERT_EQ(days.size(), 1u);
-  EXPECT_DOUBLE_EQ(days[0].at("mbs_used").as_double(), 7.0);
+  EXPECT_DOUBLE_EQ(days[0].at("mbs_used").to_number<double>(), 7.0);
   auto hours = o.at("usage_by_hour").as_array();
   ASSERT_EQ(hours.size(), 11u);  // 00:00 to 10:00 of the first day
   EXPECT_EQ(hours[10].at("bytes").to_number<int>(), 7'000'000);
@@ -352,6 +352,21 @@ TEST_F(HttpApi, ClosedPeriodsNewestFirstAndItemized) {
   EXPECT_EQ(call("GET", "/v1/products/acme/periods/2025-01-16").status, 404u);
   EXPECT_EQ(call("GET", "/v1/products/acme/periods/someday").status, 400u);
   EXPECT_EQ(call("GET", "/v1/products/acme/periods", "", "other-token").status, 404u);
+}
+
+}  // namespace
+}  // namespace simcap::testing
+
+namespace simcap::testing {
+namespace {
+
+TEST_F(HttpApi, NumbersWithFractionsArePlainDecimals) {
+  auto r = call("PUT", "/v1/products/acme", R"({"alert_thresholds":[0.8,0.95]})");
+  ASSERT_EQ(r.status, 200u);
+  EXPECT_NE(r.body.find("\"alert_thresholds\":[0.8,0.95]"), std::string::npos) << r.body;
+  feed({rec(1, 1'234'567, kStart)});
+  auto u = call("GET", sim_path(1) + "/data_usage");
+  EXPECT_NE(u.body.find("\"mbs_used\":1.234567"), std::string::npos) << u.body;
 }
 
 }  // namespace
