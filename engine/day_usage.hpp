@@ -17,7 +17,7 @@ class day_usage {
     return mix64(sim ^ (static_cast<std::uint64_t>(static_cast<std::uint32_t>(day)) * 0x9E3779B97F4A7C15ULL));
   }
   void prefetch(std::uint64_t sim, std::int32_t day) const noexcept {
-    __builtin_prefetch(&slots_[home_hash(sim, day) & (slots_.size() - 1)], 1, 3);
+    prefetch_for_write(&slots_[home_hash(sim, day) & (slots_.size() - 1)]);
   }
   void add(std::uint64_t sim, std::int32_t day, std::uint64_t bytes) {
     if ((size_ + 1) * 10 > slots_.size() * 7) rebuild(slots_.size() * 2, [](std::uint64_t, std::int32_t) { return true; });

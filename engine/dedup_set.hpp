@@ -22,7 +22,7 @@ class dedup_set {
     return put(fp, t);
   }
   void prefetch(std::uint64_t fp) const noexcept {
-    __builtin_prefetch(&slots_[mix64(fp) & (slots_.size() - 1)], 1, 3);
+    prefetch_for_write(&slots_[mix64(fp) & (slots_.size() - 1)]);
   }
   bool contains(std::uint64_t fp) const noexcept {
     std::size_t mask = slots_.size() - 1, i = mix64(fp) & mask;

@@ -52,7 +52,7 @@ class sim_table {
   std::size_t memory_bytes() const noexcept { return slots_.bytes(); }
 
   void prefetch(std::uint64_t key) const noexcept {
-    __builtin_prefetch(&slots_[home(key)], 1, 3);
+    prefetch_for_write(&slots_[home(key)]);
   }
 
   sim_slot* find(std::uint64_t key) noexcept {
