@@ -10,6 +10,7 @@
 #include <deque>
 
 #include "record_parser.hpp"
+#include "secret.hpp"
 #include "simcap/json_text.hpp"
 
 namespace simcap {
@@ -20,14 +21,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-bool same_secret(std::string_view a, std::string_view b) noexcept {
-  // Constant time in the length of the configured secret.
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
-  }
-  return diff == 0;
-}
 
 template <class T>
 void bump(std::atomic<T>& c, T by = 1) noexcept {

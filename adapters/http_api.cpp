@@ -7,6 +7,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "secret.hpp"
 #include "simcap/iccid_list.hpp"
 
 namespace simcap {
@@ -159,13 +160,6 @@ std::optional<event_type> event_type_from_name(std::string_view s) {
   return std::nullopt;
 }
 
-bool same_secret(std::string_view a, std::string_view b) noexcept {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
-  }
-  return diff == 0;
-}
 
 std::optional<std::uint64_t> to_uint(std::string_view s) {
   if (s.empty() || s.size() > 19) return std::nullopt;
