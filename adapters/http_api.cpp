@@ -412,6 +412,23 @@ http_response http_api::handle(const http_request& req) {
     for (std::size_t i = 0; i < st.queue_depth.size(); ++i) {
       os << "simcap_queue_depth{shard=\"" << i << "\"} " << st.queue_depth[i] << "\n";
     }
+    os << "# HELP simcap_batch_apply_seconds Time a shard takes to apply one batch of records.\n"
+       << "# TYPE simcap_batch_apply_seconds histogram\n";
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < st.apply_bucket_counts.size(); ++i) {
+      cumulative += st.apply_bucket_counts[i];
+      os << "simcap_batch_apply_seconds_bucket{le=\"";
+      if (i < st.apply_bucket_bounds.size()) {
+        char b[32];
+        auto r = std::to_chars(b, b + sizeof b, st.apply_bucket_bounds[i]);
+        os.write(b, r.ptr - b);
+      } else {
+        os << "+Inf";
+      }
+      os << "\"} " << cumulative << "\n";
+    }
+    os << "simcap_batch_apply_seconds_sum " << st.apply_seconds << "\n"
+       << "simcap_batch_apply_seconds_count " << cumulative << "\n";
     os << "# HELP simcap_sims SIMs by state.\n# TYPE simcap_sims gauge\n";
     for (int i = 0; i < kSimStateCount; ++i) {
       os << "simcap_sims{state=\"" << to_string(static_cast<sim_state>(i)) << "\"} " << st.sims_by_state[i] << "\n";

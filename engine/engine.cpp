@@ -510,7 +510,11 @@ engine_stats engine::stats() const {
     for (std::size_t i = 0; i < kRejectReasonCount; ++i) st.rejected[i] += c.rejected[i];
     for (std::size_t i = 0; i < kSimStateCount; ++i) st.sims_by_state[i] += c.by_state[i];
     st.queue_depth.push_back(s->queue_depth());
+    if (st.apply_bucket_counts.empty()) st.apply_bucket_counts.assign(c.apply_buckets.size(), 0);
+    for (std::size_t i = 0; i < c.apply_buckets.size(); ++i) st.apply_bucket_counts[i] += c.apply_buckets[i];
+    st.apply_seconds += static_cast<double>(c.apply_nanos) / 1e9;
   }
+  st.apply_bucket_bounds.assign(shard::kApplyBuckets.begin(), shard::kApplyBuckets.end());
   return st;
 }
 

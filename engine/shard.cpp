@@ -103,10 +103,15 @@ void shard::run_tasks() {
 }
 
 void shard::handle(shard_msg& m) {
-  if (m.batch != nullptr) {
-    apply(*m.batch);
-    m.batch->on_applied();
-  }
+  if (m.batch == nullptr) return;
+  const auto t0 = std::chrono::steady_clock::now();
+  apply(*m.batch);
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+  std::size_t b = 0;
+  while (b < kApplyBuckets.size() && static_cast<double>(ns) > kApplyBuckets[b] * 1e9) ++b;
+  bump(apply_buckets_[b]);
+  bump(apply_nanos_, static_cast<std::uint64_t>(ns));
+  m.batch->on_applied();
 }
 
 shard::counters shard::read_counters() const noexcept {
@@ -114,6 +119,10 @@ shard::counters shard::read_counters() const noexcept {
   c.counted = counted_.load(std::memory_order_relaxed);
   c.late = late_.load(std::memory_order_relaxed);
   c.duplicate_ids = duplicate_ids_.load(std::memory_order_relaxed);
+  c.apply_nanos = apply_nanos_.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < c.apply_buckets.size(); ++i) {
+    c.apply_buckets[i] = apply_buckets_[i].load(std::memory_order_relaxed);
+  }
   for (std::size_t i = 0; i < kRejectReasonCount; ++i) {
     c.rejected[i] = rejected_[i].load(std::memory_order_relaxed);
   }

@@ -97,8 +97,13 @@ class shard {
   unsigned index() const noexcept { return index_; }
   std::size_t queue_depth() const noexcept { return queue_.size_approx(); }
 
+  // Upper bounds (seconds) of the batch apply-time histogram buckets; the last is +Inf.
+  static constexpr std::array<double, 8> kApplyBuckets{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.1};
+
   struct counters {
     std::uint64_t counted = 0, late = 0, duplicate_ids = 0;
+    std::array<std::uint64_t, kApplyBuckets.size() + 1> apply_buckets{};  // not cumulative
+    std::uint64_t apply_nanos = 0;
     std::array<std::uint64_t, kRejectReasonCount> rejected{};
     std::array<std::size_t, kSimStateCount> by_state{};
   };
@@ -197,7 +202,8 @@ class shard {
   unix_seconds next_due_ = kNever;
   unix_seconds next_purge_ = 0;
 
-  std::atomic<std::uint64_t> counted_{0}, late_{0}, duplicate_ids_{0};
+  std::atomic<std::uint64_t> counted_{0}, late_{0}, duplicate_ids_{0}, apply_nanos_{0};
+  std::array<std::atomic<std::uint64_t>, kApplyBuckets.size() + 1> apply_buckets_{};
   std::array<std::atomic<std::uint64_t>, kRejectReasonCount> rejected_{};
   std::array<std::atomic<std::size_t>, kSimStateCount> by_state_{};
 };

@@ -145,6 +145,11 @@ struct engine_stats {
   std::uint64_t duplicate_ids = 0;
   std::array<std::uint64_t, kRejectReasonCount> rejected{};
   std::vector<std::size_t> queue_depth;  // per shard, in messages
+  // Time to apply one record batch on a shard: histogram bucket bounds (seconds), counts per
+  // bucket (the last one: above every bound; not cumulative), and the total time.
+  std::vector<double> apply_bucket_bounds;
+  std::vector<std::uint64_t> apply_bucket_counts;
+  double apply_seconds = 0;
   std::array<std::size_t, kSimStateCount> sims_by_state{};
 };
 

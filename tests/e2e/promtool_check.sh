@@ -26,5 +26,6 @@ curl -sf "http://$http/healthz" > /dev/null
 curl -sf "http://$http/metrics" > "$dir/metrics"
 grep -q '^simcap_records_total{outcome="counted"} 20000$' "$dir/metrics" || { cat "$dir/metrics"; exit 1; }
 grep -q '^simcap_records_rejected_total{reason="bad_iccid"} 1$' "$dir/metrics" || { cat "$dir/metrics"; exit 1; }
+grep -q '^simcap_batch_apply_seconds_bucket{le="+Inf"} [1-9]' "$dir/metrics" || { cat "$dir/metrics"; exit 1; }
 promtool check metrics < "$dir/metrics"
 echo "promtool: /metrics is valid"
