@@ -309,6 +309,22 @@ std::variant<import_body, http_response> read_import(const http_request& req) {
   return out;
 }
 
+// The token's owner: Authorization: Bearer, else ?access_token=.
+std::optional<caller> find_caller(const std::vector<token_config>& tokens, const http_request& req,
+                                  const target& t) {
+  std::string token;
+  if (req.authorization.size() > 7 && strncasecmp(req.authorization.c_str(), "Bearer ", 7) == 0) {
+    token = req.authorization.substr(7);
+  } else if (auto q = t.param("access_token")) {
+    token = *q;
+  }
+  std::optional<caller> who;
+  for (const auto& tc : tokens) {
+    if (!token.empty() && same_secret(tc.token, token)) who = caller{tc.admin, tc.product};
+  }
+  return who;
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------ http_api
@@ -367,6 +383,30 @@ std::string http_api::http_metrics() const {
        << "\n";
   }
   return os.str();
+}
+
+bool http_api::handle_async(const http_request& req, std::function<void(http_response)> done) {
+  if (req.method != "GET") return false;
+  auto t = parse_target(req.target);
+  if (!t) return false;
+  const auto& s = t->segs;
+  const bool plain = s.size() == 3 && s[0] == "v1" && s[1] == "sims";
+  const bool in_product = s.size() == 5 && s[0] == "v1" && s[1] == "products" && s[3] == "sims";
+  if (!plain && !in_product) return false;
+  auto id = iccid::parse(s.back());
+  if (!id) return false;
+  std::optional<caller> who = find_caller(tokens_, req, *t);
+  if (!who || (in_product && !who->may_see(s[2]))) return false;
+  std::string scope = in_product ? s[2] : who->scope();
+  eng_.get_sim_async(*id, scope, [this, done = std::move(done)](control_result<sim_view> v) {
+    if (!v) {
+      done(control_error_answer(v.error()));
+      return;
+    }
+    auto p = eng_.get_product(v->product);
+    done(json_answer(200, sim_json(*v, p ? p->country : std::string())));
+  });
+  return true;
 }
 
 http_response http_api::handle(const http_request& req) {
@@ -448,16 +488,7 @@ http_response http_api::handle(const http_request& req) {
   }
 
   // ---- authentication
-  std::string token;
-  if (req.authorization.size() > 7 && strncasecmp(req.authorization.c_str(), "Bearer ", 7) == 0) {
-    token = req.authorization.substr(7);
-  } else if (auto q = t->param("access_token")) {
-    token = *q;
-  }
-  std::optional<caller> who;
-  for (const auto& tc : tokens_) {
-    if (!token.empty() && same_secret(tc.token, token)) who = caller{tc.admin, tc.product};
-  }
+  std::optional<caller> who = find_caller(tokens_, req, *t);
   if (!who) return error_answer(401, "invalid_token", "missing or unknown access token");
 
   auto parse_iccid_seg = [&](const std::string& text) -> std::variant<iccid, http_response> {

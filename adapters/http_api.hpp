@@ -5,6 +5,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -39,6 +40,10 @@ class http_api {
   http_api(engine& e, std::vector<token_config> tokens, feed_registry* feeds, bool simulated_clock);
 
   http_response handle(const http_request& req);
+  // Answers, without a worker thread, the requests that need one shard only (GET of one SIM):
+  // calls `done` once, on that shard's thread, and returns true. Returns false, and calls
+  // nothing, for every other request (including errors): handle() answers those.
+  bool handle_async(const http_request& req, std::function<void(http_response)> done);
 
   void set_ready(bool r) noexcept { ready_.store(r); }
   // Prometheus text of the HTTP counters (the rest of /metrics is built in handle()).

@@ -126,8 +126,27 @@ asio::awaitable<void> http_server::session(tcp::socket sock) {
       const bool keep_alive = breq.keep_alive();
       const unsigned version = breq.version();
 
+      // One shard's answer comes straight back to this strand; anything else runs on a worker.
+      auto try_async = [this, &req](auto handler) {
+        using handler_t = decltype(handler);
+        auto h = std::make_shared<handler_t>(std::move(handler));
+        auto resume = [h](std::optional<http_response> r) {
+          auto ex = asio::get_associated_executor(*h);
+          asio::post(ex, [h, r = std::move(r)]() mutable { std::move(*h)(std::move(r)); });
+        };
+        if (!api_.handle_async(req, [resume](http_response r) { resume(std::move(r)); })) resume(std::nullopt);
+      };
+      std::optional<http_response> quick =
+          co_await asio::async_initiate<decltype(asio::use_awaitable), void(std::optional<http_response>)>(
+              try_async, asio::use_awaitable);
       auto run = [this, &req]() -> asio::awaitable<http_response> { co_return api_.handle(req); };
-      http_response out = co_await asio::co_spawn(workers_, run(), asio::use_awaitable);
+      // (Not a conditional expression: GCC 12 destroys a co_await's result early in one.)
+      http_response out;
+      if (quick) {
+        out = std::move(*quick);
+      } else {
+        out = co_await asio::co_spawn(workers_, run(), asio::use_awaitable);
+      }
       asio::steady_timer timer(stream.get_executor());
       while (out.retry_until && std::chrono::steady_clock::now() < *out.retry_until) {
         timer.expires_after(std::chrono::milliseconds(20));

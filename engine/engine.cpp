@@ -391,6 +391,23 @@ control_result<sim_view> engine::get_sim(iccid id, std::string_view scope) const
   return *v;
 }
 
+void engine::get_sim_async(iccid id, std::string_view scope,
+                           std::function<void(control_result<sim_view>)> done) const {
+  auto sc = impl_->scope_of(scope);
+  if (!sc) {
+    done(std::unexpected(sc.error()));
+    return;
+  }
+  impl_->post(shard_for(id), [key = id.key(), scope = *sc, done = std::move(done)](shard& sh) {
+    auto v = sh.view(key, scope);
+    if (v) {
+      done(std::move(*v));
+    } else {
+      done(std::unexpected(error(control_errc::not_found, "no such SIM")));
+    }
+  });
+}
+
 sim_page engine::list_sims(const sim_filter& f, std::size_t offset, std::size_t limit) const {
   sim_page page;
   std::optional<std::uint16_t> product;

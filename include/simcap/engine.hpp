@@ -211,6 +211,10 @@ class engine {
                                             sim_state initial = sim_state::active);
   control_result<sim_view> update_sim(iccid id, const sim_update& u, std::string_view scope = {});
   control_result<sim_view> get_sim(iccid id, std::string_view scope = {}) const;
+  // The same without waiting: `done` runs on the SIM's shard thread (keep it short; post the
+  // answer on to where it is needed).
+  void get_sim_async(iccid id, std::string_view scope,
+                     std::function<void(control_result<sim_view>)> done) const;
   sim_page list_sims(const sim_filter& f, std::size_t offset, std::size_t limit) const;
   control_result<fleet_usage> product_usage(std::string_view product) const;
   // The SIM and its bytes per day of the current period (first day to today, zeros included).

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <future>
 
 #include "engine_fixture.hpp"
 
@@ -367,6 +368,45 @@ TEST_F(HttpApi, NumbersWithFractionsArePlainDecimals) {
   feed({rec(1, 1'234'567, kStart)});
   auto u = call("GET", sim_path(1) + "/data_usage");
   EXPECT_NE(u.body.find("\"mbs_used\":1.234567"), std::string::npos) << u.body;
+}
+
+}  // namespace
+}  // namespace simcap::testing
+
+namespace simcap::testing {
+namespace {
+
+TEST_F(HttpApi, OneSimGetAnswersAsynchronouslyTheSameAsSynchronously) {
+  feed({rec(1, 777, kStart)});
+  auto async_call = [&](const std::string& target, const std::string& token) -> std::optional<http_response> {
+    http_request r;
+    r.method = "GET";
+    r.target = target;
+    r.authorization = "Bearer " + token;
+    std::promise<http_response> p;
+    auto f = p.get_future();
+    if (!api_->handle_async(r, [&p](http_response res) { p.set_value(std::move(res)); })) return std::nullopt;
+    return f.get();
+  };
+  for (const std::string target : {sim_path(1), "/v1/products/acme/sims/" + test_iccid_text(1)}) {
+    auto a = async_call(target, "admin-token");
+    ASSERT_TRUE(a) << target;
+    auto b = call("GET", target);
+    EXPECT_EQ(a->status, b.status);
+    EXPECT_EQ(a->body, b.body);
+  }
+  auto missing = async_call(sim_path(77), "admin-token");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404u);
+  auto other = async_call(sim_path(9), "acme-token");  // another product's SIM
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->status, 404u);
+  // Everything else is left to handle().
+  EXPECT_FALSE(async_call(sim_path(1), "wrong-token"));
+  EXPECT_FALSE(async_call("/v1/sims/8901", "admin-token"));
+  EXPECT_FALSE(async_call("/v1/products/other/sims/" + test_iccid_text(9), "acme-token"));
+  EXPECT_FALSE(async_call("/v1/sims", "admin-token"));
+  EXPECT_FALSE(async_call(sim_path(1) + "/data_usage", "admin-token"));
 }
 
 }  // namespace
