@@ -2,7 +2,6 @@
 
 #include <cstring>
 
-#include "../engine/hash.hpp"
 #include "simcap/iccid.hpp"
 
 namespace simcap {
@@ -146,7 +145,7 @@ bool record_parser::parse_object(od::object obj, unix_seconds now, usage_record&
           std::string_view s;
           e = text_of(field, s);
           if (e == simdjson::SUCCESS && !s.empty()) {
-            r.id_hash = detail::hash_bytes(s.data(), s.size());
+            r.id_hash = record_id_hash(s);
           } else if (is_value_error(e)) {
             fail(reject_reason::bad_value, "id must be a string or a number");
           }

@@ -16,9 +16,6 @@ class day_usage {
   static std::uint64_t home_hash(std::uint64_t sim, std::int32_t day) noexcept {
     return mix64(sim ^ (static_cast<std::uint64_t>(static_cast<std::uint32_t>(day)) * 0x9E3779B97F4A7C15ULL));
   }
-  void prefetch(std::uint64_t sim, std::int32_t day) const noexcept {
-    prefetch_for_write(&slots_[home_hash(sim, day) & (slots_.size() - 1)]);
-  }
   void add(std::uint64_t sim, std::int32_t day, std::uint64_t bytes) {
     if ((size_ + 1) * 10 > slots_.size() * 7) rebuild(slots_.size() * 2, [](std::uint64_t, std::int32_t) { return true; });
     std::size_t mask = slots_.size() - 1, i = home_hash(sim, day) & mask;

@@ -30,14 +30,5 @@ inline void prefetch_for_write(const void* p) noexcept {
 #endif
 }
 
-// FNV-1a, for record ids.
-constexpr std::uint64_t hash_bytes(const char* p, std::size_t n) noexcept {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (std::size_t i = 0; i < n; ++i) {
-    h ^= static_cast<unsigned char>(p[i]);
-    h *= 0x100000001b3ULL;
-  }
-  return mix64(h) | 1;  // never 0: 0 means "no id"
-}
 
 }  // namespace simcap::detail

@@ -2,6 +2,7 @@
 // One parsed usage record (CDR) as it travels from a feed session to a shard. Plain data,
 // 64 bytes, copied in bulk.
 #include <cstdint>
+#include <string_view>
 
 #include "simcap/time.hpp"
 
@@ -20,5 +21,21 @@ struct usage_record {
   std::uint32_t line_length = 0;
 };
 static_assert(sizeof(usage_record) == 64);
+
+// usage_record::id_hash of a carrier's record id: FNV-1a, finished with murmur3's mixer; never
+// 0 (0 means "no id").
+inline std::uint64_t record_id_hash(std::string_view id) noexcept {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (char c : id) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ULL;
+  }
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return h | 1;
+}
 
 }  // namespace simcap

@@ -388,7 +388,7 @@ TEST_F(HttpApi, OneSimGetAnswersAsynchronouslyTheSameAsSynchronously) {
     if (!api_->handle_async(r, [&p](http_response res) { p.set_value(std::move(res)); })) return std::nullopt;
     return f.get();
   };
-  for (const std::string target : {sim_path(1), "/v1/products/acme/sims/" + test_iccid_text(1)}) {
+  for (const std::string& target : {sim_path(1), "/v1/products/acme/sims/" + test_iccid_text(1)}) {
     auto a = async_call(target, "admin-token");
     ASSERT_TRUE(a) << target;
     auto b = call("GET", target);
