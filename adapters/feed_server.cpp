@@ -565,12 +565,6 @@ void feed_server::do_accept() {
   });
 }
 
-std::size_t feed_server::session_count() const {
-  std::lock_guard lock(sessions_mu_);
-  return static_cast<std::size_t>(std::count_if(sessions_.begin(), sessions_.end(),
-                                                [](const auto& w) { return !w.expired(); }));
-}
-
 void feed_server::stop(std::chrono::milliseconds grace) {
   if (stopping_.exchange(true)) return;
   asio::post(io_, [this] {

@@ -75,8 +75,6 @@ class feed_server {
   // acknowledged (at most `grace`), then closes them and joins the I/O threads.
   void stop(std::chrono::milliseconds grace = std::chrono::seconds(10));
 
-  std::size_t session_count() const;
-
   // For sessions.
   engine& eng() noexcept { return engine_; }
   feed_registry& feeds() noexcept { return feeds_; }

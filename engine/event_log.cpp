@@ -19,7 +19,6 @@ std::uint64_t event_log::append(event e) {
   e.id = next_id_++;
   events_.push_back(e);
   if (listener_) listener_(events_.back());
-  cv_.notify_all();
   return e.id;
 }
 
@@ -39,12 +38,6 @@ std::vector<event> event_log::read(std::uint64_t after, std::size_t limit,
     out.push_back(e);
   }
   return out;
-}
-
-std::uint64_t event_log::wait_after(std::uint64_t after, std::chrono::milliseconds timeout) const {
-  std::unique_lock lock(mu_);
-  cv_.wait_for(lock, timeout, [&] { return next_id_ - 1 > after; });
-  return next_id_ - 1;
 }
 
 std::uint64_t event_log::last_id() const {

@@ -1,8 +1,6 @@
 #pragma once
 // The engine's event log: appended to by shard threads and the engine's control plane, read by
 // any thread. In memory for now; ids are monotonically increasing from 1.
-#include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -28,8 +26,6 @@ class event_log {
   std::uint64_t append(event e);
   // Events with id > after that match the filter, oldest first, at most limit.
   std::vector<event> read(std::uint64_t after, std::size_t limit, const event_filter& f = {}) const;
-  // Blocks until an event with id > after exists or the timeout passes; returns the last id.
-  std::uint64_t wait_after(std::uint64_t after, std::chrono::milliseconds timeout) const;
   std::uint64_t last_id() const;
   std::size_t count_of(event_type t) const;
   // Called synchronously, in id order, under the log's lock: keep it short.
@@ -37,7 +33,6 @@ class event_log {
 
  private:
   mutable std::mutex mu_;
-  mutable std::condition_variable cv_;
   std::deque<event> events_;
   std::uint64_t next_id_ = 1;
   listener listener_;
