@@ -310,6 +310,46 @@ std::variant<import_body, http_response> read_import(const http_request& req) {
 }
 
 // The token's owner: Authorization: Bearer, else ?access_token=.
+json::array by_day_json(const std::vector<day_bytes>& days, double mb) {
+  json::array arr;
+  double cumulative = 0;
+  for (const auto& d : days) {
+    double used = static_cast<double>(d.bytes) / mb;
+    cumulative += used;
+    arr.push_back(json::object{{"date", format_date(d.day)}, {"mbs_used", used}, {"mbs_used_cumulative", cumulative}});
+  }
+  return arr;
+}
+
+// GET /v1/products/:p/sims/data_usage: Particle's fleet fields, then simcap's.
+http_response fleet_answer(const fleet_usage& u, unix_seconds now, double mb) {
+  std::vector<day_bytes> days;
+  json::array hours;
+  for (std::size_t h = 0; h < u.by_hour.size(); ++h) {
+    unix_seconds t = u.period_start + static_cast<unix_seconds>(h) * 3600;
+    if (t > now) break;
+    if (days.empty() || t - days.back().day >= kSecondsPerDay) days.push_back({t, 0});
+    days.back().bytes += u.by_hour[h];
+    hours.push_back(json::object{{"hour", format_rfc3339(t)}, {"bytes", u.by_hour[h]}});
+  }
+  const auto& by_state = u.sims_by_state;
+  std::size_t active = by_state[static_cast<int>(sim_state::active)];
+  std::size_t paused = by_state[static_cast<int>(sim_state::paused)];
+  json::object o{{"total_mbs_used", static_cast<double>(u.usage_bytes()) / mb},
+                 {"total_active_sim_cards", active + paused},
+                 {"usage_by_day", by_day_json(days, mb)},
+                 {"period_start", time_or_null(u.period_start)},
+                 {"period_end", time_or_null(u.period_end)},
+                 {"bytes_up", u.bytes_up},
+                 {"bytes_down", u.bytes_down},
+                 {"usage_bytes", u.usage_bytes()},
+                 {"paused_sim_cards", paused},
+                 {"unused_charged_sim_cards", u.unused_charged_sims},
+                 {"chargeable_sim_cards", u.chargeable_sims},
+                 {"usage_by_hour", std::move(hours)}};
+  return json_answer(200, o);
+}
+
 std::optional<caller> find_caller(const std::vector<token_config>& tokens, const http_request& req,
                                   const target& t) {
   std::string token;
@@ -390,13 +430,30 @@ bool http_api::handle_async(const http_request& req, std::function<void(http_res
   auto t = parse_target(req.target);
   if (!t) return false;
   const auto& s = t->segs;
+  const bool product_route = s.size() >= 3 && s[0] == "v1" && s[1] == "products";
+  std::optional<caller> who = find_caller(tokens_, req, *t);
+  if (!who) return false;
+
+  // Fleet usage: every shard adds its part, the last one answers.
+  if (product_route && s.size() == 5 && s[3] == "sims" && s[4] == "data_usage") {
+    if (!who->may_see(s[2])) return false;
+    eng_.product_usage_async(s[2], [this, done = std::move(done)](control_result<fleet_usage> u) {
+      if (!u) {
+        done(control_error_answer(u.error()));
+        return;
+      }
+      done(fleet_answer(*u, eng_.time_source().now(), static_cast<double>(eng_.options().mb_bytes)));
+    });
+    return true;
+  }
+
+  // One SIM: its shard answers.
   const bool plain = s.size() == 3 && s[0] == "v1" && s[1] == "sims";
-  const bool in_product = s.size() == 5 && s[0] == "v1" && s[1] == "products" && s[3] == "sims";
+  const bool in_product = product_route && s.size() == 5 && s[3] == "sims";
   if (!plain && !in_product) return false;
   auto id = iccid::parse(s.back());
   if (!id) return false;
-  std::optional<caller> who = find_caller(tokens_, req, *t);
-  if (!who || (in_product && !who->may_see(s[2]))) return false;
+  if (in_product && !who->may_see(s[2])) return false;
   std::string scope = in_product ? s[2] : who->scope();
   eng_.get_sim_async(*id, scope, [this, done = std::move(done)](control_result<sim_view> v) {
     if (!v) {
@@ -513,49 +570,13 @@ http_response http_api::handle(const http_request& req) {
 
   const bool product_route = s.size() >= 3 && s[0] == "v1" && s[1] == "products";
   const double mb = static_cast<double>(eng_.options().mb_bytes);
-  auto by_day_json = [&](const std::vector<day_bytes>& days) {
-    json::array arr;
-    double cumulative = 0;
-    for (const auto& d : days) {
-      double used = static_cast<double>(d.bytes) / mb;
-      cumulative += used;
-      arr.push_back(json::object{{"date", format_date(d.day)}, {"mbs_used", used}, {"mbs_used_cumulative", cumulative}});
-    }
-    return arr;
-  };
-
   // ---- fleet usage: /v1/products/:p/sims/data_usage
   if (product_route && s.size() == 5 && s[3] == "sims" && s[4] == "data_usage") {
     if (m != "GET") return method_not_allowed("GET");
     if (!who->may_see(s[2])) return error_answer(404, "not_found", "no such product");
     auto u = eng_.product_usage(s[2]);
     if (!u) return control_error_answer(u.error());
-    std::vector<day_bytes> days;
-    json::array hours;
-    const unix_seconds now = eng_.time_source().now();
-    for (std::size_t h = 0; h < u->by_hour.size(); ++h) {
-      unix_seconds t = u->period_start + static_cast<unix_seconds>(h) * 3600;
-      if (t > now) break;
-      if (days.empty() || t - days.back().day >= kSecondsPerDay) days.push_back({t, 0});
-      days.back().bytes += u->by_hour[h];
-      hours.push_back(json::object{{"hour", format_rfc3339(t)}, {"bytes", u->by_hour[h]}});
-    }
-    const auto& by_state = u->sims_by_state;
-    std::size_t active = by_state[static_cast<int>(sim_state::active)];
-    std::size_t paused = by_state[static_cast<int>(sim_state::paused)];
-    json::object o{{"total_mbs_used", static_cast<double>(u->usage_bytes()) / mb},
-                   {"total_active_sim_cards", active + paused},
-                   {"usage_by_day", by_day_json(days)},
-                   {"period_start", time_or_null(u->period_start)},
-                   {"period_end", time_or_null(u->period_end)},
-                   {"bytes_up", u->bytes_up},
-                   {"bytes_down", u->bytes_down},
-                   {"usage_bytes", u->usage_bytes()},
-                   {"paused_sim_cards", paused},
-                   {"unused_charged_sim_cards", u->unused_charged_sims},
-                   {"chargeable_sim_cards", u->chargeable_sims},
-                   {"usage_by_hour", std::move(hours)}};
-    return json_answer(200, o);
+    return fleet_answer(*u, eng_.time_source().now(), mb);
   }
 
   // ---- one SIM's usage: /v1/sims/:iccid/data_usage, /v1/products/:p/sims/:iccid/data_usage
@@ -573,7 +594,7 @@ http_response http_api::handle(const http_request& req) {
     if (!u) return control_error_answer(u.error());
     const sim_view& v = u->first;
     json::object o{{"iccid", v.id.str()},
-                   {"usage_by_day", by_day_json(u->second)},
+                   {"usage_by_day", by_day_json(u->second, mb)},
                    {"period_start", time_or_null(v.period_start)},
                    {"period_end", time_or_null(v.period_end)},
                    {"bytes_up", v.bytes_up},

@@ -40,8 +40,8 @@ class http_api {
   http_api(engine& e, std::vector<token_config> tokens, feed_registry* feeds, bool simulated_clock);
 
   http_response handle(const http_request& req);
-  // Answers, without a worker thread, the requests that need one shard only (GET of one SIM):
-  // calls `done` once, on that shard's thread, and returns true. Returns false, and calls
+  // Answers, without a worker thread, the reads the shards can answer on their own (GET of one
+  // SIM, fleet usage): calls `done` once, on a shard thread, and returns true. Returns false, and calls
   // nothing, for every other request (including errors): handle() answers those.
   bool handle_async(const http_request& req, std::function<void(http_response)> done);
 

@@ -1,13 +1,16 @@
 #include "simcap/engine.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <condition_variable>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
 
+#include "simcap/thread_name.hpp"
 #include "calendar.hpp"
 #include "hash.hpp"
 #include "shard.hpp"
@@ -227,7 +230,10 @@ void engine::start() {
   for (auto& s : impl_->shards) s->start();
   if (!impl_->clk.is_manual()) {
     impl_->ticker_stop = false;
-    impl_->ticker = std::thread([this] { impl_->ticker_loop(); });
+    impl_->ticker = std::thread([this] {
+      set_thread_name("ticker");
+      impl_->ticker_loop();
+    });
   }
 }
 
@@ -441,10 +447,8 @@ sim_page engine::list_sims(const sim_filter& f, std::size_t offset, std::size_t 
   return page;
 }
 
-control_result<fleet_usage> engine::product_usage(std::string_view product) const {
-  auto idx = impl_->product_index(product);
-  if (!idx) return std::unexpected(error(control_errc::unknown_product, "no such product"));
-  auto parts = impl_->call_all([&](shard& sh) { return sh.usage_of(*idx); });
+namespace {
+fleet_usage add_up(const std::vector<fleet_usage>& parts) {
   fleet_usage total;
   for (const fleet_usage& u : parts) {
     total.bytes_up += u.bytes_up;
@@ -458,10 +462,51 @@ control_result<fleet_usage> engine::product_usage(std::string_view product) cons
     if (total.by_hour.size() < u.by_hour.size()) total.by_hour.resize(u.by_hour.size());
     for (std::size_t h = 0; h < u.by_hour.size(); ++h) total.by_hour[h] += u.by_hour[h];
   }
+  return total;
+}
+}  // namespace
+
+control_result<fleet_usage> engine::product_usage(std::string_view product) const {
+  auto idx = impl_->product_index(product);
+  if (!idx) return std::unexpected(error(control_errc::unknown_product, "no such product"));
+  fleet_usage total = add_up(impl_->call_all([&](shard& sh) { return sh.usage_of(*idx); }));
   auto view = get_product(product);
   total.period_start = view->period_start;
   total.period_end = view->period_end;
   return total;
+}
+
+void engine::product_usage_async(std::string_view product,
+                                 std::function<void(control_result<fleet_usage>)> done) const {
+  auto idx = impl_->product_index(product);
+  if (!idx) {
+    done(std::unexpected(error(control_errc::unknown_product, "no such product")));
+    return;
+  }
+  struct gather {
+    std::vector<fleet_usage> parts;
+    std::atomic<unsigned> left;
+    std::string product;
+    std::function<void(control_result<fleet_usage>)> done;
+  };
+  const unsigned n = shard_count();
+  auto g = std::make_shared<gather>();
+  g->parts.resize(n);
+  g->left.store(n);
+  g->product = std::string(product);
+  g->done = std::move(done);
+  for (unsigned s = 0; s < n; ++s) {
+    impl_->post(s, [this, g, index = *idx](shard& sh) {
+      g->parts[sh.index()] = sh.usage_of(index);
+      if (g->left.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+      fleet_usage total = add_up(g->parts);
+      if (auto view = get_product(g->product)) {
+        total.period_start = view->period_start;
+        total.period_end = view->period_end;
+      }
+      g->done(std::move(total));
+    });
+  }
 }
 
 control_result<std::pair<sim_view, std::vector<day_bytes>>> engine::sim_usage_by_day(

@@ -217,6 +217,10 @@ class engine {
                      std::function<void(control_result<sim_view>)> done) const;
   sim_page list_sims(const sim_filter& f, std::size_t offset, std::size_t limit) const;
   control_result<fleet_usage> product_usage(std::string_view product) const;
+  // The same without waiting: each shard adds its part; `done` runs on the shard thread that
+  // answers last (keep it short).
+  void product_usage_async(std::string_view product,
+                           std::function<void(control_result<fleet_usage>)> done) const;
   // The SIM and its bytes per day of the current period (first day to today, zeros included).
   control_result<std::pair<sim_view, std::vector<day_bytes>>> sim_usage_by_day(iccid id,
                                                                               std::string_view scope = {}) const;

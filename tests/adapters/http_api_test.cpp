@@ -376,7 +376,7 @@ TEST_F(HttpApi, NumbersWithFractionsArePlainDecimals) {
 namespace simcap::testing {
 namespace {
 
-TEST_F(HttpApi, OneSimGetAnswersAsynchronouslyTheSameAsSynchronously) {
+TEST_F(HttpApi, ShardReadsAnswerAsynchronouslyTheSameAsSynchronously) {
   feed({rec(1, 777, kStart)});
   auto async_call = [&](const std::string& target, const std::string& token) -> std::optional<http_response> {
     http_request r;
@@ -401,7 +401,18 @@ TEST_F(HttpApi, OneSimGetAnswersAsynchronouslyTheSameAsSynchronously) {
   auto other = async_call(sim_path(9), "acme-token");  // another product's SIM
   ASSERT_TRUE(other);
   EXPECT_EQ(other->status, 404u);
+  // Fleet usage: every shard adds its part.
+  feed({rec(2, 1'000'000, kStart + 3600), rec(9, 5000, kStart)});
+  auto fleet = async_call("/v1/products/acme/sims/data_usage", "acme-token");
+  ASSERT_TRUE(fleet);
+  EXPECT_EQ(fleet->status, 200u);
+  EXPECT_EQ(fleet->body, call("GET", "/v1/products/acme/sims/data_usage").body);
+  EXPECT_NE(fleet->body.find("\"usage_bytes\":1000777"), std::string::npos) << fleet->body;
+  auto unknown = async_call("/v1/products/nope/sims/data_usage", "admin-token");
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->status, 404u);
   // Everything else is left to handle().
+  EXPECT_FALSE(async_call("/v1/products/acme/sims/data_usage", "other-token"));
   EXPECT_FALSE(async_call(sim_path(1), "wrong-token"));
   EXPECT_FALSE(async_call("/v1/sims/8901", "admin-token"));
   EXPECT_FALSE(async_call("/v1/products/other/sims/" + test_iccid_text(9), "acme-token"));
