@@ -9,6 +9,7 @@
 #include <cstring>
 #include <deque>
 
+#include "simcap/thread_name.hpp"
 #include "record_parser.hpp"
 #include "secret.hpp"
 #include "simcap/json_text.hpp"
@@ -540,7 +541,10 @@ tcp::endpoint feed_server::local_endpoint() const { return acceptor_.local_endpo
 void feed_server::start() {
   do_accept();
   for (unsigned i = 0; i < std::max(1u, opts_.io_threads); ++i) {
-    threads_.emplace_back([this] { io_.run(); });
+    threads_.emplace_back([this, i] {
+      set_thread_name("feed-io-" + std::to_string(i));
+      io_.run();
+    });
   }
 }
 

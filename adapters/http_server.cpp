@@ -5,6 +5,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "simcap/thread_name.hpp"
+
 namespace simcap {
 
 namespace asio = boost::asio;
@@ -59,7 +61,11 @@ tcp::endpoint http_server::local_endpoint() const { return acceptor_.local_endpo
 void http_server::start() {
   do_accept();
   for (unsigned i = 0; i < std::max(1u, opts_.io_threads); ++i) {
-    threads_.emplace_back([this] { io_.run(); });
+    threads_.emplace_back([this, i] {
+      set_thread_name("http-io-" + std::to_string(i));
+      prefer_short_slices(std::chrono::microseconds(200));
+      io_.run();
+    });
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "simcap/thread_name.hpp"
 #include "calendar.hpp"
 
 namespace simcap::detail {
@@ -62,6 +63,8 @@ void shard::start() {
   if (thread_.joinable()) return;
   stopping_.store(false);
   thread_ = std::thread([this] {
+    set_thread_name("shard-" + std::to_string(index_));
+    prefer_short_slices(std::chrono::microseconds(200));
     owner_ = std::this_thread::get_id();
     loop();
     owner_ = std::thread::id{};

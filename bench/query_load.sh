@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Ingest with and without about 1,000 queries/s, against a fresh simcapd each time.
+#   bench/query_load.sh [runs] [records]
+# Needs a Release build in ./build and wrk. Prints, per run: records/s without queries,
+# records/s with queries, and wrk's lines (per-SIM GET, then fleet usage).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-3}
+records=${2:-30000000}
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+./build/simcap-feed --write-iccids "$work/iccids.txt" --sims 1000000 >/dev/null
+cat >"$work/bench.toml" <<TOML
+[server]
+data_dir = "$work/data"
+[[tokens]]
+token = "bench-admin"
+scope = "admin"
+[[feeds]]
+name = "bench"
+token = "bench-token"
+[[products]]
+id = "fleet"
+default_mb_limit = 5
+iccids_file = "$work/iccids.txt"
+TOML
+
+start_daemon() {
+  rm -rf "$work/data" "$work/out"
+  ./build/simcapd --config "$work/bench.toml" --feed 127.0.0.1:0 --http 127.0.0.1:0 \
+    --log-level warn >"$work/out" 2>&1 &
+  daemon=$!
+  for _ in $(seq 300); do
+    grep -q "feed listening on" "$work/out" 2>/dev/null && break
+    sleep 0.1
+  done
+  hport=$(sed -n 's/.*http listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/out")
+  fport=$(sed -n 's/.*feed listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/out")
+}
+stop_daemon() {
+  kill "$daemon"
+  wait "$daemon" || true
+}
+feed() {
+  ./build/simcap-feed --connect "127.0.0.1:$fport" --feed bench --token bench-token \
+    --sims 1000000 --records "$records" --quiet --no-ids
+}
+
+export SIMS=1000000 TOKEN=bench-admin PRODUCT=fleet
+for r in $(seq "$runs"); do
+  start_daemon
+  echo "run $r, no queries:   $(feed | tail -1)"
+  stop_daemon
+  start_daemon
+  FLEET_SHARE=0 wrk -t1 -c9 -d6s --latency -s bench/query_load.lua "http://127.0.0.1:$hport" \
+    >"$work/wrk-sim" 2>&1 &
+  w1=$!
+  FLEET_SHARE=1 wrk -t1 -c1 -d6s --latency -s bench/query_load.lua "http://127.0.0.1:$hport" \
+    >"$work/wrk-fleet" 2>&1 &
+  w2=$!
+  echo "run $r, with queries: $(feed | tail -1)"
+  wait "$w1" "$w2"
+  echo "  per-SIM GET:  $(grep requests/s "$work/wrk-sim")"
+  echo "  fleet usage:  $(grep requests/s "$work/wrk-fleet")"
+  stop_daemon
+done
