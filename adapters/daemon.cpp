@@ -76,7 +76,9 @@ daemon::daemon(daemon_config cfg, bool simulated_clock) : cfg_(std::move(cfg)), 
     clock_ = std::make_unique<real_clock>();
   }
   dead_letters_ = std::make_unique<dead_letter_file>(dead_letter_path().string());
-  engine_ = std::make_unique<engine>(cfg_.engine, *clock_, *dead_letters_);
+  engine_options eo = cfg_.engine;
+  if (eo.checkpoint_interval.count() > 0) eo.store_dir = (cfg_.data_dir / "store").string();
+  engine_ = std::make_unique<engine>(std::move(eo), *clock_, *dead_letters_);
 }
 
 daemon::~daemon() { stop(); }
@@ -105,7 +107,16 @@ void daemon::load_products() {
 void daemon::start() {
   if (started_) return;
   engine_->events().set_listener(event_logger(*engine_));
-  engine_->start();
+  const auto t0 = std::chrono::steady_clock::now();
+  engine_->start();  // recovers the store first
+  if (engine_->durable()) {
+    engine_stats st = engine_->stats();
+    std::size_t sims = 0;
+    for (auto n : st.sims_by_state) sims += n;
+    spdlog::info("recovered {} SIMs and {} events from {} in {:.3f} s", sims, engine_->events().last_id(),
+                 (cfg_.data_dir / "store").string(),
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
   load_products();
   feeds_ = std::make_unique<feed_registry>(*engine_, cfg_.feeds);
   feed_server_options fo;

@@ -249,7 +249,7 @@ class feed_session final : public std::enable_shared_from_this<feed_session>, pr
       free_.push_back(c.get());
       chunks_.push_back(std::move(c));
     }
-    received_high_ = applied_ = acked_ = feed_->watermark.load();
+    received_high_ = applied_ = acked_ = srv_.eng().resume_after(feed_->engine_id);
     carry_.assign(buf.data() + n, buf.size() - n);  // records sent right behind the hello
     std::string welcome = "{\"welcome\":{\"feed\":";
     append_json_string(welcome, feed_->name);
@@ -381,20 +381,16 @@ class feed_session final : public std::enable_shared_from_this<feed_session>, pr
     cur_->rejects.push_back({r.seq, r.reason, std::string(r.detail)});
   }
 
+  // Every shard gets its part of every chunk, empty or not: a shard's watermark of the feed
+  // (what it has applied up to) moves with each chunk, so a resume point is never held back by
+  // a shard that happened to get no records.
   void dispatch(chunk* c) {
-    unsigned busy = 0;
-    for (auto& p : c->parts) busy += !p.recs.empty();
     inflight_.push_back(c);
-    if (busy == 0) {
-      on_chunk_done(c);
-      return;
-    }
     c->keep_alive = shared_from_this();
-    c->pending.store(busy, std::memory_order_release);
+    c->pending.store(static_cast<unsigned>(c->parts.size()), std::memory_order_release);
     std::uint64_t handed = 0;
     for (unsigned s = 0; s < c->parts.size(); ++s) {
       part& p = c->parts[s];
-      if (p.recs.empty()) continue;
       p.records = p.recs;
       p.text = std::string_view(c->buf.get(), c->text_len);
       p.feed = feed_->engine_id;
@@ -438,13 +434,24 @@ class feed_session final : public std::enable_shared_from_this<feed_session>, pr
     maybe_finish();
   }
 
+  // What may be acknowledged: applied, and (with a store) in a durable checkpoint.
+  std::uint64_t ackable() const { return std::min(applied_, srv_.eng().durable_seq(feed_->engine_id)); }
+
+ public:
+  // A checkpoint made more of the feed durable: send the ack now.
+  void on_durable() {
+    asio::post(sock_.get_executor(), [self = shared_from_this()] { self->wake_writer_.cancel(); });
+  }
+
+ private:
   asio::awaitable<void> writer() {
     auto last_ack = std::chrono::steady_clock::now();
     for (;;) {
-      const bool idle_done = reading_done_ && inflight_.empty();
+      // Done once everything read is applied and acknowledged as durable.
+      const bool idle_done = reading_done_ && inflight_.empty() && acked_ >= applied_;
       const bool interval_due =
           received_since_ack_ && std::chrono::steady_clock::now() - last_ack >= srv_.options().ack_interval;
-      if (out_.empty() && applied_ <= acked_ && !interval_due) {
+      if (out_.empty() && ackable() <= acked_ && !interval_due) {
         if (idle_done || sock_closed_) break;
         wake_writer_.expires_after(srv_.options().ack_interval);
         co_await wake_writer_.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -452,9 +459,10 @@ class feed_session final : public std::enable_shared_from_this<feed_session>, pr
       }
       std::string buf = std::move(out_);
       out_.clear();
-      if (applied_ > acked_ || received_since_ack_) {
-        buf += "{\"ack\":" + std::to_string(applied_) + "}\n";
-        acked_ = applied_;
+      const std::uint64_t ack = ackable();
+      if (ack > acked_ || received_since_ack_) {
+        buf += "{\"ack\":" + std::to_string(ack) + "}\n";
+        acked_ = std::max(acked_, ack);
         received_since_ack_ = false;
         last_ack = std::chrono::steady_clock::now();
       }
@@ -539,6 +547,12 @@ feed_server::~feed_server() { stop(std::chrono::milliseconds(0)); }
 tcp::endpoint feed_server::local_endpoint() const { return acceptor_.local_endpoint(); }
 
 void feed_server::start() {
+  engine_.set_checkpoint_listener([this] {
+    std::lock_guard lock(sessions_mu_);
+    for (auto& w : sessions_) {
+      if (auto s = w.lock()) s->on_durable();
+    }
+  });
   do_accept();
   for (unsigned i = 0; i < std::max(1u, opts_.io_threads); ++i) {
     threads_.emplace_back([this, i] {
@@ -571,6 +585,10 @@ void feed_server::do_accept() {
 
 void feed_server::stop(std::chrono::milliseconds grace) {
   if (stopping_.exchange(true)) return;
+  struct unhook {
+    engine& e;
+    ~unhook() { e.set_checkpoint_listener(nullptr); }
+  } unhook_listener{engine_};
   asio::post(io_, [this] {
     boost::system::error_code ignore;
     acceptor_.close(ignore);

@@ -12,8 +12,10 @@
 
 #include "simcap/thread_name.hpp"
 #include "calendar.hpp"
+#include "codec.hpp"
 #include "hash.hpp"
 #include "shard.hpp"
+#include "store.hpp"
 
 namespace simcap {
 
@@ -48,6 +50,7 @@ struct engine::impl final : detail::shard_host {
     product_info info;
     unix_seconds period_start = 0;
     unix_seconds period_end = 0;
+    bool dirty = true;  // not yet in a checkpoint
   };
 
   impl(engine_options o, clock& c, dead_letter_sink& d) : opts(std::move(o)), clk(c), dl(d) {
@@ -109,6 +112,7 @@ struct engine::impl final : detail::shard_host {
       e.info.version++;
       e.period_start = e.info.first_period_start;
       e.period_end = billing::next_period_start(e.info.anniversary_day, e.period_start);
+      e.dirty = true;
       for (unsigned s = 0; s < shards.size(); ++s) {
         post(s, [info = e.info](shard& sh) { sh.learn_product(info); });
       }
@@ -176,6 +180,7 @@ struct engine::impl final : detail::shard_host {
           closed.push_back({static_cast<std::uint16_t>(i), e.period_start, e.period_end});
           e.period_start = e.period_end;
           e.period_end = billing::next_period_start(e.info.anniversary_day, e.period_start);
+          e.dirty = true;
         }
       }
     }
@@ -192,7 +197,232 @@ struct engine::impl final : detail::shard_host {
           if (cp.start == c.start) ev.usage_bytes += cp.total_bytes;
         }
       }
-      events.append(ev);
+      publish(ev);
+    }
+  }
+
+  void publish(const event& e) {
+    if (st) {
+      std::lock_guard lock(catalog_mu);
+      pending_events.push_back(e);
+    } else {
+      events.append(e);
+    }
+  }
+
+  // Runs f on every shard, in parallel on their threads while they run, else here.
+  template <class F>
+  void each_shard(F f) {
+    if (started) {
+      call_all([&](shard& sh) { f(sh); });
+    } else {
+      for (auto& sh : shards) f(*sh);
+    }
+  }
+
+  static std::string encode(const product_entry& e) {
+    detail::writer w;
+    w.text(e.settings.id);
+    w.put(static_cast<std::uint8_t>(e.settings.default_mb_limit.has_value()))
+        .put(e.settings.default_mb_limit.value_or(0));
+    w.put(static_cast<std::uint8_t>(e.settings.alert_thresholds.has_value()));
+    const auto& th = e.settings.alert_thresholds ? *e.settings.alert_thresholds : std::vector<double>{};
+    w.put(static_cast<std::uint32_t>(th.size()));
+    for (double t : th) w.put(t);
+    w.put(static_cast<std::uint8_t>(e.settings.country.has_value())).text(e.settings.country.value_or(""));
+    w.put(static_cast<std::uint32_t>(e.info.anniversary_day)).put(e.info.first_period_start).put(e.info.version);
+    w.put(e.period_start).put(e.period_end);
+    return std::move(w.str());
+  }
+  product_entry decode_product(std::string_view v, std::uint16_t index) const {
+    detail::reader r(v);
+    product_entry e;
+    e.settings.id = r.text();
+    bool has_limit = r.get<std::uint8_t>() != 0;
+    auto limit = r.get<std::uint32_t>();
+    if (has_limit) e.settings.default_mb_limit = limit;
+    bool has_th = r.get<std::uint8_t>() != 0;
+    std::vector<double> th(r.get<std::uint32_t>());
+    for (double& t : th) t = r.get<double>();
+    if (has_th) e.settings.alert_thresholds = th;
+    bool has_country = r.get<std::uint8_t>() != 0;
+    std::string country = r.text();
+    if (has_country) e.settings.country = country;
+    e.info.index = index;
+    e.info.id = e.settings.id;
+    e.info.default_mb_limit = e.settings.default_mb_limit.value_or(opts.default_mb_limit);
+    e.info.thresholds = to_permille(e.settings.alert_thresholds.value_or(opts.alert_thresholds));
+    e.info.anniversary_day = r.get<std::uint32_t>();
+    e.info.first_period_start = r.get<unix_seconds>();
+    e.info.version = r.get<std::uint64_t>();
+    e.period_start = r.get<unix_seconds>();
+    e.period_end = r.get<unix_seconds>();
+    e.dirty = false;
+    if (!r.ok) throw std::runtime_error("store: product " + std::to_string(index) + " is unreadable");
+    return e;
+  }
+
+  // Loads the store into the catalog, the event log and the shards (before they start).
+  void recover() {
+    st = std::make_unique<detail::store>(opts.store_dir);
+    std::string meta;
+    if (st->get("M", meta)) {
+      detail::reader r(meta);
+      checkpoint_no = r.get<std::uint64_t>();
+      auto stored_shards = r.get<std::uint32_t>();
+      if (stored_shards != shards.size()) {
+        throw std::runtime_error("data_dir holds state of " + std::to_string(stored_shards) +
+                                 " shards; start with --shards " + std::to_string(stored_shards));
+      }
+    }
+    st->scan("P", [&](std::string_view k, std::string_view v) {
+      auto idx = detail::read_be<std::uint16_t>(k, 1);
+      if (idx != products.size()) throw std::runtime_error("store: products are not dense");
+      products.push_back(decode_product(v, idx));
+      by_id.emplace(products.back().settings.id, idx);
+      return true;
+    });
+    st->scan("E", [&](std::string_view, std::string_view v) {
+      event e;
+      if (v.size() == sizeof e) {
+        std::memcpy(static_cast<void*>(&e), v.data(), sizeof e);
+        events.restore(e);
+      }
+      return true;
+    });
+    for (auto& sh : shards) {
+      for (const product_entry& e : products) sh->learn_product(e.info);
+    }
+    std::vector<std::vector<std::pair<std::string, std::uint64_t>>> seqs(shards.size());
+    std::vector<std::thread> loaders;
+    std::vector<std::exception_ptr> failed(shards.size());
+    for (unsigned s = 0; s < shards.size(); ++s) {
+      loaders.emplace_back([&, s] {
+        try {
+          seqs[s] = shards[s]->recover(*st);
+        } catch (...) {
+          failed[s] = std::current_exception();
+        }
+      });
+    }
+    for (auto& t : loaders) t.join();
+    for (auto& f : failed) {
+      if (f) std::rethrow_exception(f);
+    }
+    std::lock_guard lock(feeds_mu);
+    for (unsigned s = 0; s < shards.size(); ++s) {
+      for (auto& [name, seq] : seqs[s]) {
+        auto& v = recovered_seqs[name];
+        v.resize(shards.size(), 0);
+        v[s] = seq;
+      }
+    }
+    for (std::uint32_t f = 0; f < feeds.size(); ++f) apply_recovered_seq(f);
+  }
+  // feeds_mu held.
+  void apply_recovered_seq(std::uint32_t f) {
+    auto it = recovered_seqs.find(feeds[f]);
+    if (it == recovered_seqs.end() || f >= detail::kMaxFeeds) return;
+    std::uint64_t low = std::numeric_limits<std::uint64_t>::max();
+    for (unsigned s = 0; s < shards.size(); ++s) {
+      shards[s]->set_feed_seq(f, it->second[s]);
+      low = std::min(low, it->second[s]);
+    }
+    durable[f].store(low, std::memory_order_release);
+  }
+
+  struct merge_into final : rocksdb::WriteBatch::Handler {
+    explicit merge_into(rocksdb::WriteBatch& b) : into(b) {}
+    rocksdb::Status PutCF(std::uint32_t, const rocksdb::Slice& k, const rocksdb::Slice& v) override {
+      return into.Put(k, v);
+    }
+    rocksdb::Status DeleteCF(std::uint32_t, const rocksdb::Slice& k) override { return into.Delete(k); }
+    rocksdb::Status DeleteRangeCF(std::uint32_t, const rocksdb::Slice& b, const rocksdb::Slice& e) override {
+      return into.DeleteRange(b, e);
+    }
+    rocksdb::WriteBatch& into;
+  };
+
+  void checkpoint() {
+    if (!st) return;
+    std::lock_guard ck(checkpoint_mu);
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::uint64_t n = checkpoint_no + 1;
+    rocksdb::WriteBatch wb;
+    std::vector<event> evs;
+    {
+      // The catalog before the shards: a period the catalog closes after this point is
+      // closed again (with its event) after a crash.
+      std::lock_guard lock(catalog_mu);
+      for (std::size_t i = 0; i < products.size(); ++i) {
+        if (!products[i].dirty) continue;
+        products[i].dirty = false;
+        wb.Put(detail::key_builder('P').be(static_cast<std::uint16_t>(i)).str(), encode(products[i]));
+      }
+      evs = std::move(pending_events);
+      pending_events.clear();
+    }
+    std::vector<rocksdb::WriteBatch> parts(shards.size());
+    std::vector<detail::shard_cut> cuts(shards.size());
+    each_shard([&](shard& sh) { sh.cut(parts[sh.index()], cuts[sh.index()], n); });
+    merge_into m(wb);
+    std::uint64_t sims = 0;
+    for (unsigned s = 0; s < shards.size(); ++s) {
+      parts[s].Iterate(&m);
+      sims += cuts[s].sims;
+      for (event& e : cuts[s].events) evs.push_back(e);
+    }
+    std::uint64_t id = events.last_id() + 1;
+    for (event& e : evs) {
+      e.id = id++;
+      wb.Put(detail::key_builder('E').be(e.id).str(),
+             rocksdb::Slice(reinterpret_cast<const char*>(&e), sizeof e));
+    }
+    // Durable watermarks: every shard's, the lowest counts.
+    std::vector<std::uint64_t> low(detail::kMaxFeeds, std::numeric_limits<std::uint64_t>::max());
+    std::vector<unsigned> seen(detail::kMaxFeeds, 0);
+    for (const auto& c : cuts) {
+      for (auto [f, seq] : c.watermarks) {
+        low[f] = std::min(low[f], seq);
+        seen[f]++;
+      }
+    }
+    if (wb.Count() != 0) {
+      detail::writer meta;
+      meta.put(n).put(static_cast<std::uint32_t>(shards.size())).put(clk.now());
+      wb.Put("M", meta.str());
+      st->write(wb);
+      checkpoint_no = n;
+      for (const event& e : evs) events.append(e);
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      std::lock_guard lock(stats_mu);
+      stats.checkpoints++;
+      stats.last_checkpoint_seconds = secs;
+      stats.last_checkpoint_time = clk.now();
+      stats.last_checkpoint_sims = sims;
+    }
+    bool moved = false;
+    for (std::size_t f = 0; f < detail::kMaxFeeds; ++f) {
+      if (seen[f] != shards.size()) continue;  // some shard has not seen the feed yet
+      if (low[f] > durable[f].load(std::memory_order_relaxed)) {
+        durable[f].store(low[f], std::memory_order_release);
+        moved = true;
+      }
+    }
+    if (moved) {
+      std::lock_guard lock(listener_mu);
+      if (on_checkpoint) on_checkpoint();
+    }
+  }
+
+  void checkpointer_loop() {
+    std::unique_lock lock(ticker_mu);
+    while (!checkpointer_stop) {
+      ticker_cv.wait_for(lock, opts.checkpoint_interval, [&] { return checkpointer_stop; });
+      if (checkpointer_stop) break;
+      lock.unlock();
+      checkpoint();
+      lock.lock();
     }
   }
 
@@ -208,6 +438,21 @@ struct engine::impl final : detail::shard_host {
 
   mutable std::mutex feeds_mu;
   std::vector<std::string> feeds;
+
+  // Durability.
+  std::unique_ptr<detail::store> st;
+  std::vector<event> pending_events;  // engine-level events for the next checkpoint (catalog_mu)
+  std::mutex checkpoint_mu;           // one checkpoint at a time
+  std::uint64_t checkpoint_no = 0;
+  std::unordered_map<std::string, std::vector<std::uint64_t>> recovered_seqs;  // feeds_mu
+  std::array<std::atomic<std::uint64_t>, detail::kMaxFeeds> durable{};
+  std::mutex listener_mu;
+  std::function<void()> on_checkpoint;
+  std::mutex stats_mu;
+  engine_stats stats;  // the checkpoint fields only
+  bool recovered = false;
+  bool checkpointer_stop = false;
+  std::thread checkpointer;
 
   std::mutex tick_mu;  // one tick at a time
   std::mutex ticker_mu;
@@ -226,8 +471,19 @@ engine::~engine() { stop(); }
 
 void engine::start() {
   if (impl_->started) return;
+  if (!impl_->opts.store_dir.empty() && !impl_->recovered) {
+    impl_->recover();
+    impl_->recovered = true;
+  }
   impl_->started = true;
   for (auto& s : impl_->shards) s->start();
+  if (impl_->st && impl_->opts.checkpoint_interval.count() > 0) {
+    impl_->checkpointer_stop = false;
+    impl_->checkpointer = std::thread([this] {
+      set_thread_name("checkpointer");
+      impl_->checkpointer_loop();
+    });
+  }
   if (!impl_->clk.is_manual()) {
     impl_->ticker_stop = false;
     impl_->ticker = std::thread([this] {
@@ -242,11 +498,34 @@ void engine::stop() {
   {
     std::lock_guard lock(impl_->ticker_mu);
     impl_->ticker_stop = true;
+    impl_->checkpointer_stop = true;
   }
   impl_->ticker_cv.notify_all();
   if (impl_->ticker.joinable()) impl_->ticker.join();
+  if (impl_->checkpointer.joinable()) impl_->checkpointer.join();
   for (auto& s : impl_->shards) s->stop();
   impl_->started = false;
+  impl_->checkpoint();  // everything applied, on disk
+}
+
+bool engine::durable() const noexcept { return !impl_->opts.store_dir.empty(); }
+
+void engine::checkpoint() { impl_->checkpoint(); }
+
+std::uint64_t engine::durable_seq(std::uint32_t feed) const noexcept {
+  if (impl_->opts.store_dir.empty()) return std::numeric_limits<std::uint64_t>::max();
+  return feed < detail::kMaxFeeds ? impl_->durable[feed].load(std::memory_order_acquire) : 0;
+}
+
+std::uint64_t engine::resume_after(std::uint32_t feed) const noexcept {
+  std::uint64_t low = std::numeric_limits<std::uint64_t>::max();
+  for (const auto& s : impl_->shards) low = std::min(low, s->feed_seq(feed));
+  return low;
+}
+
+void engine::set_checkpoint_listener(std::function<void()> f) {
+  std::lock_guard lock(impl_->listener_mu);
+  impl_->on_checkpoint = std::move(f);
 }
 
 unsigned engine::shard_count() const noexcept { return static_cast<unsigned>(impl_->shards.size()); }
@@ -271,7 +550,9 @@ std::uint32_t engine::register_feed(std::string_view name) {
   auto it = std::find(f.begin(), f.end(), name);
   if (it != f.end()) return static_cast<std::uint32_t>(it - f.begin());
   f.emplace_back(name);
-  return static_cast<std::uint32_t>(f.size() - 1);
+  const auto id = static_cast<std::uint32_t>(f.size() - 1);
+  impl_->apply_recovered_seq(id);
+  return id;
 }
 
 std::string engine::feed_name(std::uint32_t id) const { return impl_->feed_name(id); }
@@ -316,6 +597,7 @@ control_result<product_view> engine::put_product(const product_settings& s) {
     view = impl_->view_of(e);
   }
   impl_->call_all([&info](shard& sh) { sh.learn_product(info); });
+  impl_->checkpoint();  // durable before it is reported done
   return view;
 }
 
@@ -376,6 +658,7 @@ control_result<import_result> engine::import_sims(std::string_view product,
   }
   std::sort(r.refused.begin(), r.refused.end(),
             [](const import_refusal& a, const import_refusal& b) { return a.index < b.index; });
+  impl_->checkpoint();
   return r;
 }
 
@@ -386,7 +669,9 @@ control_result<sim_view> engine::update_sim(iccid id, const sim_update& u, std::
     return std::unexpected(error(control_errc::bad_request, "mb_limit must be 1 to 100000000"));
   }
   const unix_seconds now = impl_->clk.now();
-  return impl_->call(shard_for(id), [&](shard& sh) { return sh.update(id.key(), *sc, u, now); });
+  auto r = impl_->call(shard_for(id), [&](shard& sh) { return sh.update(id.key(), *sc, u, now); });
+  if (r) impl_->checkpoint();
+  return r;
 }
 
 control_result<sim_view> engine::get_sim(iccid id, std::string_view scope) const {
@@ -555,6 +840,7 @@ bool engine::advance_clock(unix_seconds t) {
   auto* mc = dynamic_cast<manual_clock*>(&impl_->clk);
   if (mc == nullptr || !mc->advance_to(t)) return false;
   impl_->do_tick();
+  impl_->checkpoint();  // the rollovers and their events, durable and visible
   return true;
 }
 
@@ -577,6 +863,14 @@ engine_stats engine::stats() const {
     st.apply_seconds += static_cast<double>(c.apply_nanos) / 1e9;
   }
   st.apply_bucket_bounds.assign(shard::kApplyBuckets.begin(), shard::kApplyBuckets.end());
+  {
+    std::lock_guard lock(impl_->stats_mu);
+    st.checkpoints = impl_->stats.checkpoints;
+    st.last_checkpoint_seconds = impl_->stats.last_checkpoint_seconds;
+    st.last_checkpoint_time = impl_->stats.last_checkpoint_time;
+    st.last_checkpoint_sims = impl_->stats.last_checkpoint_sims;
+  }
+  if (impl_->st) st.store_bytes = impl_->st->disk_bytes();
   return st;
 }
 

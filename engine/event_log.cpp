@@ -40,6 +40,12 @@ std::vector<event> event_log::read(std::uint64_t after, std::size_t limit,
   return out;
 }
 
+void event_log::restore(const event& e) {
+  std::lock_guard lock(mu_);
+  events_.push_back(e);
+  next_id_ = e.id + 1;
+}
+
 std::uint64_t event_log::last_id() const {
   std::lock_guard lock(mu_);
   return next_id_ - 1;

@@ -1,9 +1,12 @@
 #include "shard.hpp"
 
 #include <algorithm>
+#include <cstring>
+#include <limits>
 
 #include "simcap/thread_name.hpp"
 #include "calendar.hpp"
+#include "codec.hpp"
 
 namespace simcap::detail {
 
@@ -55,7 +58,8 @@ shard::shard(unsigned index, const engine_options& opts, const clock& clk, event
       dead_letters_(dead_letters),
       host_(host),
       queue_(1024),
-      table_(opts.expected_sims) {}
+      table_(opts.expected_sims),
+      durable_(!opts.store_dir.empty()) {}
 
 shard::~shard() { stop(); }
 
@@ -166,6 +170,7 @@ void shard::learn_product(const product_info& info) {
         if (s.usage() >= threshold_bytes(lim, info.thresholds[i])) fired |= 1u << i;
       }
       s.alerts_fired = fired;
+      touch(s);
       recompute_next(s, p);
     });
   }
@@ -179,6 +184,7 @@ void shard::set_period(shard_product& p, unix_seconds now) {
     p.period_start = start;
     p.period_end = billing::next_period_start(p.info.anniversary_day, start);
     p.hourly.assign(static_cast<std::size_t>((p.period_end - p.period_start) / 3600), 0);
+    p.changed = true;
   }
   refresh_next_due();
 }
@@ -211,6 +217,7 @@ void shard::run_due(unix_seconds now) {
   if (now >= next_purge_) {
     auto retention = std::max(opts_.dedup_window, opts_.late_grace) + opts_.future_skew;
     dedup_.purge(now - retention.count());
+    ids_purged_before_ = now - retention.count();
     next_purge_ = now + 3600;
   }
   refresh_next_due();
@@ -233,6 +240,7 @@ void shard::close_periods(unix_seconds now) {
     }
     table_.for_each([&](sim_slot& s) {
       if (!is_due[s.product]) return;
+      touch(s);
       shard_product& p = products_[s.product];
       closed_period& cp = closing[s.product];
       bool chargeable = (s.flags & sim_slot::kFlagChargeable) != 0;
@@ -267,10 +275,14 @@ void shard::close_periods(unix_seconds now) {
       closed_period& cp = closing[i];
       std::sort(cp.lines.begin(), cp.lines.end(),
                 [](const closed_line& a, const closed_line& b) { return a.sim < b.sim; });
+      if (durable_) closed_changed_.push_back({i, cp.start, 0});
       p.closed.push_back(std::move(cp));
       while (p.closed.size() > std::max<std::size_t>(opts_.closed_periods_kept, 1)) {
+        if (durable_) closed_dropped_.push_back({i, p.closed.front().start, 0});
         p.closed.pop_front();
       }
+      p.changed = true;
+      if (durable_) days_dropped_.push_back(i);
       p.period_start = p.period_end;
       p.period_end = billing::next_period_start(p.info.anniversary_day, p.period_start);
       p.hourly.assign(static_cast<std::size_t>((p.period_end - p.period_start) / 3600), 0);
@@ -312,6 +324,9 @@ void shard::apply(record_batch& b) {
   if (now >= next_due_) run_due(now);
   const usage_record* recs = b.records.data();
   const std::size_t n = b.records.size();
+  // Records of this feed up to its watermark were applied here before (a feed resending after
+  // a restart or a reconnect): duplicates.
+  const std::uint64_t seen = feed_seq(b.feed);
   constexpr std::size_t kAhead = 24;
   // The table and the id set are far bigger than the cache: fetch ahead what later records need.
   auto prefetch = [&](const usage_record& r) {
@@ -323,6 +338,10 @@ void shard::apply(record_batch& b) {
   for (std::size_t i = 0; i < n; ++i) {
     if (i + kAhead < n) prefetch(recs[i + kAhead]);
     const usage_record& r = recs[i];
+    if (r.seq != 0 && r.seq <= seen) {
+      bump(duplicate_ids_);
+      continue;
+    }
     sim_slot* s = table_.find(r.sim);
     if (s == nullptr) {
       reject(b, r, reject_reason::unknown_iccid, "no SIM with this ICCID has been imported");
@@ -339,10 +358,12 @@ void shard::apply(record_batch& b) {
       counted += apply_late(b, r, *s, p, now);
       continue;
     }
-    if (r.id_hash != 0 && !dedup_.insert(dedup_set::fingerprint(r.sim, r.id_hash), r.event_time)) {
+    if (r.id_hash != 0 && !remember_id(dedup_set::fingerprint(r.sim, r.id_hash), r.event_time)) {
       bump(duplicate_ids_);
       continue;
     }
+    touch(*s);
+    p.changed = true;
     if (state != sim_state::factory_test) {
       add_to_buckets(*s, p, r.event_time, r.up + r.down);
       fleet_usage& t = p.totals;
@@ -360,6 +381,7 @@ void shard::apply(record_batch& b) {
     ++counted;
   }
   bump(counted_, counted);
+  if (b.upto_seq > seen) set_feed_seq(b.feed, b.upto_seq);
 }
 
 void shard::add_to_buckets(sim_slot& s, shard_product& p, unix_seconds t, std::uint64_t bytes) {
@@ -371,12 +393,12 @@ void shard::add_to_buckets(sim_slot& s, shard_product& p, unix_seconds t, std::u
   if (day == s.open_day) return;  // the usual case: nothing else to do
   const std::int32_t first = day_index(p.period_start);
   if (day < s.open_day) {
-    days_.add(s.key, first + day, bytes);  // a record of an earlier day
+    add_day(s.key, s.product, first + day, bytes);  // a record of an earlier day
     return;
   }
   // The SIM's open day is over: store what it used that day, and open the new one.
   const std::uint64_t open_bytes = s.usage() - closed_days_bytes(s, p);
-  if (open_bytes != 0) days_.add(s.key, first + s.open_day, open_bytes);
+  if (open_bytes != 0) add_day(s.key, s.product, first + s.open_day, open_bytes);
   s.open_day = day;
 }
 
@@ -396,10 +418,12 @@ bool shard::apply_late(record_batch& b, const usage_record& r, sim_slot& s, shar
       reject(b, r, reject_reason::too_late, "record is dated before the product's first period");
       return false;
     }
-    if (r.id_hash != 0 && !dedup_.insert(dedup_set::fingerprint(r.sim, r.id_hash), r.event_time)) {
+    if (r.id_hash != 0 && !remember_id(dedup_set::fingerprint(r.sim, r.id_hash), r.event_time)) {
       bump(duplicate_ids_);
       return false;
     }
+    touch(s);
+    p.changed = true;
     if (s.state != static_cast<std::uint8_t>(sim_state::factory_test)) {
       add_to_buckets(s, p, p.period_start, r.up + r.down);  // counted on the first day
       fleet_usage& t = p.totals;
@@ -421,10 +445,11 @@ bool shard::apply_late(record_batch& b, const usage_record& r, sim_slot& s, shar
     reject(b, r, reject_reason::too_late, "record is for a period closed more than late_grace ago");
     return false;
   }
-  if (r.id_hash != 0 && !dedup_.insert(dedup_set::fingerprint(r.sim, r.id_hash), r.event_time)) {
+  if (r.id_hash != 0 && !remember_id(dedup_set::fingerprint(r.sim, r.id_hash), r.event_time)) {
     bump(duplicate_ids_);
     return false;
   }
+  if (durable_) closed_changed_.push_back({s.product, cp.start, r.sim});
   auto it = std::lower_bound(cp.lines.begin(), cp.lines.end(), r.sim,
                              [](const closed_line& l, std::uint64_t k) { return l.sim < k; });
   if (it == cp.lines.end() || it->sim != r.sim) {
@@ -444,7 +469,7 @@ bool shard::apply_late(record_batch& b, const usage_record& r, sim_slot& s, shar
   e.usage_bytes = it->bytes_up + it->bytes_down;
   e.limit_bytes = limit_bytes(s);
   e.period_start = cp.start;
-  events_.append(e);
+  publish(e);
   return true;
 }
 
@@ -476,7 +501,20 @@ void shard::emit(const sim_slot& s, event_type type, event_reason why, unix_seco
   e.threshold_permille = threshold;
   e.usage_bytes = s.usage();
   e.limit_bytes = limit_bytes(s);
-  events_.append(e);
+  publish(e);
+}
+
+void shard::publish(const event& e) {
+  if (durable_) {
+    pending_events_.push_back(e);  // ids come with the checkpoint that makes them durable
+  } else {
+    events_.append(e);
+  }
+}
+
+void shard::add_day(std::uint64_t sim, std::uint16_t product, std::int32_t day, std::uint64_t bytes) {
+  days_.add(sim, day, bytes);
+  if (durable_) dirty_days_.push_back({sim, product, day});
 }
 
 void shard::account(const sim_slot& s, int sign) noexcept {
@@ -497,6 +535,7 @@ void shard::account(const sim_slot& s, int sign) noexcept {
 }
 
 void shard::set_state(sim_slot& s, sim_state to, unix_seconds now, bool account_totals) {
+  touch(s);
   if (account_totals) account(s, -1);
   auto from = static_cast<std::size_t>(s.state);
   by_state_[from].store(by_state_[from].load(std::memory_order_relaxed) - 1,
@@ -510,6 +549,7 @@ void shard::set_state(sim_slot& s, sim_state to, unix_seconds now, bool account_
 }
 
 void shard::enforce(sim_slot& s, shard_product& p, unix_seconds now) {
+  touch(s);
   const auto state = static_cast<sim_state>(s.state);
   if (state == sim_state::factory_test) {
     if (s.usage() >= opts_.factory_test_bytes) {
@@ -542,6 +582,7 @@ void shard::enforce(sim_slot& s, shard_product& p, unix_seconds now) {
 }
 
 void shard::end_factory_test(sim_slot& s, shard_product& p, event_reason why, unix_seconds when) {
+  touch(s);
   emit(s, event_type::factory_test_ended, why, when);
   // Test usage is free: the SIM's chargeable usage starts at zero when it becomes active.
   s.up = s.down = 0;
@@ -576,6 +617,7 @@ import_outcome shard::import_sim(std::uint64_t key, std::uint16_t product_index,
     s->key = key;
   }
   shard_product& p = product(product_index);
+  touch(*s);
   s->product = product_index;
   s->mb_limit = p.info.default_mb_limit;
   s->state = static_cast<std::uint8_t>(initial);
@@ -605,6 +647,7 @@ control_result<sim_view> shard::update(std::uint64_t key, std::optional<std::uin
   }
   shard_product& p = product(s->product);
   auto state = static_cast<sim_state>(s->state);
+  touch(*s);  // a refused request writes the unchanged SIM again: harmless
   if (state == sim_state::released) {
     return std::unexpected(transition_error(state, u.action.value_or(sim_action::activate)));
   }
@@ -822,6 +865,214 @@ std::vector<closed_period> shard::closed_of(std::uint16_t index, bool itemized) 
     out.push_back(std::move(c));
   }
   return out;
+}
+
+}  // namespace simcap::detail
+
+// ---------------------------------------------------------------- durability
+
+namespace simcap::detail {
+
+namespace {
+key_builder shard_key(char kind, unsigned shard) {
+  key_builder k(kind);
+  k.be(static_cast<std::uint16_t>(shard));
+  return k;
+}
+rocksdb::Slice slice(const std::string& s) { return rocksdb::Slice(s); }
+}  // namespace
+
+void shard::cut(rocksdb::WriteBatch& wb, shard_cut& out, std::uint64_t checkpoint) {
+  SIMCAP_ASSERT_OWNER();
+  for (std::uint64_t key : dirty_) {
+    sim_slot* s = table_.find(key);
+    if (s == nullptr || !(s->flags & sim_slot::kFlagDirty)) continue;  // listed twice
+    s->flags &= static_cast<std::uint8_t>(~sim_slot::kFlagDirty);
+    wb.Put(slice(shard_key('S', index_).be(key).str()),
+           rocksdb::Slice(reinterpret_cast<const char*>(s), sizeof(sim_slot)));
+    ++out.sims;
+  }
+  dirty_.clear();
+
+  for (std::uint16_t product : days_dropped_) {
+    auto from = shard_key('Y', index_).be(product).str();
+    auto to = shard_key('Y', index_).be(static_cast<std::uint16_t>(product + 1)).str();
+    wb.DeleteRange(slice(from), slice(to));
+  }
+  days_dropped_.clear();
+  for (const day_ref& d : dirty_days_) {
+    auto key = shard_key('Y', index_).be(d.product).be(d.sim).be(static_cast<std::uint32_t>(d.day)).str();
+    std::uint64_t bytes = days_.get(d.sim, d.day);
+    if (bytes == 0) {
+      wb.Delete(slice(key));
+    } else {
+      wb.Put(slice(key), rocksdb::Slice(reinterpret_cast<const char*>(&bytes), sizeof bytes));
+    }
+  }
+  dirty_days_.clear();
+
+  for (std::size_t i = 0; i < products_.size(); ++i) {
+    shard_product& p = products_[i];
+    if (!p.changed) continue;
+    p.changed = false;
+    writer w;
+    w.put(p.period_start).put(p.period_end).put(static_cast<std::uint32_t>(p.hourly.size()));
+    w.raw(p.hourly.data(), p.hourly.size() * sizeof(std::uint64_t));
+    wb.Put(slice(shard_key('H', index_).be(static_cast<std::uint16_t>(i)).str()), slice(w.str()));
+  }
+
+  auto header = [&](std::uint16_t product, const closed_period& cp) {
+    writer w;
+    w.put(cp.end).put(cp.total_bytes).put(static_cast<std::uint64_t>(cp.chargeable_sims));
+    wb.Put(slice(shard_key('C', index_).be(product).be(static_cast<std::uint64_t>(cp.start)).str()),
+           slice(w.str()));
+  };
+  auto line = [&](std::uint16_t product, unix_seconds start, const closed_line& l) {
+    writer w;
+    w.put(l.bytes_up).put(l.bytes_down).put(l.sms).put(static_cast<std::uint8_t>(l.chargeable));
+    wb.Put(slice(shard_key('L', index_).be(product).be(static_cast<std::uint64_t>(start)).be(l.sim).str()),
+           slice(w.str()));
+  };
+  for (const closed_ref& c : closed_changed_) {
+    if (c.product >= products_.size()) continue;
+    auto& closed = products_[c.product].closed;
+    auto cp = std::find_if(closed.begin(), closed.end(), [&](const closed_period& x) { return x.start == c.start; });
+    if (cp == closed.end()) continue;
+    header(c.product, *cp);
+    if (c.sim == 0) {
+      for (const closed_line& l : cp->lines) line(c.product, cp->start, l);
+      continue;
+    }
+    auto it = std::lower_bound(cp->lines.begin(), cp->lines.end(), c.sim,
+                               [](const closed_line& l, std::uint64_t k) { return l.sim < k; });
+    if (it != cp->lines.end() && it->sim == c.sim) line(c.product, cp->start, *it);
+  }
+  closed_changed_.clear();
+  for (const closed_ref& c : closed_dropped_) {
+    auto start = static_cast<std::uint64_t>(c.start);
+    wb.DeleteRange(slice(shard_key('L', index_).be(c.product).be(start).str()),
+                   slice(shard_key('L', index_).be(c.product).be(start + 1).str()));
+    wb.Delete(slice(shard_key('C', index_).be(c.product).be(start).str()));
+  }
+  closed_dropped_.clear();
+
+  if (!new_ids_.empty()) {
+    unix_seconds newest = std::numeric_limits<unix_seconds>::min();
+    writer w;
+    for (const auto& [fp, t] : new_ids_) {
+      w.put(fp).put(t);
+      newest = std::max(newest, t);
+    }
+    wb.Put(slice(shard_key('D', index_).be(static_cast<std::uint64_t>(newest)).be(checkpoint).str()),
+           slice(w.str()));
+    new_ids_.clear();
+  }
+  if (ids_purged_before_ > 0) {
+    // Blobs whose newest id is older than the purge horizon hold only expired ids.
+    wb.DeleteRange(slice(shard_key('D', index_).be(std::uint64_t{0}).str()),
+                   slice(shard_key('D', index_).be(static_cast<std::uint64_t>(ids_purged_before_)).str()));
+    ids_purged_before_ = 0;
+  }
+
+  for (std::uint32_t f = 0; f < kMaxFeeds; ++f) {
+    const std::uint64_t seq = feed_seq(f);
+    if (seq == 0) continue;
+    out.watermarks.push_back({f, seq});
+    if (seq == feed_seq_written_[f]) continue;
+    std::string name = host_.feed_name(f);
+    if (name.empty()) continue;
+    wb.Put(slice(shard_key('W', index_).text(name).str()),
+           rocksdb::Slice(reinterpret_cast<const char*>(&seq), sizeof seq));
+    feed_seq_written_[f] = seq;
+  }
+  out.events = std::move(pending_events_);
+  pending_events_.clear();
+}
+
+std::vector<std::pair<std::string, std::uint64_t>> shard::recover(const store& st) {
+  SIMCAP_ASSERT_OWNER();
+  const std::size_t prefix = 3;  // kind + shard
+  st.scan(shard_key('H', index_).str(), [&](std::string_view k, std::string_view v) {
+    shard_product& p = product(read_be<std::uint16_t>(k, prefix));
+    reader r(v);
+    p.period_start = r.get<unix_seconds>();
+    p.period_end = r.get<unix_seconds>();
+    p.hourly.assign(r.get<std::uint32_t>(), 0);
+    for (auto& h : p.hourly) h = r.get<std::uint64_t>();
+    p.changed = false;
+    return true;
+  });
+  std::size_t sims = 0;
+  st.scan(shard_key('S', index_).str(), [&](std::string_view, std::string_view v) {
+    if (v.size() != sizeof(sim_slot)) return true;
+    sim_slot stored;
+    std::memcpy(static_cast<void*>(&stored), v.data(), sizeof stored);
+    stored.flags &= static_cast<std::uint8_t>(~sim_slot::kFlagDirty);
+    auto [s, created] = table_.insert(stored.key);
+    if (!created) return true;
+    *s = stored;
+    product(s->product);
+    bump(by_state_[s->state]);
+    if (s->state == static_cast<std::uint8_t>(sim_state::factory_test)) {
+      factory_deadlines_.push({static_cast<unix_seconds>(s->state_since) + opts_.factory_test_period.count(), s->key});
+    }
+    ++sims;
+    return true;
+  });
+  for (shard_product& p : products_) p.totals = fleet_usage{};
+  table_.for_each([&](const sim_slot& s) { account(s, +1); });
+  st.scan(shard_key('Y', index_).str(), [&](std::string_view k, std::string_view v) {
+    reader r(v);
+    days_.add(read_be<std::uint64_t>(k, prefix + 2), static_cast<std::int32_t>(read_be<std::uint32_t>(k, prefix + 10)),
+              r.get<std::uint64_t>());
+    return true;
+  });
+  st.scan(shard_key('C', index_).str(), [&](std::string_view k, std::string_view v) {
+    shard_product& p = product(read_be<std::uint16_t>(k, prefix));
+    reader r(v);
+    closed_period cp;
+    cp.start = static_cast<unix_seconds>(read_be<std::uint64_t>(k, prefix + 2));
+    cp.end = r.get<unix_seconds>();
+    cp.total_bytes = r.get<std::uint64_t>();
+    cp.chargeable_sims = static_cast<std::size_t>(r.get<std::uint64_t>());
+    p.closed.push_back(std::move(cp));  // keys sort by start: oldest first
+    return true;
+  });
+  st.scan(shard_key('L', index_).str(), [&](std::string_view k, std::string_view v) {
+    shard_product& p = product(read_be<std::uint16_t>(k, prefix));
+    const auto start = static_cast<unix_seconds>(read_be<std::uint64_t>(k, prefix + 2));
+    auto cp = std::find_if(p.closed.begin(), p.closed.end(), [&](const closed_period& x) { return x.start == start; });
+    if (cp == p.closed.end()) return true;
+    reader r(v);
+    closed_line l;
+    l.sim = read_be<std::uint64_t>(k, prefix + 10);
+    l.bytes_up = r.get<std::uint64_t>();
+    l.bytes_down = r.get<std::uint64_t>();
+    l.sms = r.get<decltype(l.sms)>();
+    l.chargeable = r.get<std::uint8_t>() != 0;
+    cp->lines.push_back(l);  // keys sort by SIM
+    return true;
+  });
+  const unix_seconds now = clock_.now();
+  const unix_seconds horizon = now - (std::max(opts_.dedup_window, opts_.late_grace) + opts_.future_skew).count();
+  st.scan(shard_key('D', index_).str(), [&](std::string_view, std::string_view v) {
+    reader r(v);
+    while (r.left() >= 16) {
+      auto fp = r.get<std::uint64_t>();
+      auto t = r.get<unix_seconds>();
+      if (t >= horizon) dedup_.insert(fp, t);
+    }
+    return true;
+  });
+  std::vector<std::pair<std::string, std::uint64_t>> seqs;
+  st.scan(shard_key('W', index_).str(), [&](std::string_view k, std::string_view v) {
+    reader r(v);
+    seqs.push_back({std::string(k.substr(prefix)), r.get<std::uint64_t>()});
+    return true;
+  });
+  refresh_next_due();
+  (void)sims;
+  return seqs;
 }
 
 }  // namespace simcap::detail

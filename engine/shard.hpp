@@ -14,9 +14,12 @@
 #include <thread>
 #include <vector>
 
+#include <rocksdb/write_batch.h>
+
 #include "day_usage.hpp"
 #include "dedup_set.hpp"
 #include "sim_table.hpp"
+#include "store.hpp"
 #include "simcap/engine.hpp"
 
 #ifndef NDEBUG
@@ -75,6 +78,17 @@ class shard_host {
 
 enum class import_outcome { imported, already_present, other_product };
 
+// Feeds a shard tracks a sequence watermark for (engine::register_feed ids).
+inline constexpr std::size_t kMaxFeeds = 256;
+
+// What a shard hands to a checkpoint besides its writes: the events since the last one (they
+// get their ids from the checkpoint) and its applied watermark of each feed.
+struct shard_cut {
+  std::vector<event> events;
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> watermarks;  // feed id, seq
+  std::size_t sims = 0;  // SIMs written
+};
+
 class shard {
  public:
   shard(unsigned index, const engine_options& opts, const clock& clk, event_log& events,
@@ -131,6 +145,22 @@ class shard {
                                                 unix_seconds now) const;
   // Closed periods of a product, oldest first.
   std::vector<closed_period> closed_of(std::uint16_t product, bool itemized) const;
+
+  // ---- durability (owner thread, or before start() / after stop())
+  // Writes everything changed since the last cut into wb (consistent: it runs between batches)
+  // and hands over the events and watermarks that go with it.
+  void cut(rocksdb::WriteBatch& wb, shard_cut& out, std::uint64_t checkpoint);
+  // Loads the shard's part of the store (products must be learnt first). Returns the feeds'
+  // watermarks by feed name.
+  std::vector<std::pair<std::string, std::uint64_t>> recover(const store& st);
+  // The highest seq of the feed applied here (any thread). Records at or below it are
+  // duplicates; set at start-up from the store.
+  std::uint64_t feed_seq(std::uint32_t feed) const noexcept {
+    return feed < kMaxFeeds ? feed_seq_[feed].load(std::memory_order_acquire) : 0;
+  }
+  void set_feed_seq(std::uint32_t feed, std::uint64_t seq) noexcept {
+    if (feed < kMaxFeeds) feed_seq_[feed].store(seq, std::memory_order_release);
+  }
   const sim_table& table() const noexcept { return table_; }
 
  private:
@@ -144,6 +174,7 @@ class shard {
     // The product's SIMs in this shard, kept as they change, so a fleet query costs O(1):
     // bytes and counts of the current period (factory-test usage is free and left out).
     fleet_usage totals;
+    bool changed = false;  // period or hourly usage changed since the last cut
   };
 
   static std::int32_t day_index(unix_seconds t) noexcept {
@@ -170,6 +201,20 @@ class shard {
   void set_state(sim_slot& s, sim_state to, unix_seconds now, bool account = true);
   // Adds (+1) or removes (-1) the SIM's contribution to its product's totals.
   void account(const sim_slot& s, int sign) noexcept;
+  // Marks the SIM for the next checkpoint (call before or after changing it, same batch).
+  void touch(sim_slot& s) {
+    if (durable_ && !(s.flags & sim_slot::kFlagDirty)) {
+      s.flags |= sim_slot::kFlagDirty;
+      dirty_.push_back(s.key);
+    }
+  }
+  void publish(const event& e);
+  void add_day(std::uint64_t sim, std::uint16_t product, std::int32_t day, std::uint64_t bytes);
+  bool remember_id(std::uint64_t fp, unix_seconds t) {
+    if (!dedup_.insert(fp, t)) return false;
+    if (durable_) new_ids_.push_back({fp, t});
+    return true;
+  }
   void emit(const sim_slot& s, event_type type, event_reason why, unix_seconds when,
             std::uint16_t threshold = 0);
   void end_factory_test(sim_slot& s, shard_product& p, event_reason why, unix_seconds when);
@@ -201,6 +246,29 @@ class shard {
   std::priority_queue<deadline, std::vector<deadline>, std::greater<>> factory_deadlines_;
   unix_seconds next_due_ = kNever;
   unix_seconds next_purge_ = 0;
+
+  // Durability: what changed since the last cut.
+  const bool durable_;
+  std::vector<std::uint64_t> dirty_;  // SIM keys (kFlagDirty set in their slots)
+  struct day_ref {
+    std::uint64_t sim;
+    std::uint16_t product;
+    std::int32_t day;
+  };
+  std::vector<day_ref> dirty_days_;
+  std::vector<std::uint16_t> days_dropped_;  // products whose days were purged at a rollover
+  struct closed_ref {
+    std::uint16_t product;
+    unix_seconds start;
+    std::uint64_t sim;  // 0: the whole period
+  };
+  std::vector<closed_ref> closed_changed_;
+  std::vector<closed_ref> closed_dropped_;
+  std::vector<std::pair<std::uint64_t, unix_seconds>> new_ids_;
+  unix_seconds ids_purged_before_ = 0;  // dedup entries older than this are gone
+  std::vector<event> pending_events_;
+  std::array<std::atomic<std::uint64_t>, kMaxFeeds> feed_seq_{};
+  std::array<std::uint64_t, kMaxFeeds> feed_seq_written_{};
 
   std::atomic<std::uint64_t> counted_{0}, late_{0}, duplicate_ids_{0}, apply_nanos_{0};
   std::array<std::atomic<std::uint64_t>, kApplyBuckets.size() + 1> apply_buckets_{};

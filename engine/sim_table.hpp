@@ -36,6 +36,7 @@ struct alignas(64) sim_slot {
 
   static constexpr std::uint8_t kFlagLimitOverride = 1;  // mb_limit set on the SIM itself
   static constexpr std::uint8_t kFlagChargeable = 2;     // active or paused during this period
+  static constexpr std::uint8_t kFlagDirty = 4;          // changed since the last checkpoint
 
   std::uint64_t usage() const noexcept { return up + down; }
 };

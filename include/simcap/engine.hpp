@@ -39,6 +39,10 @@ struct engine_options {
   std::size_t closed_periods_kept = 12;  // closed periods kept per product
   std::size_t expected_sims = 0;         // pre-sizes the SIM tables (0: grow on demand)
   std::chrono::milliseconds tick_interval{1000};  // real clock: how often due work is checked
+  // Durability: the store's directory (empty: state in memory only, acks after apply) and how
+  // often a checkpoint runs while anything changes.
+  std::string store_dir;
+  std::chrono::milliseconds checkpoint_interval{200};
 };
 
 struct product_settings {
@@ -151,6 +155,12 @@ struct engine_stats {
   std::vector<std::uint64_t> apply_bucket_counts;
   double apply_seconds = 0;
   std::array<std::size_t, kSimStateCount> sims_by_state{};
+  // Checkpoints (all zero when state is in memory only).
+  std::uint64_t checkpoints = 0;
+  double last_checkpoint_seconds = 0;   // how long the last one took
+  unix_seconds last_checkpoint_time = 0;
+  std::uint64_t last_checkpoint_sims = 0;  // SIMs it wrote
+  std::uint64_t store_bytes = 0;
 };
 
 // A batch of parsed records bound for one shard. The producer keeps it (and the text its
@@ -233,6 +243,21 @@ class engine {
   // clock forward and ticks; false when the clock is not manual or t is in the past.
   void tick();
   bool advance_clock(unix_seconds t);
+
+  // Durability (engine_options::store_dir set). start() recovers the store's state before the
+  // shards run. checkpoint() writes everything changed since the last one, atomically and
+  // durably, and returns when it is on disk; it also runs every checkpoint_interval and at
+  // stop(). Control calls (put_product, import_sims, update_sim) checkpoint before returning.
+  bool durable() const noexcept;
+  void checkpoint();
+  // The feed's highest seq whose records are all in a durable checkpoint (acks); without a
+  // store, every applied record counts (UINT64_MAX).
+  std::uint64_t durable_seq(std::uint32_t feed) const noexcept;
+  // Where a feed resumes: its highest seq applied by every shard (records up to it are counted
+  // or rejected; later ones a shard has seen already are dropped as duplicates there).
+  std::uint64_t resume_after(std::uint32_t feed) const noexcept;
+  // Called on the checkpointing thread after each checkpoint that moved a feed's durable_seq.
+  void set_checkpoint_listener(std::function<void()> f);
 
   // Runs fn on the shard's own thread, between record batches (diagnostics, tests).
   void post_to_shard(unsigned shard, std::function<void()> fn);

@@ -27,6 +27,8 @@ class event_log {
   // Events with id > after that match the filter, oldest first, at most limit.
   std::vector<event> read(std::uint64_t after, std::size_t limit, const event_filter& f = {}) const;
   std::uint64_t last_id() const;
+  // Puts back an event read from the store (ids ascending, after any already here); no listener.
+  void restore(const event& e);
   std::size_t count_of(event_type t) const;
   // Called synchronously, in id order, under the log's lock: keep it short.
   void set_listener(listener l);

@@ -74,7 +74,9 @@ class engine_fixture : public ::testing::Test {
     eng_->start();
     feed_ = eng_->register_feed("test-feed");
   }
-  ~engine_fixture() override { eng_->stop(); }
+  ~engine_fixture() override {
+    if (eng_) eng_->stop();
+  }
 
   void make_product(const std::string& id, std::optional<std::uint32_t> mb = std::nullopt) {
     product_settings s;

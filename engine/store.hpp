@@ -1,0 +1,50 @@
+#pragma once
+// The embedded store under --data-dir: RocksDB. A checkpoint is one WriteBatch written with
+// sync, so it is atomic; RocksDB checksums every WAL record and every table block, and recovery
+// stops at the first torn or corrupt WAL record (point-in-time recovery), so a checkpoint is
+// either there whole or not at all.
+//
+// Keys (first byte the kind; numbers big-endian, so a kind's keys sort by them):
+//   M                               meta: checkpoint number, time
+//   P product(u16)                  a product of the catalog
+//   E id(u64)                       an event
+//   S shard(u16) sim(u64)           a SIM's 64-byte slot
+//   Y shard(u16) sim(u64) day(u32)  bytes of one closed day of the SIM's current period
+//   H shard(u16) product(u16)       the shard's period and hourly usage of a product
+//   C shard(u16) product(u16) start(u64)           a closed period's header in the shard
+//   L shard(u16) product(u16) start(u64) sim(u64)  one SIM's line of a closed period
+//   D shard(u16) newest(u64) checkpoint(u64)       record-id fingerprints added in a checkpoint
+//   W shard(u16) feed name          the feed's highest seq applied by the shard
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace simcap::detail {
+
+class store {
+ public:
+  // Opens (creating when absent) the store in dir; throws std::runtime_error on failure.
+  explicit store(const std::filesystem::path& dir);
+  ~store();
+  store(const store&) = delete;
+  store& operator=(const store&) = delete;
+
+  // Writes the batch atomically and durably (WAL fsync). Throws on failure.
+  void write(rocksdb::WriteBatch& batch);
+  // Calls f(key, value) for every key starting with prefix, in key order; f returns false to stop.
+  void scan(std::string_view prefix, const std::function<bool(std::string_view, std::string_view)>& f) const;
+  bool get(std::string_view key, std::string& value) const;
+  // Bytes of the store's files on disk.
+  std::uint64_t disk_bytes() const;
+
+ private:
+  std::filesystem::path dir_;
+  std::unique_ptr<rocksdb::DB> db_;
+};
+
+}  // namespace simcap::detail

@@ -1,0 +1,219 @@
+// Checkpoints and recovery: state written by one engine is what the next one on the same store
+// starts with; a torn or corrupt last checkpoint is skipped whole.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "engine_fixture.hpp"
+
+namespace simcap::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path fresh_dir() {
+  static std::atomic<int> n{0};
+  fs::path d = fs::temp_directory_path() /
+               ("simcap-durable-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+  fs::remove_all(d);
+  return d;
+}
+
+engine_options durable_options(const fs::path& dir) {
+  engine_options o;
+  o.store_dir = dir.string();
+  o.checkpoint_interval = std::chrono::hours(1);  // the tests checkpoint by hand
+  o.default_mb_limit = 1;
+  return o;
+}
+
+class Durability : public engine_fixture {
+ protected:
+  Durability() : Durability(fresh_dir()) {}
+  explicit Durability(fs::path dir) : engine_fixture(durable_options(dir)), dir_(std::move(dir)) {}
+  ~Durability() override {
+    if (eng_) eng_->stop();
+    eng_.reset();
+    fs::remove_all(dir_);
+  }
+
+  // Stops the engine (a final checkpoint) and starts a new one on the same store.
+  void restart() {
+    eng_->stop();
+    eng_.reset();
+    open();
+  }
+  void open() {
+    engine_options o = durable_options(dir_);
+    o.shards = 2;
+    eng_ = std::make_unique<engine>(std::move(o), clock_, dead_letters_);
+    eng_->start();
+    feed_ = eng_->register_feed("test-feed");
+  }
+
+  // Records as a feed session sends them: every shard gets its part, with the chunk's last seq.
+  void feed_seq(const std::vector<usage_record>& rs) {
+    engine::producer prod(*eng_);
+    std::vector<std::unique_ptr<test_batch>> batches(eng_->shard_count());
+    std::uint64_t upto = 0;
+    for (const auto& r : rs) upto = std::max(upto, r.seq);
+    for (auto& b : batches) {
+      b = std::make_unique<test_batch>();
+      b->feed = feed_;
+      b->upto_seq = upto;
+    }
+    for (const auto& r : rs) batches[engine::shard_for(r.sim, eng_->shard_count())]->storage.push_back(r);
+    for (unsigned s = 0; s < batches.size(); ++s) {
+      batches[s]->records = batches[s]->storage;
+      prod.submit(s, *batches[s]);
+    }
+    for (auto& b : batches) {
+      while (!b->done()) std::this_thread::yield();
+    }
+  }
+
+  std::uint64_t usage(std::uint64_t n) { return eng_->get_sim(test_iccid(n))->usage_bytes(); }
+  sim_state state(std::uint64_t n) { return eng_->get_sim(test_iccid(n))->state; }
+
+  // The newest WAL file of the store.
+  fs::path newest_wal() const {
+    fs::path best;
+    for (const auto& e : fs::directory_iterator(dir_)) {
+      if (e.path().extension() == ".log" && (best.empty() || e.path().filename() > best.filename())) best = e.path();
+    }
+    return best;
+  }
+
+  // Checkpoint A: SIMs 1 and 2 at 100 bytes, seq 2. Checkpoint B: both at 150, seq 4.
+  void two_checkpoints_then_stop() {
+    make_product("acme");
+    import("acme", {1, 2});
+    feed_seq({rec(1, 100, kStart, 0, 1), rec(2, 100, kStart, 0, 2)});
+    eng_->checkpoint();
+    feed_seq({rec(1, 50, kStart, 0, 3), rec(2, 50, kStart, 0, 4)});
+    eng_->checkpoint();
+    eng_->stop();
+    eng_.reset();
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(Durability, CheckpointRoundTripKeepsSimsEventsWatermarksAndIds) {
+  make_product("acme");
+  import("acme", {1, 2, 3});
+  feed_seq({rec(1, 400'000, kStart, 11, 1), rec(2, 1'100'000, kStart, 12, 2), rec(3, 5, kStart, 0, 3)});
+  ASSERT_TRUE(set_limit(3, 7).has_value());
+  ASSERT_EQ(state(2), sim_state::paused);
+  eng_->checkpoint();
+  EXPECT_EQ(eng_->durable_seq(feed_), 3u);
+  auto events_before = eng_->events().read(0, 100);
+  ASSERT_FALSE(events_before.empty());
+
+  restart();
+  EXPECT_EQ(usage(1), 400'000u);
+  EXPECT_EQ(usage(2), 1'100'000u);
+  EXPECT_EQ(state(2), sim_state::paused);
+  EXPECT_EQ(eng_->get_sim(test_iccid(3))->mb_limit, 7u);
+  EXPECT_EQ(eng_->resume_after(feed_), 3u);
+  EXPECT_EQ(eng_->durable_seq(feed_), 3u);
+  auto events_after = eng_->events().read(0, 100);
+  ASSERT_EQ(events_after.size(), events_before.size());
+  for (std::size_t i = 0; i < events_after.size(); ++i) {
+    EXPECT_EQ(events_after[i].id, events_before[i].id);
+    EXPECT_EQ(events_after[i].type, events_before[i].type);
+    EXPECT_EQ(events_after[i].sim, events_before[i].sim);
+  }
+  auto fleet = eng_->product_usage("acme");
+  EXPECT_EQ(fleet->usage_bytes(), 1'500'005u);
+  EXPECT_EQ(fleet->sims_by_state[static_cast<int>(sim_state::paused)], 1u);
+
+  // The feed resends: seqs already applied are duplicates, and so is a known record id.
+  feed_seq({rec(1, 400'000, kStart, 11, 1), rec(2, 1'100'000, kStart, 12, 2)});
+  EXPECT_EQ(usage(1), 400'000u);
+  feed_seq({rec(1, 400'000, kStart, 11, 4), rec(1, 1, kStart, 0, 5)});
+  EXPECT_EQ(usage(1), 400'001u);
+  // New events continue after the recovered ids, with no duplicate pause.
+  feed_seq({rec(1, 700'000, kStart, 0, 6)});
+  eng_->checkpoint();
+  auto evs = eng_->events().read(events_before.back().id, 100);
+  ASSERT_FALSE(evs.empty());
+  EXPECT_EQ(evs.front().id, events_before.back().id + 1);
+  EXPECT_EQ(eng_->events().count_of(event_type::paused), 2u);  // SIMs 2 and 1, once each
+}
+
+TEST_F(Durability, ClosedPeriodsDaysAndRolloverOfMissedPeriodsRecover) {
+  make_product("acme", 5);
+  import("acme", {1, 2});
+  feed_seq({rec(1, 1000, kStart, 0, 1), rec(1, 2000, kStart + 86400, 0, 2), rec(2, 3000, kStart, 0, 3)});
+  auto p = eng_->get_product("acme");
+  ASSERT_TRUE(eng_->advance_clock(p->period_end + 3600));
+  feed_seq({rec(1, 500, p->period_end - 10, 0, 4)});  // late: adjusts the closed period
+  auto closed_before = eng_->closed_periods("acme", true);
+  ASSERT_EQ(closed_before->size(), 1u);
+  eng_->checkpoint();
+  auto days_before = eng_->sim_usage_by_day(test_iccid(1));
+
+  restart();
+  auto closed_after = eng_->closed_periods("acme", true);
+  ASSERT_EQ(closed_after->size(), 1u);
+  EXPECT_EQ(closed_after->front().total_bytes, 6500u);
+  ASSERT_EQ(closed_after->front().lines.size(), closed_before->front().lines.size());
+  for (std::size_t i = 0; i < closed_after->front().lines.size(); ++i) {
+    EXPECT_EQ(closed_after->front().lines[i].sim, closed_before->front().lines[i].sim);
+    EXPECT_EQ(closed_after->front().lines[i].bytes_up + closed_after->front().lines[i].bytes_down,
+              closed_before->front().lines[i].bytes_up + closed_before->front().lines[i].bytes_down);
+  }
+  EXPECT_EQ(eng_->sim_usage_by_day(test_iccid(1))->second.size(), days_before->second.size());
+
+  // Two periods end while the engine is down: both roll over at start-up, with their events.
+  const unix_seconds p2_end = eng_->get_product("acme")->period_end;
+  eng_->stop();
+  eng_.reset();
+  clock_.advance_to(p2_end + 32 * 86400);  // past the end of the period after it too
+  open();
+  eng_->tick();
+  eng_->checkpoint();
+  EXPECT_EQ(eng_->closed_periods("acme", false)->size(), 3u);
+  EXPECT_EQ(eng_->events().count_of(event_type::period_closed), 3u);
+}
+
+TEST_F(Durability, TornOrCorruptLastCheckpointIsSkippedWhole) {
+  two_checkpoints_then_stop();
+  fs::path wal = newest_wal();
+  ASSERT_FALSE(wal.empty());
+  const auto size = fs::file_size(wal);
+
+  // Torn: the last write stopped part way.
+  fs::resize_file(wal, size - 7);
+  open();
+  EXPECT_EQ(usage(1), 100u);
+  EXPECT_EQ(usage(2), 100u);  // both SIMs at A: never half of B
+  EXPECT_EQ(eng_->resume_after(feed_), 2u);
+  eng_->stop();
+  eng_.reset();
+}
+
+TEST_F(Durability, CorruptByteInLastCheckpointIsDetected) {
+  two_checkpoints_then_stop();
+  fs::path wal = newest_wal();
+  const auto size = fs::file_size(wal);
+  {
+    std::fstream f(wal, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(size - 40));
+    char c = 0;
+    f.read(&c, 1);
+    f.seekp(static_cast<std::streamoff>(size - 40));
+    c = static_cast<char>(c ^ 0x5a);
+    f.write(&c, 1);
+  }
+  open();
+  EXPECT_EQ(usage(1), 100u);
+  EXPECT_EQ(usage(2), 100u);
+  EXPECT_EQ(eng_->resume_after(feed_), 2u);
+}
+
+}  // namespace
+}  // namespace simcap::testing
