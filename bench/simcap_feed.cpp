@@ -388,7 +388,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "simcap-feed: cannot connect to %s\n", o.connect.c_str());
         return 1;
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(200 * attempts));
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(200 * attempts, 1000)));
       continue;
     }
     std::string hello = "{\"hello\":{\"feed\":\"" + o.feed + "\",\"token\":\"" + o.token + "\"}}\n";
@@ -406,6 +406,7 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200 * attempts));
       continue;
     }
+    attempts = 0;  // connected: a later drop gets the full number of attempts again
     std::uint64_t resume = number_after(*welcome, "\"resume_after\":").value_or(0);
     if (!src) {
       first_seq = resume + 1;
