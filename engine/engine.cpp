@@ -282,13 +282,21 @@ struct engine::impl final : detail::shard_host {
       by_id.emplace(products.back().settings.id, idx);
       return true;
     });
-    st->scan("E", [&](std::string_view, std::string_view v) {
-      event e;
-      if (v.size() == sizeof e) {
-        std::memcpy(static_cast<void*>(&e), v.data(), sizeof e);
-        events.restore(e);
+    // The event log loads beside the shards.
+    std::exception_ptr events_failed;
+    std::thread event_loader([&] {
+      try {
+        st->scan("E", [&](std::string_view, std::string_view v) {
+          for (std::size_t at = 0; at + sizeof(event) <= v.size(); at += sizeof(event)) {
+            event e;
+            std::memcpy(static_cast<void*>(&e), v.data() + at, sizeof e);
+            events.restore(e);
+          }
+          return true;
+        });
+      } catch (...) {
+        events_failed = std::current_exception();
       }
-      return true;
     });
     for (auto& sh : shards) {
       for (const product_entry& e : products) sh->learn_product(e.info);
@@ -306,6 +314,8 @@ struct engine::impl final : detail::shard_host {
       });
     }
     for (auto& t : loaders) t.join();
+    event_loader.join();
+    if (events_failed) std::rethrow_exception(events_failed);
     for (auto& f : failed) {
       if (f) std::rethrow_exception(f);
     }
@@ -369,14 +379,16 @@ struct engine::impl final : detail::shard_host {
     std::uint64_t sims = 0;
     for (unsigned s = 0; s < shards.size(); ++s) {
       parts[s].Iterate(&m);
+      for (auto& [k, v] : cuts[s].blobs) wb.Put(k, v);
       sims += cuts[s].sims;
       for (event& e : cuts[s].events) evs.push_back(e);
     }
+    // The checkpoint's events, one value keyed by the first id.
     std::uint64_t id = events.last_id() + 1;
-    for (event& e : evs) {
-      e.id = id++;
-      wb.Put(detail::key_builder('E').be(e.id).str(),
-             rocksdb::Slice(reinterpret_cast<const char*>(&e), sizeof e));
+    if (!evs.empty()) {
+      for (event& e : evs) e.id = id++;
+      wb.Put(detail::key_builder('E').be(evs.front().id).str(),
+             rocksdb::Slice(reinterpret_cast<const char*>(evs.data()), evs.size() * sizeof(event)));
     }
     // Durable watermarks: every shard's, the lowest counts.
     std::vector<std::uint64_t> low(detail::kMaxFeeds, std::numeric_limits<std::uint64_t>::max());

@@ -170,7 +170,7 @@ void shard::learn_product(const product_info& info) {
         if (s.usage() >= threshold_bytes(lim, info.thresholds[i])) fired |= 1u << i;
       }
       s.alerts_fired = fired;
-      touch(s);
+      touch_all(s);
       recompute_next(s, p);
     });
   }
@@ -240,7 +240,7 @@ void shard::close_periods(unix_seconds now) {
     }
     table_.for_each([&](sim_slot& s) {
       if (!is_due[s.product]) return;
-      touch(s);
+      touch_all(s);
       shard_product& p = products_[s.product];
       closed_period& cp = closing[s.product];
       bool chargeable = (s.flags & sim_slot::kFlagChargeable) != 0;
@@ -535,7 +535,7 @@ void shard::account(const sim_slot& s, int sign) noexcept {
 }
 
 void shard::set_state(sim_slot& s, sim_state to, unix_seconds now, bool account_totals) {
-  touch(s);
+  touch_all(s);
   if (account_totals) account(s, -1);
   auto from = static_cast<std::size_t>(s.state);
   by_state_[from].store(by_state_[from].load(std::memory_order_relaxed) - 1,
@@ -549,7 +549,7 @@ void shard::set_state(sim_slot& s, sim_state to, unix_seconds now, bool account_
 }
 
 void shard::enforce(sim_slot& s, shard_product& p, unix_seconds now) {
-  touch(s);
+  touch_all(s);
   const auto state = static_cast<sim_state>(s.state);
   if (state == sim_state::factory_test) {
     if (s.usage() >= opts_.factory_test_bytes) {
@@ -582,7 +582,7 @@ void shard::enforce(sim_slot& s, shard_product& p, unix_seconds now) {
 }
 
 void shard::end_factory_test(sim_slot& s, shard_product& p, event_reason why, unix_seconds when) {
-  touch(s);
+  touch_all(s);
   emit(s, event_type::factory_test_ended, why, when);
   // Test usage is free: the SIM's chargeable usage starts at zero when it becomes active.
   s.up = s.down = 0;
@@ -617,7 +617,7 @@ import_outcome shard::import_sim(std::uint64_t key, std::uint16_t product_index,
     s->key = key;
   }
   shard_product& p = product(product_index);
-  touch(*s);
+  touch_all(*s);
   s->product = product_index;
   s->mb_limit = p.info.default_mb_limit;
   s->state = static_cast<std::uint8_t>(initial);
@@ -647,7 +647,7 @@ control_result<sim_view> shard::update(std::uint64_t key, std::optional<std::uin
   }
   shard_product& p = product(s->product);
   auto state = static_cast<sim_state>(s->state);
-  touch(*s);  // a refused request writes the unchanged SIM again: harmless
+  touch_all(*s);  // a refused request writes the unchanged SIM again: harmless
   if (state == sim_state::released) {
     return std::unexpected(transition_error(state, u.action.value_or(sim_action::activate)));
   }
@@ -874,6 +874,72 @@ std::vector<closed_period> shard::closed_of(std::uint16_t index, bool itemized) 
 namespace simcap::detail {
 
 namespace {
+void put_varint(std::string& out, std::uint64_t v) {
+  char buf[10];
+  int n = 0;
+  while (v >= 0x80) {
+    buf[n++] = static_cast<char>(v | 0x80);
+    v >>= 7;
+  }
+  buf[n++] = static_cast<char>(v);
+  out.append(buf, static_cast<std::size_t>(n));
+}
+bool get_varint(std::string_view s, std::size_t& at, std::uint64_t& v) {
+  v = 0;
+  for (int shift = 0; at < s.size() && shift < 64; shift += 7) {
+    auto b = static_cast<unsigned char>(s[at++]);
+    v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+    if (!(b & 0x80)) return true;
+  }
+  return false;
+}
+
+// A SIM in a blob: 0, key, then up, down, sms, open_day as varints (a record changed its
+// usage, nothing else: most entries of a delta, about 17 bytes); or 1 and the whole slot.
+void encode_slot(std::string& out, const sim_slot& s, bool all) {
+  if (all) {
+    out.push_back(1);
+    sim_slot copy = s;
+    copy.flags &= static_cast<std::uint8_t>(~sim_slot::kFlagDirty);
+    out.append(reinterpret_cast<const char*>(&copy), sizeof copy);
+    return;
+  }
+  out.push_back(0);
+  out.append(reinterpret_cast<const char*>(&s.key), sizeof s.key);
+  put_varint(out, s.up);
+  put_varint(out, s.down);
+  put_varint(out, s.sms);
+  put_varint(out, s.open_day);
+}
+
+// Calls f(slot, all) for each entry; a short or unknown entry ends the blob.
+template <class F>
+void decode_slots(std::string_view blob, F&& f) {
+  std::size_t at = 0;
+  while (at < blob.size()) {
+    const char kind = blob[at++];
+    sim_slot s{};
+    if (kind == 1) {
+      if (at + sizeof s > blob.size()) return;
+      std::memcpy(static_cast<void*>(&s), blob.data() + at, sizeof s);
+      at += sizeof s;
+      f(s, true);
+      continue;
+    }
+    if (kind != 0 || at + sizeof s.key > blob.size()) return;
+    std::memcpy(&s.key, blob.data() + at, sizeof s.key);
+    at += sizeof s.key;
+    std::uint64_t sms = 0, day = 0;
+    if (!get_varint(blob, at, s.up) || !get_varint(blob, at, s.down) || !get_varint(blob, at, sms) ||
+        !get_varint(blob, at, day)) {
+      return;
+    }
+    s.sms = static_cast<std::uint32_t>(sms);
+    s.open_day = static_cast<std::uint16_t>(day);
+    f(s, false);
+  }
+}
+
 key_builder shard_key(char kind, unsigned shard) {
   key_builder k(kind);
   k.be(static_cast<std::uint16_t>(shard));
@@ -884,15 +950,69 @@ rocksdb::Slice slice(const std::string& s) { return rocksdb::Slice(s); }
 
 void shard::cut(rocksdb::WriteBatch& wb, shard_cut& out, std::uint64_t checkpoint) {
   SIMCAP_ASSERT_OWNER();
-  for (std::uint64_t key : dirty_) {
-    sim_slot* s = table_.find(key);
-    if (s == nullptr || !(s->flags & sim_slot::kFlagDirty)) continue;  // listed twice
-    s->flags &= static_cast<std::uint8_t>(~sim_slot::kFlagDirty);
-    wb.Put(slice(shard_key('S', index_).be(key).str()),
-           rocksdb::Slice(reinterpret_cast<const char*>(s), sizeof(sim_slot)));
+  // The dirty SIMs, as one delta blob.
+  std::string delta;
+  auto take = [&](sim_slot& s) {
+    const bool all = (s.flags & sim_slot::kFlagDirtyAll) != 0;
+    s.flags &= static_cast<std::uint8_t>(~sim_slot::kFlagDirty);
+    encode_slot(delta, s, all);
     ++out.sims;
+  };
+  if (dirty_.size() > table_.capacity() / 16) {
+    // Most of the table: one pass in memory order beats a lookup per key.
+    delta.reserve(dirty_.size() * 24);
+    for (std::size_t i = 0; i < table_.capacity(); ++i) {
+      sim_slot& s = table_.at(i);
+      if (s.key != 0 && (s.flags & sim_slot::kFlagDirty)) take(s);
+    }
+  } else {
+    delta.reserve(dirty_.size() * 24);
+    for (std::uint64_t key : dirty_) {
+      sim_slot* s = table_.find(key);
+      if (s != nullptr && (s->flags & sim_slot::kFlagDirty)) take(*s);  // else listed twice
+    }
   }
   dirty_.clear();
+  if (!delta.empty()) {
+    delta_bytes_ += delta.size();
+    out.blobs.push_back({shard_key('Z', index_).be(checkpoint).str(), std::move(delta)});
+  }
+
+  // The base: a new one begins once the deltas since the last one outweigh the table, and is
+  // written a slice per checkpoint so that no cut stops the shard for long.
+  const std::uint64_t table_bytes = table_.size() * sizeof(sim_slot);
+  if (!build_.active && table_.size() != 0 && (base_gen_ == 0 || delta_bytes_ >= table_bytes)) {
+    build_ = base_build{true, checkpoint, 0, table_.capacity(), 0};
+    delta_bytes_ = 0;
+  }
+  if (build_.active && build_.capacity != table_.capacity()) {
+    build_ = base_build{true, checkpoint, 0, table_.capacity(), 0};  // the table grew: start over
+  }
+  if (build_.active) {
+    const std::size_t per_cut = std::max<std::size_t>(64 * 1024, build_.capacity / 8);
+    const std::size_t end = std::min(build_.capacity, build_.next_slot + per_cut);
+    std::string chunk;
+    chunk.reserve((end - build_.next_slot) * (sizeof(sim_slot) + 1));
+    for (std::size_t i = build_.next_slot; i < end; ++i) {
+      const sim_slot& s = table_.at(i);
+      if (s.key != 0) encode_slot(chunk, s, true);
+    }
+    out.blobs.push_back({shard_key('B', index_).be(build_.gen).be(build_.chunk++).str(), std::move(chunk)});
+    build_.next_slot = end;
+    if (end == build_.capacity) {
+      // Complete: it and the deltas from its first checkpoint on are the SIMs' state; older
+      // bases and deltas go.
+      writer g;
+      g.put(build_.gen).put(static_cast<std::uint64_t>(build_.capacity));
+      wb.Put(slice(shard_key('G', index_).str()), slice(g.str()));
+      wb.DeleteRange(slice(shard_key('B', index_).be(std::uint64_t{0}).str()),
+                     slice(shard_key('B', index_).be(build_.gen).str()));
+      wb.DeleteRange(slice(shard_key('Z', index_).be(std::uint64_t{0}).str()),
+                     slice(shard_key('Z', index_).be(build_.gen).str()));
+      base_gen_ = build_.gen;
+      build_.active = false;
+    }
+  }
 
   for (std::uint16_t product : days_dropped_) {
     auto from = shard_key('Y', index_).be(product).str();
@@ -1002,22 +1122,52 @@ std::vector<std::pair<std::string, std::uint64_t>> shard::recover(const store& s
     p.changed = false;
     return true;
   });
-  std::size_t sims = 0;
-  st.scan(shard_key('S', index_).str(), [&](std::string_view, std::string_view v) {
-    if (v.size() != sizeof(sim_slot)) return true;
-    sim_slot stored;
-    std::memcpy(static_cast<void*>(&stored), v.data(), sizeof stored);
-    stored.flags &= static_cast<std::uint8_t>(~sim_slot::kFlagDirty);
-    auto [s, created] = table_.insert(stored.key);
-    if (!created) return true;
-    *s = stored;
-    product(s->product);
-    bump(by_state_[s->state]);
-    if (s->state == static_cast<std::uint8_t>(sim_state::factory_test)) {
-      factory_deadlines_.push({static_cast<unix_seconds>(s->state_since) + opts_.factory_test_period.count(), s->key});
-    }
-    ++sims;
+  // SIMs: the last complete base, then the deltas from its first checkpoint on, in order.
+  std::string g;
+  if (st.get(shard_key('G', index_).str(), g)) {
+    reader r(g);
+    base_gen_ = r.get<std::uint64_t>();
+    table_.reserve_capacity(static_cast<std::size_t>(r.get<std::uint64_t>()));
+  }
+  auto account_state = [&](const sim_slot& s, int sign) {
+    auto& c = by_state_[s.state];
+    c.store(sign > 0 ? c.load(std::memory_order_relaxed) + 1 : c.load(std::memory_order_relaxed) - 1,
+            std::memory_order_relaxed);
+  };
+  auto load = [&](std::string_view blob) {
+    decode_slots(blob, [&](const sim_slot& stored, bool all) {
+      if (!all) {
+        // Usage only: the SIM was loaded before (a base or an earlier full entry).
+        if (sim_slot* s = table_.find(stored.key)) {
+          s->up = stored.up;
+          s->down = stored.down;
+          s->sms = stored.sms;
+          s->open_day = stored.open_day;
+        }
+        return;
+      }
+      auto [s, created] = table_.insert(stored.key);
+      if (!created) account_state(*s, -1);
+      *s = stored;
+      s->flags &= static_cast<std::uint8_t>(~sim_slot::kFlagDirty);
+      account_state(*s, +1);
+    });
+  };
+  if (base_gen_ != 0) {
+    st.scan(shard_key('B', index_).be(base_gen_).str(), [&](std::string_view, std::string_view v) {
+      load(v);
+      return true;
+    });
+  }
+  st.scan(shard_key('Z', index_).str(), [&](std::string_view k, std::string_view v) {
+    if (read_be<std::uint64_t>(k, prefix) >= base_gen_) load(v);
     return true;
+  });
+  table_.for_each([&](const sim_slot& s) {
+    product(s.product);
+    if (s.state == static_cast<std::uint8_t>(sim_state::factory_test)) {
+      factory_deadlines_.push({static_cast<unix_seconds>(s.state_since) + opts_.factory_test_period.count(), s.key});
+    }
   });
   for (shard_product& p : products_) p.totals = fleet_usage{};
   table_.for_each([&](const sim_slot& s) { account(s, +1); });
@@ -1071,7 +1221,6 @@ std::vector<std::pair<std::string, std::uint64_t>> shard::recover(const store& s
     return true;
   });
   refresh_next_due();
-  (void)sims;
   return seqs;
 }
 

@@ -84,6 +84,7 @@ inline constexpr std::size_t kMaxFeeds = 256;
 // What a shard hands to a checkpoint besides its writes: the events since the last one (they
 // get their ids from the checkpoint) and its applied watermark of each feed.
 struct shard_cut {
+  std::vector<std::pair<std::string, std::string>> blobs;  // big values: put as they are
   std::vector<event> events;
   std::vector<std::pair<std::uint32_t, std::uint64_t>> watermarks;  // feed id, seq
   std::size_t sims = 0;  // SIMs written
@@ -201,12 +202,14 @@ class shard {
   void set_state(sim_slot& s, sim_state to, unix_seconds now, bool account = true);
   // Adds (+1) or removes (-1) the SIM's contribution to its product's totals.
   void account(const sim_slot& s, int sign) noexcept;
-  // Marks the SIM for the next checkpoint (call before or after changing it, same batch).
-  void touch(sim_slot& s) {
-    if (durable_ && !(s.flags & sim_slot::kFlagDirty)) {
-      s.flags |= sim_slot::kFlagDirty;
-      dirty_.push_back(s.key);
-    }
+  // Marks the SIM for the next checkpoint (call before or after changing it, same batch):
+  // touch() when only its usage changes (the record path), touch_all() for anything else.
+  void touch(sim_slot& s) { mark(s, sim_slot::kFlagDirtyUsage); }
+  void touch_all(sim_slot& s) { mark(s, sim_slot::kFlagDirtyAll); }
+  void mark(sim_slot& s, std::uint8_t flag) {
+    if (!durable_) return;
+    if (!(s.flags & sim_slot::kFlagDirty)) dirty_.push_back(s.key);
+    s.flags |= flag;
   }
   void publish(const event& e);
   void add_day(std::uint64_t sim, std::uint16_t product, std::int32_t day, std::uint64_t bytes);
@@ -250,6 +253,19 @@ class shard {
   // Durability: what changed since the last cut.
   const bool durable_;
   std::vector<std::uint64_t> dirty_;  // SIM keys (kFlagDirty set in their slots)
+  // SIM state is stored as blobs of 64-byte slots: a delta per checkpoint (the dirty SIMs) and
+  // a base (every SIM) written a slice per checkpoint. Recovery loads the last complete base
+  // and the deltas from the checkpoint its first slice was written in.
+  struct base_build {
+    bool active = false;
+    std::uint64_t gen = 0;        // = the checkpoint its first slice went into
+    std::size_t next_slot = 0;
+    std::size_t capacity = 0;     // the table's when it began (a grown table starts over)
+    std::uint32_t chunk = 0;
+  };
+  base_build build_;
+  std::uint64_t base_gen_ = 0;          // the last complete base (0: none)
+  std::uint64_t delta_bytes_ = 0;       // written as deltas since that base began
   struct day_ref {
     std::uint64_t sim;
     std::uint16_t product;

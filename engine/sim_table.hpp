@@ -36,7 +36,10 @@ struct alignas(64) sim_slot {
 
   static constexpr std::uint8_t kFlagLimitOverride = 1;  // mb_limit set on the SIM itself
   static constexpr std::uint8_t kFlagChargeable = 2;     // active or paused during this period
-  static constexpr std::uint8_t kFlagDirty = 4;          // changed since the last checkpoint
+  // Changed since the last checkpoint: only usage (up, down, sms, open_day), or anything.
+  static constexpr std::uint8_t kFlagDirtyUsage = 4;
+  static constexpr std::uint8_t kFlagDirtyAll = 8;
+  static constexpr std::uint8_t kFlagDirty = kFlagDirtyUsage | kFlagDirtyAll;
 
   std::uint64_t usage() const noexcept { return up + down; }
 };
@@ -51,6 +54,10 @@ class sim_table {
   std::size_t size() const noexcept { return size_; }
   std::size_t capacity() const noexcept { return slots_.size(); }
   std::size_t memory_bytes() const noexcept { return slots_.bytes(); }
+
+  // Slot i of capacity() (key 0: empty). Slots keep their place until the table grows.
+  sim_slot& at(std::size_t i) noexcept { return slots_[i]; }
+  const sim_slot& at(std::size_t i) const noexcept { return slots_[i]; }
 
   void prefetch(std::uint64_t key) const noexcept {
     prefetch_for_write(&slots_[home(key)]);
@@ -85,6 +92,11 @@ class sim_table {
     }
   }
 
+  // At least this capacity. Loading slots saved in slot order into a table of the capacity they
+  // were saved from puts each at (or next to) its home; into a smaller one, runs pile up.
+  void reserve_capacity(std::size_t cap) {
+    if (cap > cap_) rebuild(cap);
+  }
   void reserve(std::size_t n) {
     std::size_t want = capacity_for(n);
     if (want > cap_) rebuild(want);

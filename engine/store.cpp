@@ -20,12 +20,22 @@ store::store(const std::filesystem::path& dir) : dir_(dir) {
   // append-only vector memtable takes a batch far faster than a skip list.
   o.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
   o.allow_concurrent_memtable_write = false;
-  o.write_buffer_size = 64 << 20;
-  o.max_write_buffer_number = 3;
+  // Small memtables: after a crash, recovery replays at most about this much WAL.
+  o.write_buffer_size = 32 << 20;
+  o.max_write_buffer_number = 2;
   o.max_background_jobs = 2;
-  o.compression = rocksdb::kLZ4Compression;
+  // Values are mostly blobs of SIM slots written a few times a second: compressing them would
+  // cost more CPU than the disk it saves.
+  o.compression = rocksdb::kNoCompression;
+  // The big values (SIM blobs) go to blob files: compactions move their keys, not their bytes,
+  // and a blob file is deleted once no key points into it (a new base drops the deltas before
+  // it). No blob garbage collection: it would copy blobs that are about to be dropped anyway.
+  o.enable_blob_files = true;
+  o.min_blob_size = 4096;
+  o.blob_file_size = 64 << 20;
+  o.enable_blob_garbage_collection = false;
   o.avoid_flush_during_shutdown = true;
-  o.max_total_wal_size = 256 << 20;
+  o.max_total_wal_size = 96 << 20;
   o.keep_log_file_num = 2;
   rocksdb::BlockBasedTableOptions t;
   t.block_size = 16 << 10;
