@@ -449,6 +449,10 @@ class feed_session final : public std::enable_shared_from_this<feed_session>, pr
     for (;;) {
       // Done once everything read is applied and acknowledged as durable.
       const bool idle_done = reading_done_ && inflight_.empty() && acked_ >= applied_;
+      if (reading_done_ && inflight_.empty() && ackable() < applied_ && !asked_checkpoint_) {
+        srv_.eng().request_checkpoint();  // the feed waits for its last ack: no need to wait
+        asked_checkpoint_ = true;
+      }
       const bool interval_due =
           received_since_ack_ && std::chrono::steady_clock::now() - last_ack >= srv_.options().ack_interval;
       if (out_.empty() && ackable() <= acked_ && !interval_due) {
@@ -518,6 +522,7 @@ class feed_session final : public std::enable_shared_from_this<feed_session>, pr
   std::uint64_t applied_ = 0;        // every seq up to it handled
   std::uint64_t acked_ = 0;
   bool discarding_ = false;
+  bool asked_checkpoint_ = false;
   bool received_since_ack_ = false;
   bool welcomed_ = false;
   bool stop_reading_ = false;

@@ -539,6 +539,29 @@ http_response http_api::handle(const http_request& req) {
     }
     os << "# HELP simcap_events_last_id Id of the newest event.\n# TYPE simcap_events_last_id gauge\n"
        << "simcap_events_last_id " << eng_.events().last_id() << "\n";
+    if (eng_.durable()) {
+      const unix_seconds now = eng_.time_source().now();
+      os << "# HELP simcap_checkpoints_total Checkpoints written.\n# TYPE simcap_checkpoints_total counter\n"
+         << "simcap_checkpoints_total " << st.checkpoints << "\n"
+         << "# HELP simcap_checkpoint_duration_seconds How long the last checkpoint took.\n"
+         << "# TYPE simcap_checkpoint_duration_seconds gauge\n"
+         << "simcap_checkpoint_duration_seconds " << st.last_checkpoint_seconds << "\n"
+         << "# HELP simcap_checkpoint_age_seconds Time since the last checkpoint was written.\n"
+         << "# TYPE simcap_checkpoint_age_seconds gauge\n"
+         << "simcap_checkpoint_age_seconds " << (st.checkpoints == 0 ? 0 : now - st.last_checkpoint_time) << "\n"
+         << "# HELP simcap_checkpoint_sims SIMs written by the last checkpoint.\n"
+         << "# TYPE simcap_checkpoint_sims gauge\n"
+         << "simcap_checkpoint_sims " << st.last_checkpoint_sims << "\n"
+         << "# HELP simcap_store_bytes Size of the store's files under data_dir.\n# TYPE simcap_store_bytes gauge\n"
+         << "simcap_store_bytes " << st.store_bytes << "\n";
+      if (feeds_ != nullptr) {
+        os << "# HELP simcap_feed_durable_seq Highest seq of the feed in a durable checkpoint (acked).\n"
+           << "# TYPE simcap_feed_durable_seq gauge\n";
+        for (const auto* f : feeds_->all()) {
+          os << "simcap_feed_durable_seq{feed=\"" << f->name << "\"} " << eng_.durable_seq(f->engine_id) << "\n";
+        }
+      }
+    }
     os << http_metrics();
     r.body = os.str();
     return r;

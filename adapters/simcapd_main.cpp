@@ -11,7 +11,7 @@
 int main(int argc, char** argv) {
   // Checkpoints and recovery move values of many megabytes: keep freed memory for reuse rather
   // than unmapping it and faulting fresh pages in for the next one.
-  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest glibc accepts
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
   CLI::App app{"simcapd: usage ingest and data-limit enforcement for IoT SIM fleets"};
   std::string config_path, data_dir, http, feed, clock_kind = "real", log_level = "info";

@@ -383,12 +383,14 @@ struct engine::impl final : detail::shard_host {
       sims += cuts[s].sims;
       for (event& e : cuts[s].events) evs.push_back(e);
     }
-    // The checkpoint's events, one value keyed by the first id.
+    // The checkpoint's events, in values of up to kBlobBytes keyed by their first id.
     std::uint64_t id = events.last_id() + 1;
-    if (!evs.empty()) {
-      for (event& e : evs) e.id = id++;
-      wb.Put(detail::key_builder('E').be(evs.front().id).str(),
-             rocksdb::Slice(reinterpret_cast<const char*>(evs.data()), evs.size() * sizeof(event)));
+    for (event& e : evs) e.id = id++;
+    const std::size_t per_value = detail::kBlobBytes / sizeof(event);
+    for (std::size_t at = 0; at < evs.size(); at += per_value) {
+      const std::size_t n = std::min(per_value, evs.size() - at);
+      wb.Put(detail::key_builder('E').be(evs[at].id).str(),
+             rocksdb::Slice(reinterpret_cast<const char*>(evs.data() + at), n * sizeof(event)));
     }
     // Durable watermarks: every shard's, the lowest counts.
     std::vector<std::uint64_t> low(detail::kMaxFeeds, std::numeric_limits<std::uint64_t>::max());
@@ -427,13 +429,23 @@ struct engine::impl final : detail::shard_host {
     }
   }
 
+  // A checkpoint every checkpoint_interval. When one takes long (most of a big fleet changed
+  // since the last), the next waits nine times as long as it took (at most 2 s), so that
+  // checkpoints take about a tenth of the time and ingest keeps the rest; a feed waiting for
+  // its last ack asks for one at once (request_checkpoint).
   void checkpointer_loop() {
     std::unique_lock lock(ticker_mu);
+    auto wait = opts.checkpoint_interval;
     while (!checkpointer_stop) {
-      ticker_cv.wait_for(lock, opts.checkpoint_interval, [&] { return checkpointer_stop; });
+      ticker_cv.wait_for(lock, wait, [&] { return checkpointer_stop || checkpoint_requested; });
       if (checkpointer_stop) break;
+      checkpoint_requested = false;
       lock.unlock();
+      const auto t0 = std::chrono::steady_clock::now();
       checkpoint();
+      const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+      wait = std::clamp(9 * took, opts.checkpoint_interval,
+                        std::max(opts.checkpoint_interval, std::chrono::milliseconds(2000)));
       lock.lock();
     }
   }
@@ -464,6 +476,7 @@ struct engine::impl final : detail::shard_host {
   engine_stats stats;  // the checkpoint fields only
   bool recovered = false;
   bool checkpointer_stop = false;
+  bool checkpoint_requested = false;  // ticker_mu
   std::thread checkpointer;
 
   std::mutex tick_mu;  // one tick at a time
@@ -523,6 +536,14 @@ void engine::stop() {
 bool engine::durable() const noexcept { return !impl_->opts.store_dir.empty(); }
 
 void engine::checkpoint() { impl_->checkpoint(); }
+
+void engine::request_checkpoint() {
+  {
+    std::lock_guard lock(impl_->ticker_mu);
+    impl_->checkpoint_requested = true;
+  }
+  impl_->ticker_cv.notify_all();
+}
 
 std::uint64_t engine::durable_seq(std::uint32_t feed) const noexcept {
   if (impl_->opts.store_dir.empty()) return std::numeric_limits<std::uint64_t>::max();

@@ -1,7 +1,9 @@
 #include "shard.hpp"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
+#include <functional>
 #include <limits>
 
 #include "simcap/thread_name.hpp"
@@ -874,15 +876,13 @@ std::vector<closed_period> shard::closed_of(std::uint16_t index, bool itemized) 
 namespace simcap::detail {
 
 namespace {
-void put_varint(std::string& out, std::uint64_t v) {
-  char buf[10];
-  int n = 0;
+char* put_varint(char* p, std::uint64_t v) {
   while (v >= 0x80) {
-    buf[n++] = static_cast<char>(v | 0x80);
+    *p++ = static_cast<char>(v | 0x80);
     v >>= 7;
   }
-  buf[n++] = static_cast<char>(v);
-  out.append(buf, static_cast<std::size_t>(n));
+  *p++ = static_cast<char>(v);
+  return p;
 }
 bool get_varint(std::string_view s, std::size_t& at, std::uint64_t& v) {
   v = 0;
@@ -896,21 +896,47 @@ bool get_varint(std::string_view s, std::size_t& at, std::uint64_t& v) {
 
 // A SIM in a blob: 0, key, then up, down, sms, open_day as varints (a record changed its
 // usage, nothing else: most entries of a delta, about 17 bytes); or 1 and the whole slot.
-void encode_slot(std::string& out, const sim_slot& s, bool all) {
-  if (all) {
-    out.push_back(1);
-    sim_slot copy = s;
-    copy.flags &= static_cast<std::uint8_t>(~sim_slot::kFlagDirty);
-    out.append(reinterpret_cast<const char*>(&copy), sizeof copy);
-    return;
+constexpr std::size_t kMaxEntry = 1 + sizeof(sim_slot);
+
+// Fills blobs of about kBlobBytes through a pointer (the cut runs between record batches: it
+// has to be quick).
+class blob_writer {
+ public:
+  explicit blob_writer(std::function<void(std::string&&)> emit) : emit_(std::move(emit)) {}
+  ~blob_writer() { flush(); }
+  void add(const sim_slot& s, bool all) {
+    if (buf_.empty()) {
+      buf_.resize(kBlobBytes + kMaxEntry);
+      p_ = buf_.data();
+    }
+    if (all) {
+      *p_++ = 1;
+      std::memcpy(p_, &s, sizeof s);
+      p_[offsetof(sim_slot, flags)] = static_cast<char>(s.flags & ~sim_slot::kFlagDirty);
+      p_ += sizeof s;
+    } else {
+      *p_++ = 0;
+      std::memcpy(p_, &s.key, sizeof s.key);
+      p_ += sizeof s.key;
+      p_ = put_varint(p_, s.up);
+      p_ = put_varint(p_, s.down);
+      p_ = put_varint(p_, s.sms);
+      p_ = put_varint(p_, s.open_day);
+    }
+    if (static_cast<std::size_t>(p_ - buf_.data()) >= kBlobBytes) flush();
   }
-  out.push_back(0);
-  out.append(reinterpret_cast<const char*>(&s.key), sizeof s.key);
-  put_varint(out, s.up);
-  put_varint(out, s.down);
-  put_varint(out, s.sms);
-  put_varint(out, s.open_day);
-}
+  void flush() {
+    if (buf_.empty()) return;
+    buf_.resize(static_cast<std::size_t>(p_ - buf_.data()));
+    if (!buf_.empty()) emit_(std::move(buf_));
+    buf_ = std::string();
+  }
+
+ private:
+  std::function<void(std::string&&)> emit_;
+  std::string buf_;
+  char* p_ = nullptr;
+};
 
 // Calls f(slot, all) for each entry; a short or unknown entry ends the blob.
 template <class F>
@@ -950,33 +976,32 @@ rocksdb::Slice slice(const std::string& s) { return rocksdb::Slice(s); }
 
 void shard::cut(rocksdb::WriteBatch& wb, shard_cut& out, std::uint64_t checkpoint) {
   SIMCAP_ASSERT_OWNER();
-  // The dirty SIMs, as one delta blob.
-  std::string delta;
+  // The dirty SIMs, as delta blobs of at most about kBlobBytes each (values that size come
+  // from the heap and reuse its pages; bigger ones would be mapped and faulted in each time).
+  std::uint32_t piece = 0;
+  blob_writer delta([&](std::string&& blob) {
+    delta_bytes_ += blob.size();
+    out.blobs.push_back({shard_key('Z', index_).be(checkpoint).be(piece++).str(), std::move(blob)});
+  });
   auto take = [&](sim_slot& s) {
-    const bool all = (s.flags & sim_slot::kFlagDirtyAll) != 0;
+    delta.add(s, (s.flags & sim_slot::kFlagDirtyAll) != 0);
     s.flags &= static_cast<std::uint8_t>(~sim_slot::kFlagDirty);
-    encode_slot(delta, s, all);
     ++out.sims;
   };
   if (dirty_.size() > table_.capacity() / 16) {
     // Most of the table: one pass in memory order beats a lookup per key.
-    delta.reserve(dirty_.size() * 24);
     for (std::size_t i = 0; i < table_.capacity(); ++i) {
       sim_slot& s = table_.at(i);
       if (s.key != 0 && (s.flags & sim_slot::kFlagDirty)) take(s);
     }
   } else {
-    delta.reserve(dirty_.size() * 24);
     for (std::uint64_t key : dirty_) {
       sim_slot* s = table_.find(key);
       if (s != nullptr && (s->flags & sim_slot::kFlagDirty)) take(*s);  // else listed twice
     }
   }
   dirty_.clear();
-  if (!delta.empty()) {
-    delta_bytes_ += delta.size();
-    out.blobs.push_back({shard_key('Z', index_).be(checkpoint).str(), std::move(delta)});
-  }
+  delta.flush();
 
   // The base: a new one begins once the deltas since the last one outweigh the table, and is
   // written a slice per checkpoint so that no cut stops the shard for long.
@@ -991,24 +1016,27 @@ void shard::cut(rocksdb::WriteBatch& wb, shard_cut& out, std::uint64_t checkpoin
   if (build_.active) {
     const std::size_t per_cut = std::max<std::size_t>(64 * 1024, build_.capacity / 8);
     const std::size_t end = std::min(build_.capacity, build_.next_slot + per_cut);
-    std::string chunk;
-    chunk.reserve((end - build_.next_slot) * (sizeof(sim_slot) + 1));
-    for (std::size_t i = build_.next_slot; i < end; ++i) {
-      const sim_slot& s = table_.at(i);
-      if (s.key != 0) encode_slot(chunk, s, true);
+    {
+      blob_writer chunk([&](std::string&& blob) {
+        out.blobs.push_back({shard_key('B', index_).be(build_.gen).be(build_.chunk++).str(), std::move(blob)});
+      });
+      for (std::size_t i = build_.next_slot; i < end; ++i) {
+        const sim_slot& s = table_.at(i);
+        if (s.key != 0) chunk.add(s, true);
+      }
     }
-    out.blobs.push_back({shard_key('B', index_).be(build_.gen).be(build_.chunk++).str(), std::move(chunk)});
     build_.next_slot = end;
     if (end == build_.capacity) {
-      // Complete: it and the deltas from its first checkpoint on are the SIMs' state; older
-      // bases and deltas go.
+      // Complete: it and the deltas after its first checkpoint are the SIMs' state (every slice
+      // was cut at or after that checkpoint, so it holds whatever the deltas up to it hold);
+      // older bases and deltas go.
       writer g;
       g.put(build_.gen).put(static_cast<std::uint64_t>(build_.capacity));
       wb.Put(slice(shard_key('G', index_).str()), slice(g.str()));
       wb.DeleteRange(slice(shard_key('B', index_).be(std::uint64_t{0}).str()),
                      slice(shard_key('B', index_).be(build_.gen).str()));
       wb.DeleteRange(slice(shard_key('Z', index_).be(std::uint64_t{0}).str()),
-                     slice(shard_key('Z', index_).be(build_.gen).str()));
+                     slice(shard_key('Z', index_).be(build_.gen + 1).str()));
       base_gen_ = build_.gen;
       build_.active = false;
     }
@@ -1122,7 +1150,7 @@ std::vector<std::pair<std::string, std::uint64_t>> shard::recover(const store& s
     p.changed = false;
     return true;
   });
-  // SIMs: the last complete base, then the deltas from its first checkpoint on, in order.
+  // SIMs: the last complete base, then the deltas after its first checkpoint, in order.
   std::string g;
   if (st.get(shard_key('G', index_).str(), g)) {
     reader r(g);
@@ -1160,7 +1188,7 @@ std::vector<std::pair<std::string, std::uint64_t>> shard::recover(const store& s
     });
   }
   st.scan(shard_key('Z', index_).str(), [&](std::string_view k, std::string_view v) {
-    if (read_be<std::uint64_t>(k, prefix) >= base_gen_) load(v);
+    if (read_be<std::uint64_t>(k, prefix) > base_gen_) load(v);
     return true;
   });
   table_.for_each([&](const sim_slot& s) {

@@ -80,6 +80,8 @@ enum class import_outcome { imported, already_present, other_product };
 
 // Feeds a shard tracks a sequence watermark for (engine::register_feed ids).
 inline constexpr std::size_t kMaxFeeds = 256;
+// Big values (SIM and event blobs) are cut at about this size.
+inline constexpr std::size_t kBlobBytes = 8 << 20;
 
 // What a shard hands to a checkpoint besides its writes: the events since the last one (they
 // get their ids from the checkpoint) and its applied watermark of each feed.
@@ -255,7 +257,7 @@ class shard {
   std::vector<std::uint64_t> dirty_;  // SIM keys (kFlagDirty set in their slots)
   // SIM state is stored as blobs of 64-byte slots: a delta per checkpoint (the dirty SIMs) and
   // a base (every SIM) written a slice per checkpoint. Recovery loads the last complete base
-  // and the deltas from the checkpoint its first slice was written in.
+  // and the deltas after the checkpoint its first slice was written in.
   struct base_build {
     bool active = false;
     std::uint64_t gen = 0;        // = the checkpoint its first slice went into

@@ -10,7 +10,7 @@
 //   E id(u64)                       a checkpoint's events (64 bytes each), from this id on
 //   G shard(u16)                    the shard's last complete base (its generation)
 //   B shard(u16) gen(u64) n(u32)    slice n of a base: every SIM of the slice
-//   Z shard(u16) checkpoint(u64)    the SIMs a checkpoint changed (usage only, or whole)
+//   Z shard(u16) checkpoint(u64) n(u32)  the SIMs a checkpoint changed (usage only, or whole)
 //   Y shard(u16) sim(u64) day(u32)  bytes of one closed day of the SIM's current period
 //   H shard(u16) product(u16)       the shard's period and hourly usage of a product
 //   C shard(u16) product(u16) start(u64)           a closed period's header in the shard

@@ -250,6 +250,8 @@ class engine {
   // stop(). Control calls (put_product, import_sims, update_sim) checkpoint before returning.
   bool durable() const noexcept;
   void checkpoint();
+  // Asks the checkpointing thread for a checkpoint now, without waiting for it.
+  void request_checkpoint();
   // The feed's highest seq whose records are all in a durable checkpoint (acks); without a
   // store, every applied record counts (UINT64_MAX).
   std::uint64_t durable_seq(std::uint32_t feed) const noexcept;
