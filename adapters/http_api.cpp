@@ -552,6 +552,9 @@ http_response http_api::handle(const http_request& req) {
          << "# HELP simcap_checkpoint_sims SIMs written by the last checkpoint.\n"
          << "# TYPE simcap_checkpoint_sims gauge\n"
          << "simcap_checkpoint_sims " << st.last_checkpoint_sims << "\n"
+         << "# HELP simcap_checkpoint_cut_seconds The longest a shard stopped for the last checkpoint.\n"
+         << "# TYPE simcap_checkpoint_cut_seconds gauge\n"
+         << "simcap_checkpoint_cut_seconds " << st.last_cut_seconds << "\n"
          << "# HELP simcap_store_bytes Size of the store's files under data_dir.\n# TYPE simcap_store_bytes gauge\n"
          << "simcap_store_bytes " << st.store_bytes << "\n";
       if (feeds_ != nullptr) {

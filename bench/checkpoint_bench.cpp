@@ -116,6 +116,7 @@ void BM_checkpoint(benchmark::State& state) {
   state.counters["sims/s"] = benchmark::Counter(static_cast<double>(dirty) * static_cast<double>(state.iterations()),
                                                 benchmark::Counter::kIsRate);
   state.counters["last_sims"] = static_cast<double>(f.eng().stats().last_checkpoint_sims);
+  state.counters["shard_stop_ms"] = f.eng().stats().last_cut_seconds * 1000;
 }
 BENCHMARK(BM_checkpoint)->Arg(10'000)->Arg(100'000)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->UseRealTime();
 

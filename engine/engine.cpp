@@ -377,7 +377,9 @@ struct engine::impl final : detail::shard_host {
     each_shard([&](shard& sh) { sh.cut(parts[sh.index()], cuts[sh.index()], n); });
     merge_into m(wb);
     std::uint64_t sims = 0;
+    double longest_cut = 0;
     for (unsigned s = 0; s < shards.size(); ++s) {
+      longest_cut = std::max(longest_cut, cuts[s].seconds);
       parts[s].Iterate(&m);
       for (auto& [k, v] : cuts[s].blobs) wb.Put(k, v);
       sims += cuts[s].sims;
@@ -414,6 +416,7 @@ struct engine::impl final : detail::shard_host {
       stats.last_checkpoint_seconds = secs;
       stats.last_checkpoint_time = clk.now();
       stats.last_checkpoint_sims = sims;
+      stats.last_cut_seconds = longest_cut;
     }
     bool moved = false;
     for (std::size_t f = 0; f < detail::kMaxFeeds; ++f) {
@@ -902,6 +905,7 @@ engine_stats engine::stats() const {
     st.last_checkpoint_seconds = impl_->stats.last_checkpoint_seconds;
     st.last_checkpoint_time = impl_->stats.last_checkpoint_time;
     st.last_checkpoint_sims = impl_->stats.last_checkpoint_sims;
+    st.last_cut_seconds = impl_->stats.last_cut_seconds;
   }
   if (impl_->st) st.store_bytes = impl_->st->disk_bytes();
   return st;

@@ -90,6 +90,7 @@ struct shard_cut {
   std::vector<event> events;
   std::vector<std::pair<std::uint32_t, std::uint64_t>> watermarks;  // feed id, seq
   std::size_t sims = 0;  // SIMs written
+  double seconds = 0;    // how long the cut held the shard
 };
 
 class shard {

@@ -160,6 +160,7 @@ struct engine_stats {
   double last_checkpoint_seconds = 0;   // how long the last one took
   unix_seconds last_checkpoint_time = 0;
   std::uint64_t last_checkpoint_sims = 0;  // SIMs it wrote
+  double last_cut_seconds = 0;  // the longest a shard stopped for it
   std::uint64_t store_bytes = 0;
 };
 
