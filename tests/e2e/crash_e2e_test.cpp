@@ -35,7 +35,7 @@ std::uint16_t free_port() {
 class Crash : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("simcap-crash-" + std::to_string(::getpid()));
+    dir_ = fs::temp_directory_path() / (std::string("simcap-crash-") + std::to_string(::getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     feed_port_ = free_port();
@@ -49,9 +49,9 @@ class Crash : public ::testing::Test {
   void start_daemon() {
     daemon_ = std::make_unique<child>(
         std::vector<std::string>{SIMCAPD_BIN, "--config", (dir_ / "simcapd.toml").string(), "--feed",
-                                 "127.0.0.1:" + std::to_string(feed_port_), "--http",
-                                 "127.0.0.1:" + std::to_string(http_port_), "--clock", "simulated"},
-        dir_ / ("d" + std::to_string(starts_) + ".out"), dir_ / ("d" + std::to_string(starts_) + ".err"));
+                                 std::string("127.0.0.1:") + std::to_string(feed_port_), "--http",
+                                 std::string("127.0.0.1:") + std::to_string(http_port_), "--clock", "simulated"},
+        dir_ / (std::string("d") + std::to_string(starts_) + ".out"), dir_ / (std::string("d") + std::to_string(starts_) + ".err"));
     ++starts_;
     ASSERT_TRUE(daemon_->wait_for_line("feed listening on", 60s)) << daemon_->err();
   }
@@ -118,7 +118,7 @@ TEST_F(Crash, KilledSixTimesWhileStreamingCountsEveryRecordExactlyOnce) {
   }
 
   // Stream at a pace the kills land in, resending from resume_after after each one.
-  child feed({SIMCAP_FEED_BIN, "--connect", "127.0.0.1:" + std::to_string(feed_port_), "--feed", "carrier-a",
+  child feed({SIMCAP_FEED_BIN, "--connect", std::string("127.0.0.1:") + std::to_string(feed_port_), "--feed", "carrier-a",
               "--token", "feed-secret", "--replay", (dir_ / "records.jsonl").string(), "--rate", "100000",
               "--reconnects", "1000", "--timeout", "60"},
              dir_ / "feed.out", dir_ / "feed.err");
