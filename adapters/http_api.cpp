@@ -91,6 +91,7 @@ http_response control_error_answer(const control_error& e) {
     case control_errc::not_found: return error_answer(404, "not_found", e.message);
     case control_errc::unknown_product: return error_answer(404, "not_found", e.message);
     case control_errc::bad_request: return error_answer(400, "invalid_request", e.message);
+    case control_errc::unavailable: return error_answer(503, "unavailable", e.message);
     case control_errc::invalid_transition:
     case control_errc::limit_reached: {
       json::object extra;
@@ -481,6 +482,7 @@ http_response http_api::handle(const http_request& req) {
     if (s[0] == "healthz") return json_answer(200, json::object{{"ok", true}});
     if (s[0] == "readyz") {
       if (!ready_.load()) return error_answer(503, "not_ready", "state is being recovered or ports are not open");
+      if (auto why = eng_.store_error()) return error_answer(503, "not_ready", "the store failed: " + *why);
       return json_answer(200, json::object{{"ok", true}});
     }
     http_response r;

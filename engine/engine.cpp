@@ -354,7 +354,7 @@ struct engine::impl final : detail::shard_host {
   };
 
   void checkpoint() {
-    if (!st) return;
+    if (!st || store_failed.load()) return;
     std::lock_guard ck(checkpoint_mu);
     const auto t0 = std::chrono::steady_clock::now();
     const std::uint64_t n = checkpoint_no + 1;
@@ -407,7 +407,15 @@ struct engine::impl final : detail::shard_host {
       detail::writer meta;
       meta.put(n).put(static_cast<std::uint32_t>(shards.size())).put(clk.now());
       wb.Put("M", meta.str());
-      st->write(wb);
+      try {
+        st->write(wb);
+      } catch (const std::exception& e) {
+        // What this cut took from the shards is not on disk: stop acknowledging anything.
+        std::lock_guard lock(stats_mu);
+        store_failure = e.what();
+        store_failed.store(true);
+        return;
+      }
       checkpoint_no = n;
       for (const event& e : evs) events.append(e);
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -479,6 +487,8 @@ struct engine::impl final : detail::shard_host {
   engine_stats stats;  // the checkpoint fields only
   bool recovered = false;
   bool checkpointer_stop = false;
+  std::atomic<bool> store_failed{false};
+  std::string store_failure;  // stats_mu
   bool checkpoint_requested = false;  // ticker_mu
   std::thread checkpointer;
 
@@ -539,6 +549,18 @@ void engine::stop() {
 bool engine::durable() const noexcept { return !impl_->opts.store_dir.empty(); }
 
 void engine::checkpoint() { impl_->checkpoint(); }
+
+std::optional<std::string> engine::store_error() const {
+  if (!impl_->store_failed.load()) return std::nullopt;
+  std::lock_guard lock(impl_->stats_mu);
+  return impl_->store_failure;
+}
+
+namespace {
+control_error not_durable(const engine& e) {
+  return control_error{control_errc::unavailable, "the change is not durable: " + e.store_error().value_or(""), {}, {}};
+}
+}  // namespace
 
 void engine::request_checkpoint() {
   {
@@ -634,6 +656,7 @@ control_result<product_view> engine::put_product(const product_settings& s) {
   }
   impl_->call_all([&info](shard& sh) { sh.learn_product(info); });
   impl_->checkpoint();  // durable before it is reported done
+  if (store_error()) return std::unexpected(not_durable(*this));
   return view;
 }
 
@@ -695,6 +718,7 @@ control_result<import_result> engine::import_sims(std::string_view product,
   std::sort(r.refused.begin(), r.refused.end(),
             [](const import_refusal& a, const import_refusal& b) { return a.index < b.index; });
   impl_->checkpoint();
+  if (store_error()) return std::unexpected(not_durable(*this));
   return r;
 }
 
@@ -707,6 +731,7 @@ control_result<sim_view> engine::update_sim(iccid id, const sim_update& u, std::
   const unix_seconds now = impl_->clk.now();
   auto r = impl_->call(shard_for(id), [&](shard& sh) { return sh.update(id.key(), *sc, u, now); });
   if (r) impl_->checkpoint();
+  if (r && store_error()) return std::unexpected(not_durable(*this));
   return r;
 }
 

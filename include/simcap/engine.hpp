@@ -69,6 +69,7 @@ enum class control_errc {
   bad_request,         // a value is out of range
   invalid_transition,  // the life cycle does not allow it
   limit_reached,       // activation refused: usage is at or over the limit
+  unavailable,         // done in memory, but the store failed: not durable
 };
 
 struct control_error {
@@ -253,6 +254,9 @@ class engine {
   void checkpoint();
   // Asks the checkpointing thread for a checkpoint now, without waiting for it.
   void request_checkpoint();
+  // Set once a checkpoint could not be written (disk full, I/O error): from then on nothing
+  // more is acknowledged or reported durable; a restart recovers the last good checkpoint.
+  std::optional<std::string> store_error() const;
   // The feed's highest seq whose records are all in a durable checkpoint (acks); without a
   // store, every applied record counts (UINT64_MAX).
   std::uint64_t durable_seq(std::uint32_t feed) const noexcept;

@@ -173,5 +173,39 @@ TEST_F(Crash, KilledSixTimesWhileStreamingCountsEveryRecordExactlyOnce) {
   EXPECT_EQ(daemon_->wait(30s), 0);
 }
 
+// The disk refuses writes (a file size limit stands in for a full disk): the change that cannot
+// be made durable is not reported as done, and simcapd says it is not ready.
+TEST_F(Crash, StoreThatCannotWriteRefusesChangesAndIsNotReady) {
+  {
+    child w({SIMCAP_FEED_BIN, "--write-iccids", (dir_ / "iccids.txt").string(), "--sims", "5000"}, dir_ / "w.out",
+            dir_ / "w.err");
+    ASSERT_EQ(w.wait(30s), 0);
+  }
+  std::ofstream(dir_ / "simcapd.toml") << "[server]\ndata_dir = \"" << (dir_ / "data").string() << "\"\n"
+                                       << "[[tokens]]\ntoken = \"admin\"\nscope = \"admin\"\n"
+                                       << "[[products]]\nid = \"acme\"\n";
+  // sh: ignore SIGXFSZ so a write past the limit fails with EFBIG instead of killing simcapd.
+  const std::string cmd = std::string("trap '' XFSZ; ulimit -f 1024; exec ") + SIMCAPD_BIN + " --config " +
+                          (dir_ / "simcapd.toml").string() + " --feed 127.0.0.1:0 --http 127.0.0.1:" +
+                          std::to_string(http_port_);
+  child d({"/bin/sh", "-c", cmd}, dir_ / "d.out", dir_ / "d.err");
+  ASSERT_TRUE(d.wait_for_line("http listening on", 60s)) << d.err();
+  http_client c(http_port_);
+  EXPECT_EQ(c.request("GET", "/readyz").status, 200u);
+  std::string body;
+  {
+    std::ifstream in(dir_ / "iccids.txt");
+    body.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto r = c.request("POST", "/v1/products/acme/sims", body, "admin", "text/plain");
+  EXPECT_EQ(r.status, 503u) << r.body;
+  EXPECT_NE(r.body.find("not durable"), std::string::npos) << r.body;
+  auto ready = c.request("GET", "/readyz");
+  EXPECT_EQ(ready.status, 503u);
+  EXPECT_NE(ready.body.find("store failed"), std::string::npos) << ready.body;
+  d.signal(SIGTERM);
+  EXPECT_TRUE(d.wait(30s).has_value());
+}
+
 }  // namespace
 }  // namespace simcap::testing
