@@ -1,6 +1,7 @@
 #include "simcap/engine.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
@@ -404,6 +405,7 @@ struct engine::impl final : detail::shard_host {
       }
     }
     if (wb.Count() != 0) {
+      if (test_pause.count() > 0) std::this_thread::sleep_for(test_pause);  // crash tests only
       detail::writer meta;
       meta.put(n).put(static_cast<std::uint32_t>(shards.size())).put(clk.now());
       wb.Put("M", meta.str());
@@ -454,7 +456,8 @@ struct engine::impl final : detail::shard_host {
       lock.unlock();
       const auto t0 = std::chrono::steady_clock::now();
       checkpoint();
-      const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+      const auto took =
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0) - test_pause;
       wait = std::clamp(9 * took, opts.checkpoint_interval,
                         std::max(opts.checkpoint_interval, std::chrono::milliseconds(2000)));
       lock.lock();
@@ -487,6 +490,12 @@ struct engine::impl final : detail::shard_host {
   engine_stats stats;  // the checkpoint fields only
   bool recovered = false;
   bool checkpointer_stop = false;
+  // Test hook: SIMCAP_TEST_CHECKPOINT_PAUSE_MS holds every checkpoint that long between taking
+  // the shards' cuts and writing them, so that a crash test's kills land inside checkpoints.
+  std::chrono::milliseconds test_pause{[] {
+    const char* v = std::getenv("SIMCAP_TEST_CHECKPOINT_PAUSE_MS");
+    return v != nullptr ? std::atoi(v) : 0;
+  }()};
   std::atomic<bool> store_failed{false};
   std::string store_failure;  // stats_mu
   bool checkpoint_requested = false;  // ticker_mu
