@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Ingest with and without about 1,000 queries/s, against a fresh simcapd each time.
 #   bench/query_load.sh [runs] [records]
+# CHECKPOINT_INTERVAL=0s in the environment runs simcapd without its store (default: 200ms).
 # Needs a Release build in ./build and wrk. Prints, per run: records/s without queries,
 # records/s with queries, and wrk's lines (per-SIM GET, then fleet usage).
 set -euo pipefail
@@ -14,6 +15,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 cat >"$work/bench.toml" <<TOML
 [server]
 data_dir = "$work/data"
+checkpoint_interval = "${CHECKPOINT_INTERVAL:-200ms}"
 [[tokens]]
 token = "bench-admin"
 scope = "admin"

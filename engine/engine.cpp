@@ -68,6 +68,10 @@ struct engine::impl final : detail::shard_host {
     shards[s]->post_task(new detail::fn_task<std::decay_t<F>>(std::forward<F>(f)));
   }
   template <class F>
+  void post_read(unsigned s, F&& f) {
+    shards[s]->post_read(new detail::fn_task<std::decay_t<F>>(std::forward<F>(f)));
+  }
+  template <class F>
   auto call(unsigned s, F&& f) -> std::invoke_result_t<F&, shard&> {
     using R = std::invoke_result_t<F&, shard&>;
     std::promise<R> done;
@@ -528,6 +532,7 @@ void engine::start() {
     impl_->checkpointer_stop = false;
     impl_->checkpointer = std::thread([this] {
       set_thread_name("checkpointer");
+      lower_priority();  // background work: ingest and queries come first
       impl_->checkpointer_loop();
     });
   }
@@ -759,7 +764,7 @@ void engine::get_sim_async(iccid id, std::string_view scope,
     done(std::unexpected(sc.error()));
     return;
   }
-  impl_->post(shard_for(id), [key = id.key(), scope = *sc, done = std::move(done)](shard& sh) {
+  impl_->post_read(shard_for(id), [key = id.key(), scope = *sc, done = std::move(done)](shard& sh) {
     auto v = sh.view(key, scope);
     if (v) {
       done(std::move(*v));
@@ -851,7 +856,7 @@ void engine::product_usage_async(std::string_view product,
   g->product = std::string(product);
   g->done = std::move(done);
   for (unsigned s = 0; s < n; ++s) {
-    impl_->post(s, [this, g, index = *idx](shard& sh) {
+    impl_->post_read(s, [this, g, index = *idx](shard& sh) {
       g->parts[sh.index()] = sh.usage_of(index);
       if (g->left.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
       fleet_usage total = add_up(g->parts);

@@ -96,7 +96,7 @@ void shard::loop() {
     unix_seconds now = clock_.now();
     if (now >= next_due_) run_due(now);
     if (stopping_.load(std::memory_order_acquire) && queue_.size_approx() == 0 &&
-        tasks_.size_approx() == 0) {
+        tasks_.size_approx() == 0 && reads_.size_approx() == 0) {
       run_tasks();
       break;
     }
@@ -104,8 +104,17 @@ void shard::loop() {
 }
 
 void shard::run_tasks() {
+  run_reads();
   shard_task* t = nullptr;
   while (tasks_.try_dequeue(t)) {
+    t->run(*this);
+    delete t;
+  }
+}
+
+void shard::run_reads() {
+  shard_task* t = nullptr;
+  while (reads_.try_dequeue(t)) {
     t->run(*this);
     delete t;
   }
@@ -906,7 +915,7 @@ class blob_writer {
   ~blob_writer() { flush(); }
   void add(const sim_slot& s, bool all) {
     if (buf_.empty()) {
-      buf_.resize(kBlobBytes + kMaxEntry);
+      buf_.resize_and_overwrite(kBlobBytes + kMaxEntry, [](char*, std::size_t n) { return n; });  // no zero fill
       p_ = buf_.data();
     }
     if (all) {
@@ -999,11 +1008,13 @@ void shard::cut(rocksdb::WriteBatch& wb, shard_cut& out, std::uint64_t checkpoin
     for (std::size_t i = 0; i < table_.capacity(); ++i) {
       sim_slot& s = table_.at(i);
       if (s.key != 0 && (s.flags & sim_slot::kFlagDirty)) take(s);
+      if ((i & 0xfff) == 0xfff) run_reads();  // queries wait for a slice, not the whole cut
     }
   } else {
-    for (std::uint64_t key : dirty_) {
-      sim_slot* s = table_.find(key);
+    for (std::size_t i = 0; i < dirty_.size(); ++i) {
+      sim_slot* s = table_.find(dirty_[i]);
       if (s != nullptr && (s->flags & sim_slot::kFlagDirty)) take(*s);  // else listed twice
+      if ((i & 0x7ff) == 0x7ff) run_reads();
     }
   }
   dirty_.clear();
@@ -1029,6 +1040,7 @@ void shard::cut(rocksdb::WriteBatch& wb, shard_cut& out, std::uint64_t checkpoin
       for (std::size_t i = build_.next_slot; i < end; ++i) {
         const sim_slot& s = table_.at(i);
         if (s.key != 0) chunk.add(s, true);
+        if ((i & 0xfff) == 0xfff) run_reads();
       }
     }
     build_.next_slot = end;

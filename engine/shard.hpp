@@ -112,6 +112,12 @@ class shard {
     tasks_.enqueue(t);
     queue_.enqueue(shard_msg{});  // wakes the thread if it is idle
   }
+  // A task that only reads (a query): it may also run in the middle of a checkpoint's cut, so
+  // a query never waits for a whole cut.
+  void post_read(shard_task* t) {
+    reads_.enqueue(t);
+    queue_.enqueue(shard_msg{});
+  }
   unsigned index() const noexcept { return index_; }
   std::size_t queue_depth() const noexcept { return queue_.size_approx(); }
 
@@ -190,6 +196,7 @@ class shard {
   void loop();
   void handle(shard_msg& m);
   void run_tasks();
+  void run_reads();
   void reject(record_batch& b, const usage_record& r, reject_reason why, std::string_view detail);
   bool apply_late(record_batch& b, const usage_record& r, sim_slot& s, shard_product& p,
                   unix_seconds now);
@@ -240,6 +247,7 @@ class shard {
   shard_host& host_;
   shard_queue queue_;
   moodycamel::ConcurrentQueue<shard_task*> tasks_;
+  moodycamel::ConcurrentQueue<shard_task*> reads_;
   std::thread thread_;
   std::thread::id owner_{};
   std::atomic<bool> stopping_{false};

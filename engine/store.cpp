@@ -40,6 +40,9 @@ store::store(const std::filesystem::path& dir) : dir_(dir) {
   rocksdb::BlockBasedTableOptions t;
   t.block_size = 16 << 10;
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  // Flushes and compactions yield to ingest and queries.
+  o.env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::HIGH, rocksdb::CpuPriority::kLow);
+  o.env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::LOW, rocksdb::CpuPriority::kLow);
   rocksdb::DB* db = nullptr;
   rocksdb::Status st = rocksdb::DB::Open(o, dir.string(), &db);
   if (!st.ok()) throw std::runtime_error("store " + dir.string() + ": " + st.ToString());

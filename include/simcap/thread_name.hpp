@@ -35,4 +35,8 @@ inline void prefer_short_slices(std::chrono::microseconds slice) {
   (void)syscall(SYS_sched_setattr, 0, &attr, 0);
 }
 
+// Background work (checkpoints): a lower CPU priority for the calling thread (nice +5 from its
+// current value; raising nice needs no privilege).
+inline void lower_priority() { (void)setpriority(PRIO_PROCESS, 0, getpriority(PRIO_PROCESS, 0) + 5); }
+
 }  // namespace simcap
