@@ -126,6 +126,10 @@ class feed_session final : public std::enable_shared_from_this<feed_session>, pr
   }
 
   bool drained() const noexcept { return drained_.load(std::memory_order_acquire); }
+  // A checkpoint made more of the feed durable: send the ack now.
+  void on_durable() {
+    asio::post(sock_.get_executor(), [self = shared_from_this()] { self->wake_writer_.cancel(); });
+  }
 
  private:
   struct chunk;
@@ -437,13 +441,6 @@ class feed_session final : public std::enable_shared_from_this<feed_session>, pr
   // What may be acknowledged: applied, and (with a store) in a durable checkpoint.
   std::uint64_t ackable() const { return std::min(applied_, srv_.eng().durable_seq(feed_->engine_id)); }
 
- public:
-  // A checkpoint made more of the feed durable: send the ack now.
-  void on_durable() {
-    asio::post(sock_.get_executor(), [self = shared_from_this()] { self->wake_writer_.cancel(); });
-  }
-
- private:
   asio::awaitable<void> writer() {
     auto last_ack = std::chrono::steady_clock::now();
     for (;;) {

@@ -986,11 +986,6 @@ rocksdb::Slice slice(const std::string& s) { return rocksdb::Slice(s); }
 void shard::cut(rocksdb::WriteBatch& wb, shard_cut& out, std::uint64_t checkpoint) {
   SIMCAP_ASSERT_OWNER();
   const auto t0 = std::chrono::steady_clock::now();
-  struct timer {
-    std::chrono::steady_clock::time_point t0;
-    shard_cut& out;
-    ~timer() { out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); }
-  } time_it{t0, out};
   // The dirty SIMs, as delta blobs of at most about kBlobBytes each (values that size come
   // from the heap and reuse its pages; bigger ones would be mapped and faulted in each time).
   std::uint32_t piece = 0;
@@ -1153,6 +1148,7 @@ void shard::cut(rocksdb::WriteBatch& wb, shard_cut& out, std::uint64_t checkpoin
   }
   out.events = std::move(pending_events_);
   pending_events_.clear();
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 std::vector<std::pair<std::string, std::uint64_t>> shard::recover(const store& st) {
