@@ -71,6 +71,20 @@ struct engine::impl final : detail::shard_host {
   void post_read(unsigned s, F&& f) {
     shards[s]->post_read(new detail::fn_task<std::decay_t<F>>(std::forward<F>(f)));
   }
+  // A query: read(shard&) runs under the shard (in this thread when the shard is idle, else on
+  // the shard thread between batches), then(result) right after it, outside the shard.
+  template <class Read, class Then>
+  void read(unsigned s, Read&& r, Then&& then) {
+    using T = std::invoke_result_t<Read&, shard&>;
+    std::optional<T> v;
+    if (shards[s]->try_read_here([&](shard& sh) { v.emplace(r(sh)); })) {
+      then(std::move(*v));
+      return;
+    }
+    post_read(s, [r = std::forward<Read>(r), then = std::forward<Then>(then)](shard& sh) mutable {
+      then(r(sh));
+    });
+  }
   template <class F>
   auto call(unsigned s, F&& f) -> std::invoke_result_t<F&, shard&> {
     using R = std::invoke_result_t<F&, shard&>;
@@ -764,14 +778,15 @@ void engine::get_sim_async(iccid id, std::string_view scope,
     done(std::unexpected(sc.error()));
     return;
   }
-  impl_->post_read(shard_for(id), [key = id.key(), scope = *sc, done = std::move(done)](shard& sh) {
-    auto v = sh.view(key, scope);
-    if (v) {
-      done(std::move(*v));
-    } else {
-      done(std::unexpected(error(control_errc::not_found, "no such SIM")));
-    }
-  });
+  impl_->read(
+      shard_for(id), [key = id.key(), scope = *sc](shard& sh) { return sh.view(key, scope); },
+      [done = std::move(done)](std::optional<sim_view> v) {
+        if (v) {
+          done(std::move(*v));
+        } else {
+          done(std::unexpected(error(control_errc::not_found, "no such SIM")));
+        }
+      });
 }
 
 sim_page engine::list_sims(const sim_filter& f, std::size_t offset, std::size_t limit) const {
@@ -856,8 +871,9 @@ void engine::product_usage_async(std::string_view product,
   g->product = std::string(product);
   g->done = std::move(done);
   for (unsigned s = 0; s < n; ++s) {
-    impl_->post_read(s, [this, g, index = *idx](shard& sh) {
-      g->parts[sh.index()] = sh.usage_of(index);
+    impl_->read(s, [index = *idx](shard& sh) { return sh.usage_of(index); },
+                [this, g, s](fleet_usage part) {
+      g->parts[s] = std::move(part);
       if (g->left.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
       fleet_usage total = add_up(g->parts);
       if (auto view = get_product(g->product)) {

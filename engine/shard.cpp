@@ -84,11 +84,31 @@ void shard::stop() {
   thread_.join();
 }
 
+void shard::lock_busy() {
+  // A query answered in another thread holds the lock for a microsecond or two: spin a little
+  // before sleeping on it.
+  for (int i = 0; i < 200; ++i) {
+    if (busy_.try_lock()) {
+      holder_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+      return;
+    }
+    std::this_thread::yield();
+  }
+  busy_.lock();
+  holder_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+}
+
 void shard::loop() {
   shard_msg msgs[64];
+  lock_busy();
   for (;;) {
     run_tasks();
-    std::size_t n = queue_.wait_dequeue_bulk_timed(msgs, 64, std::chrono::milliseconds(100));
+    std::size_t n = queue_.try_dequeue_bulk(msgs, 64);
+    if (n == 0) {
+      busy_.unlock();
+      n = queue_.wait_dequeue_bulk_timed(msgs, 64, std::chrono::milliseconds(100));
+      lock_busy();
+    }
     for (std::size_t i = 0; i < n; ++i) {
       run_tasks();
       handle(msgs[i]);
@@ -101,6 +121,7 @@ void shard::loop() {
       break;
     }
   }
+  busy_.unlock();
 }
 
 void shard::run_tasks() {

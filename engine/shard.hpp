@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <deque>
 #include <limits>
+#include <mutex>
 #include <optional>
 #include <queue>
 #include <string>
@@ -24,7 +25,7 @@
 
 #ifndef NDEBUG
 #define SIMCAP_ASSERT_OWNER() \
-  assert(owner_ == std::thread::id{} || owner_ == std::this_thread::get_id())
+  assert(owner_ == std::thread::id{} || holder_.load(std::memory_order_relaxed) == std::this_thread::get_id())
 #else
 #define SIMCAP_ASSERT_OWNER() ((void)0)
 #endif
@@ -81,7 +82,7 @@ enum class import_outcome { imported, already_present, other_product };
 // Feeds a shard tracks a sequence watermark for (engine::register_feed ids).
 inline constexpr std::size_t kMaxFeeds = 256;
 // Big values (SIM and event blobs) are cut at about this size.
-inline constexpr std::size_t kBlobBytes = 8 << 20;
+inline constexpr std::size_t kBlobBytes = 256 << 10;
 
 // What a shard hands to a checkpoint besides its writes: the events since the last one (they
 // get their ids from the checkpoint) and its applied watermark of each feed.
@@ -117,6 +118,18 @@ class shard {
   void post_read(shard_task* t) {
     reads_.enqueue(t);
     queue_.enqueue(shard_msg{});
+  }
+  // Runs read(*this) in the calling thread, at once, when the shard thread is idle (waiting for
+  // work), and returns true; returns false without running it when the shard is busy (post_read
+  // it then: a busy shard answers it between two batches). Either way no thread is woken just
+  // to answer a query of an idle shard. read must only read, and take no lock of the engine.
+  template <class F>
+  bool try_read_here(F&& read) {
+    std::unique_lock l(busy_, std::try_to_lock);
+    if (!l) return false;
+    holder_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+    read(*this);
+    return true;
   }
   unsigned index() const noexcept { return index_; }
   std::size_t queue_depth() const noexcept { return queue_.size_approx(); }
@@ -250,6 +263,11 @@ class shard {
   moodycamel::ConcurrentQueue<shard_task*> reads_;
   std::thread thread_;
   std::thread::id owner_{};
+  // Held by the shard thread while it works (released only while it waits for work), and by a
+  // thread answering a query of the idle shard (try_read_here).
+  std::mutex busy_;
+  std::atomic<std::thread::id> holder_{};  // who holds busy_ (owner checks in debug builds)
+  void lock_busy();
   std::atomic<bool> stopping_{false};
 
   sim_table table_;

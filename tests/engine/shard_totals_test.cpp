@@ -2,8 +2,7 @@
 // must equal what a scan of every SIM gives.
 #include <gtest/gtest.h>
 
-#include "engine_fixture.hpp"
-#include "shard.hpp"
+#include "shard_host_fixture.hpp"
 
 namespace simcap::detail {
 namespace {
@@ -11,19 +10,7 @@ namespace {
 using testing::kStart;
 using testing::test_iccid;
 
-class host final : public shard_host {
- public:
-  product_info info;
-  product_info first_activation(std::uint16_t, unix_seconds when) override {
-    if (info.anniversary_day == 0) {
-      info.anniversary_day = civil_of(when).day;
-      info.first_period_start = day_start(when);
-      info.version++;
-    }
-    return info;
-  }
-  std::string feed_name(std::uint32_t) const override { return "test"; }
-};
+using testing_host::host;
 
 class batch final : public record_batch {
  public:
