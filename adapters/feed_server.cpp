@@ -300,9 +300,18 @@ class feed_session final : public std::enable_shared_from_this<feed_session>, pr
         process(c, have, false);  // lines that came in with the hello
         continue;
       }
-      auto [ec, n] = co_await sock_.async_read_some(
-          asio::buffer(c->buf.get() + have, srv_.options().read_size),
-          asio::as_tuple(asio::use_awaitable));
+      const std::size_t room = srv_.options().read_size;
+      const std::size_t slice = std::min(room, srv_.options().recv_slice);
+      auto [ec, n] = co_await sock_.async_read_some(asio::buffer(c->buf.get() + have, slice),
+                                                    asio::as_tuple(asio::use_awaitable));
+      // Then fill the chunk, a slice per read, with what has already arrived (an error or end of
+      // stream here shows again on the next read).
+      while (!ec && n < room) {
+        boost::system::error_code rec;
+        std::size_t m = sock_.read_some(asio::buffer(c->buf.get() + have + n, std::min(slice, room - n)), rec);
+        if (rec) break;
+        n += m;
+      }
       if (ec) {
         // End of stream: a last line without its newline still counts.
         if (have > 0 && !discarding_) {
@@ -574,6 +583,7 @@ void feed_server::do_accept() {
     boost::system::error_code ignore;
     sock.set_option(tcp::no_delay(true), ignore);
     sock.set_option(asio::socket_base::keep_alive(true), ignore);
+    sock.non_blocking(true, ignore);  // a session reads what has arrived without waiting
     auto s = std::make_shared<feed_session>(*this, std::move(sock));
     {
       std::lock_guard lock(sessions_mu_);

@@ -56,7 +56,11 @@ class feed_registry {
 struct feed_server_options {
   unsigned io_threads = 1;
   std::chrono::milliseconds ack_interval{200};
-  std::size_t read_size = 2048 * 1024;
+  std::size_t read_size = 2048 * 1024;  // bytes parsed as one chunk, at most
+  // A chunk is filled by reads of at most this many bytes: the copy out of the socket runs in
+  // the kernel, where this thread is not preempted, so a long one would hold a core away from
+  // the query threads for a millisecond or more.
+  std::size_t recv_slice = 256 * 1024;
   std::size_t chunks_per_session = 4;
   std::chrono::milliseconds hello_timeout{10'000};
   std::chrono::milliseconds write_timeout{30'000};

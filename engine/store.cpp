@@ -34,6 +34,10 @@ store::store(const std::filesystem::path& dir) : dir_(dir) {
   o.min_blob_size = 4096;
   o.blob_file_size = 64 << 20;
   o.enable_blob_garbage_collection = false;
+  // Files are written in pieces of at most this size (WAL, tables, blob files: blobs are cut
+  // below it too): copying into the page cache runs in the kernel, where the writing thread is
+  // not preempted, and a multi-megabyte write would hold a core away from the query threads.
+  o.writable_file_max_buffer_size = 256 << 10;
   o.avoid_flush_during_shutdown = true;
   o.max_total_wal_size = 96 << 20;
   o.keep_log_file_num = 2;
