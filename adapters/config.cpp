@@ -119,7 +119,8 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
   rd.only(root, "", {"server", "limits", "engine", "factory_test", "tokens", "feeds", "products"});
 
   if (const toml::table* s = root["server"].as_table()) {
-    rd.only(*s, "server.", {"http", "feed", "data_dir", "shards", "io_threads", "ack_interval", "checkpoint_interval"});
+    rd.only(*s, "server.", {"http", "feed", "data_dir", "shards", "io_threads", "ack_interval", "checkpoint_interval",
+                      "http_nice"});
     rd.address(*s, "server.", "http", cfg.http);
     rd.address(*s, "server.", "feed", cfg.feed);
     if (auto d = rd.get<std::string>(*s, "server.", "data_dir")) cfg.data_dir = *d;
@@ -130,6 +131,10 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
     if (auto n = rd.get<std::int64_t>(*s, "server.", "io_threads")) {
       if (*n < 1 || *n > 64) rd.error("server.io_threads", "must be 1 to 64");
       else cfg.io_threads = static_cast<unsigned>(*n);
+    }
+    if (auto n = rd.get<std::int64_t>(*s, "server.", "http_nice")) {
+      if (*n < -20 || *n > 19) rd.error("server.http_nice", "must be -20 to 19");
+      else cfg.http_nice = static_cast<int>(*n);
     }
     if (auto d = rd.duration(*s, "server.", "checkpoint_interval")) {
       if (d->count() < 0) rd.error("server.checkpoint_interval", "must not be negative");

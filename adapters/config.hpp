@@ -33,6 +33,7 @@ struct daemon_config {
   std::string feed = "127.0.0.1:7071";
   std::filesystem::path data_dir = "./data";
   unsigned io_threads = 1;
+  int http_nice = -5;
   std::chrono::milliseconds ack_interval{200};
   engine_options engine;
   std::vector<token_config> tokens;

@@ -127,6 +127,7 @@ void daemon::start() {
   feed_server_->start();
   http_api_ = std::make_unique<http_api>(*engine_, cfg_.tokens, feeds_.get(), simulated_);
   http_server_options ho;
+  ho.nice = cfg_.http_nice;
   http_server_ = std::make_unique<http_server>(*http_api_, endpoint_of("server.http", cfg_.http), ho);
   http_server_->start();
   http_api_->set_ready(true);

@@ -63,7 +63,11 @@ void http_server::start() {
   for (unsigned i = 0; i < std::max(1u, opts_.io_threads); ++i) {
     threads_.emplace_back([this, i] {
       set_thread_name("http-io-" + std::to_string(i));
-      prefer_short_slices(std::chrono::microseconds(200));
+      if (!set_nice(opts_.nice) && i == 0) {
+        spdlog::info("http I/O threads keep nice {} (asked for {}: needs CAP_SYS_NICE or a nice limit, e.g. systemd LimitNICE=)",
+                     getpriority(PRIO_PROCESS, 0), opts_.nice);
+      }
+      prefer_short_slices(std::chrono::microseconds(200));  // keeps the nice value
       io_.run();
     });
   }

@@ -22,6 +22,9 @@ struct http_server_options {
   std::size_t body_limit = 16u << 20;  // an import of 100k ICCIDs is about 2.2 MB
   std::size_t header_limit = 16u << 10;
   std::chrono::seconds idle_timeout{60};
+  // Nice value of the I/O threads: below the ingest threads' so that a query is answered soon
+  // after it arrives even when ingest keeps every core busy (best effort: see set_nice).
+  int nice = -5;
 };
 
 class http_server {

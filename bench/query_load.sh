@@ -3,7 +3,9 @@
 #   bench/query_load.sh [runs] [records]
 # CHECKPOINT_INTERVAL=0s in the environment runs simcapd without its store (default: 200ms).
 # Needs a Release build in ./build and wrk. Prints, per run: records/s without queries,
-# records/s with queries, and wrk's lines (per-SIM GET, then fleet usage).
+# records/s with queries, and wrk's lines (per-SIM GET, then fleet usage); then a summary: the
+# ingest cost of the queries from the mean rates (single runs vary by ±15 % on a shared
+# 2-core machine), and the median and range of each route's p99.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
@@ -52,7 +54,9 @@ feed() {
 export SIMS=1000000 TOKEN=bench-admin PRODUCT=fleet
 for r in $(seq "$runs"); do
   start_daemon
-  echo "run $r, no queries:   $(feed | tail -1)"
+  line=$(feed | tail -1)
+  echo "run $r, no queries:   $line"
+  echo "$line" | sed -n 's/.* \([0-9]*\) records\/s.*/\1/p' >>"$work/base"
   stop_daemon
   start_daemon
   FLEET_SHARE=0 wrk -t1 -c9 -d6s --latency -s bench/query_load.lua "http://127.0.0.1:$hport" \
@@ -61,9 +65,20 @@ for r in $(seq "$runs"); do
   FLEET_SHARE=1 wrk -t1 -c1 -d6s --latency -s bench/query_load.lua "http://127.0.0.1:$hport" \
     >"$work/wrk-fleet" 2>&1 &
   w2=$!
-  echo "run $r, with queries: $(feed | tail -1)"
+  line=$(feed | tail -1)
+  echo "run $r, with queries: $line"
+  echo "$line" | sed -n 's/.* \([0-9]*\) records\/s.*/\1/p' >>"$work/withq"
   wait "$w1" "$w2"
   echo "  per-SIM GET:  $(grep requests/s "$work/wrk-sim")"
   echo "  fleet usage:  $(grep requests/s "$work/wrk-fleet")"
+  sed -n 's/.*p99 \([0-9.]*\) ms.*/\1/p' "$work/wrk-sim" >>"$work/p99-sim"
+  sed -n 's/.*p99 \([0-9.]*\) ms.*/\1/p' "$work/wrk-fleet" >>"$work/p99-fleet"
   stop_daemon
 done
+
+mean() { awk '{s += $1} END {printf "%.0f", s / NR}' "$1"; }
+spread() { sort -n "$1" | awk '{v[NR] = $1} END {m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "median %.2f ms (%.2f to %.2f)", m, v[1], v[NR]}'; }
+b=$(mean "$work/base")
+q=$(mean "$work/withq")
+echo "summary over $runs runs: ingest $b records/s without queries, $q with: $(awk -v b="$b" -v q="$q" 'BEGIN {printf "%.1f", (b - q) * 100 / b}') % less"
+echo "  per-SIM GET p99 $(spread "$work/p99-sim"); fleet usage p99 $(spread "$work/p99-fleet")"

@@ -35,6 +35,14 @@ inline void prefer_short_slices(std::chrono::microseconds slice) {
   (void)syscall(SYS_sched_setattr, 0, &attr, 0);
 }
 
+// Sets the calling thread's nice value (on Linux, nice is per thread). A value below the
+// current one needs CAP_SYS_NICE or a nice limit that allows it (RLIMIT_NICE, systemd's
+// LimitNICE=); returns false when the kernel refuses.
+inline bool set_nice(int nice) {
+  if (getpriority(PRIO_PROCESS, 0) == nice) return true;
+  return setpriority(PRIO_PROCESS, 0, nice) == 0;
+}
+
 // Background work (checkpoints): a lower CPU priority for the calling thread (nice +5 from its
 // current value; raising nice needs no privilege).
 inline void lower_priority() { (void)setpriority(PRIO_PROCESS, 0, getpriority(PRIO_PROCESS, 0) + 5); }

@@ -40,6 +40,16 @@ TEST(Config, DefaultsWhenEmpty) {
   EXPECT_EQ(cfg->engine.alert_thresholds, std::vector<double>{0.9});
   EXPECT_EQ(cfg->ack_interval, std::chrono::milliseconds(200));
   EXPECT_EQ(cfg->engine.shards, 0u);
+  EXPECT_EQ(cfg->http_nice, -5);
+}
+
+TEST(Config, HttpNice) {
+  auto cfg = parse_config("[server]\nhttp_nice = 0\n", ".");
+  ASSERT_TRUE(cfg);
+  EXPECT_EQ(cfg->http_nice, 0);
+  auto bad = parse_config("[server]\nhttp_nice = -21\n", ".");
+  ASSERT_FALSE(bad);
+  EXPECT_TRUE(has_error(bad.error(), "server.http_nice:"));
 }
 
 TEST(Config, EveryProblemIsReportedWithItsKey) {

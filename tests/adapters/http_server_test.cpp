@@ -4,7 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <fstream>
 #include <future>
+#include <sstream>
+
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "engine_fixture.hpp"
 #include "feed_client.hpp"
@@ -128,6 +133,32 @@ TEST_F(HttpServer, KeepsTheConnectionAliveAcrossRequests) {
   auto m = c.request("GET", "/metrics");
   EXPECT_NE(m.body.find("simcap_http_requests_total{route=\"/healthz\",code=\"200\"} 50"), std::string::npos) << m.body;
   EXPECT_EQ(c.request("GET", "/readyz").status, 200u);
+}
+
+// The I/O threads ask for a lower nice value than ingest (http_nice, -5 by default).
+TEST_F(HttpServer, IoThreadRunsAtTheConfiguredNice) {
+  rlimit lim{};
+  getrlimit(RLIMIT_NICE, &lim);
+  if (::geteuid() != 0 && (lim.rlim_cur == RLIM_INFINITY ? false : 20 - static_cast<long>(lim.rlim_cur) > -5)) {
+    GTEST_SKIP() << "no privilege to lower nice values here";
+  }
+  int found = 0;
+  for (const auto& t : fs::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(t.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name.rfind("http-io-", 0) != 0) continue;
+    std::ifstream stat(t.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    // Fields after the command (which ends with the last ')'): state is field 3, nice field 19.
+    std::istringstream rest(line.substr(line.rfind(')') + 2));
+    std::string field;
+    for (int i = 3; i <= 19; ++i) rest >> field;
+    EXPECT_EQ(field, "-5") << name;
+    ++found;
+  }
+  EXPECT_EQ(found, 1);
 }
 
 }  // namespace
