@@ -69,6 +69,7 @@ feed_registry::feed_registry(engine& e, const std::vector<feed_config>& feeds) {
     fd->name = f.name;
     fd->token = f.token;
     fd->engine_id = e.register_feed(f.name);
+    fd->watermark.store(e.resume_after(fd->engine_id));  // recovered from the store, if any
     feeds_.push_back(std::move(fd));
   }
 }

@@ -1,10 +1,10 @@
 #include "simcap/engine.hpp"
 
 #include <algorithm>
-#include <cstdlib>
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
+#include <cstdlib>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -585,8 +585,12 @@ std::optional<std::string> engine::store_error() const {
 }
 
 namespace {
-control_error not_durable(const engine& e) {
-  return control_error{control_errc::unavailable, "the change is not durable: " + e.store_error().value_or(""), {}, {}};
+// A control change is checkpointed before it is answered: nullopt once it is durable, else why
+// not (the store failed).
+std::optional<control_error> make_durable(engine& e) {
+  e.checkpoint();
+  if (auto why = e.store_error()) return control_error{control_errc::unavailable, "the change is not durable: " + *why, {}, {}};
+  return std::nullopt;
 }
 }  // namespace
 
@@ -683,8 +687,7 @@ control_result<product_view> engine::put_product(const product_settings& s) {
     view = impl_->view_of(e);
   }
   impl_->call_all([&info](shard& sh) { sh.learn_product(info); });
-  impl_->checkpoint();  // durable before it is reported done
-  if (store_error()) return std::unexpected(not_durable(*this));
+  if (auto err = make_durable(*this)) return std::unexpected(*err);
   return view;
 }
 
@@ -745,8 +748,7 @@ control_result<import_result> engine::import_sims(std::string_view product,
   }
   std::sort(r.refused.begin(), r.refused.end(),
             [](const import_refusal& a, const import_refusal& b) { return a.index < b.index; });
-  impl_->checkpoint();
-  if (store_error()) return std::unexpected(not_durable(*this));
+  if (auto err = make_durable(*this)) return std::unexpected(*err);
   return r;
 }
 
@@ -758,8 +760,9 @@ control_result<sim_view> engine::update_sim(iccid id, const sim_update& u, std::
   }
   const unix_seconds now = impl_->clk.now();
   auto r = impl_->call(shard_for(id), [&](shard& sh) { return sh.update(id.key(), *sc, u, now); });
-  if (r) impl_->checkpoint();
-  if (r && store_error()) return std::unexpected(not_durable(*this));
+  if (r) {
+    if (auto err = make_durable(*this)) return std::unexpected(*err);
+  }
   return r;
 }
 

@@ -207,6 +207,7 @@ class shard {
   void add_to_buckets(sim_slot& s, shard_product& p, unix_seconds t, std::uint64_t bytes);
   std::uint64_t closed_days_bytes(const sim_slot& s, const shard_product& p) const;
   void loop();
+  void lock_busy();  // takes busy_ for the shard thread
   void handle(shard_msg& m);
   void run_tasks();
   void run_reads();
@@ -267,7 +268,6 @@ class shard {
   // thread answering a query of the idle shard (try_read_here).
   std::mutex busy_;
   std::atomic<std::thread::id> holder_{};  // who holds busy_ (owner checks in debug builds)
-  void lock_busy();
   std::atomic<bool> stopping_{false};
 
   sim_table table_;

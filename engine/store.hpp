@@ -11,7 +11,7 @@
 //   G shard(u16)                    the shard's last complete base (its generation)
 //   B shard(u16) gen(u64) n(u32)    slice n of a base: every SIM of the slice
 //   Z shard(u16) checkpoint(u64) n(u32)  the SIMs a checkpoint changed (usage only, or whole)
-//   Y shard(u16) sim(u64) day(u32)  bytes of one closed day of the SIM's current period
+//   Y shard(u16) product(u16) sim(u64) day(u32)  bytes of one closed day of the SIM's current period
 //   H shard(u16) product(u16)       the shard's period and hourly usage of a product
 //   C shard(u16) product(u16) start(u64)           a closed period's header in the shard
 //   L shard(u16) product(u16) start(u64) sim(u64)  one SIM's line of a closed period

@@ -45,6 +45,6 @@ inline bool set_nice(int nice) {
 
 // Background work (checkpoints): a lower CPU priority for the calling thread (nice +5 from its
 // current value; raising nice needs no privilege).
-inline void lower_priority() { (void)setpriority(PRIO_PROCESS, 0, getpriority(PRIO_PROCESS, 0) + 5); }
+inline void lower_priority() { (void)set_nice(getpriority(PRIO_PROCESS, 0) + 5); }
 
 }  // namespace simcap

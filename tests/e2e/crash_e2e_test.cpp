@@ -158,6 +158,10 @@ TEST_F(Crash, KilledSixTimesWhileStreamingCountsEveryRecordExactlyOnce) {
     paused += over;
   }
   EXPECT_GE(paused, 15u);
+  // The feed's watermark is known before the feed reconnects.
+  auto feeds = json::parse(c.request("GET", "/v1/feeds", "", "admin").body).at("feeds").as_array();
+  ASSERT_EQ(feeds.size(), 1u);
+  EXPECT_EQ(feeds[0].at("watermark").to_number<std::uint64_t>(), static_cast<std::uint64_t>(kRecords));
   // Events: one pause and one 90 % alert per SIM over its limit, none twice.
   auto evs = json::parse(c.request("GET", "/v1/events?limit=1000", "", "admin").body).at("events").as_array();
   std::map<std::pair<std::string, std::string>, int> seen;
