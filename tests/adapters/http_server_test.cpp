@@ -142,6 +142,10 @@ TEST_F(HttpServer, IoThreadRunsAtTheConfiguredNice) {
   if (::geteuid() != 0 && (lim.rlim_cur == RLIM_INFINITY ? false : 20 - static_cast<long>(lim.rlim_cur) > -5)) {
     GTEST_SKIP() << "no privilege to lower nice values here";
   }
+  // An answer comes from an I/O thread that has named itself and set its nice (both before it
+  // serves anything).
+  http_client c(d_->http_port());
+  ASSERT_EQ(c.request("GET", "/healthz").status, 200u);
   int found = 0;
   for (const auto& t : fs::directory_iterator("/proc/self/task")) {
     std::ifstream comm(t.path() / "comm");
