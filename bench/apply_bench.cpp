@@ -47,7 +47,7 @@ struct fleet {
     s->learn_product(h.info);
     for (std::size_t i = 0; i < sims; ++i) {
       keys.push_back(iccid::parse(bench::sim_iccid(i))->key());
-      s->import_sim(keys.back(), 0, sim_state::issued, kNow);  // no activation events
+      s->import_sim(keys.back(), 0, sim_state::issued, 0, false, kNow);  // no activation events
     }
   }
   engine_options opts;

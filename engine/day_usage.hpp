@@ -22,7 +22,7 @@ class day_usage {
     for (;; i = (i + 1) & mask) {
       entry& e = slots_[i];
       if (e.sim == sim && e.day == day) {
-        e.bytes += bytes;
+        e.bytes = e.bytes + bytes < e.bytes ? ~std::uint64_t{0} : e.bytes + bytes;  // saturates
         return;
       }
       if (e.sim == 0) {
@@ -30,6 +30,18 @@ class day_usage {
         ++size_;
         return;
       }
+    }
+  }
+  // Sets a day's bytes to zero (a SIM starting a new life); no entry is created.
+  void clear(std::uint64_t sim, std::int32_t day) noexcept {
+    std::size_t mask = slots_.size() - 1, i = home_hash(sim, day) & mask;
+    for (;; i = (i + 1) & mask) {
+      entry& e = slots_[i];
+      if (e.sim == sim && e.day == day) {
+        e.bytes = 0;
+        return;
+      }
+      if (e.sim == 0) return;
     }
   }
   std::uint64_t get(std::uint64_t sim, std::int32_t day) const noexcept {

@@ -143,6 +143,31 @@ struct engine::impl final : detail::shard_host {
     return feed < feeds.size() ? feeds[feed] : std::string();
   }
 
+  // catalog_mu held. The index of a country code, added when new; 0 for none (or, past 255
+  // countries, which ISO 3166-1 does not have).
+  std::uint8_t country_index(std::string_view code) {
+    if (code.size() != 2) return 0;
+    const unsigned n = country_count.load(std::memory_order_relaxed);
+    for (unsigned i = 1; i < n; ++i) {
+      if (countries[i][0] == code[0] && countries[i][1] == code[1]) return static_cast<std::uint8_t>(i);
+    }
+    if (n >= countries.size()) return 0;
+    countries[n] = {code[0], code[1]};
+    country_count.store(n + 1, std::memory_order_release);
+    countries_dirty = true;
+    return static_cast<std::uint8_t>(n);
+  }
+  // Sets v.country from its index, or from its product's country (any thread, no shard lock).
+  void fill_country(sim_view& v) const {
+    if (v.country_index != 0 && v.country_index < country_count.load(std::memory_order_acquire)) {
+      v.country.assign(countries[v.country_index].data(), 2);
+      return;
+    }
+    std::lock_guard lock(catalog_mu);
+    auto it = by_id.find(v.product);
+    v.country = it == by_id.end() ? std::string() : products[it->second].settings.country.value_or("");
+  }
+
   std::optional<std::uint16_t> product_index(std::string_view id) const {
     std::lock_guard lock(catalog_mu);
     auto it = by_id.find(std::string(id));
@@ -293,6 +318,19 @@ struct engine::impl final : detail::shard_host {
         throw std::runtime_error("data_dir holds state of " + std::to_string(stored_shards) +
                                  " shards; start with --shards " + std::to_string(stored_shards));
       }
+      // A simulated clock goes on from where it was (SPEC §4), not from the real time.
+      const auto stored_now = r.get<unix_seconds>();
+      stored_time = stored_now;
+      if (auto* mc = dynamic_cast<manual_clock*>(&clk); mc != nullptr && r.ok && opts.resume_clock) {
+        mc->set(stored_now);
+      }
+    }
+    std::string codes;
+    if (st->get("N", codes)) {
+      for (std::size_t at = 0; at + 2 <= codes.size() && at / 2 + 1 < countries.size(); at += 2) {
+        countries[at / 2 + 1] = {codes[at], codes[at + 1]};
+      }
+      country_count.store(static_cast<unsigned>(std::min(codes.size() / 2 + 1, countries.size())));
     }
     st->scan("P", [&](std::string_view k, std::string_view v) {
       auto idx = detail::read_be<std::uint16_t>(k, 1);
@@ -390,6 +428,12 @@ struct engine::impl final : detail::shard_host {
       }
       evs = std::move(pending_events);
       pending_events.clear();
+      if (countries_dirty) {
+        countries_dirty = false;
+        std::string codes;
+        for (unsigned i = 1; i < country_count.load(); ++i) codes.append(countries[i].data(), 2);
+        wb.Put("N", codes);
+      }
     }
     std::vector<rocksdb::WriteBatch> parts(shards.size());
     std::vector<detail::shard_cut> cuts(shards.size());
@@ -422,7 +466,9 @@ struct engine::impl final : detail::shard_host {
         seen[f]++;
       }
     }
-    if (wb.Count() != 0) {
+    // A manual clock's moves are part of the state (it resumes there after a restart).
+    const bool clock_moved = clk.is_manual() && clk.now() != stored_time;
+    if (wb.Count() != 0 || clock_moved) {
       if (test_pause.count() > 0) std::this_thread::sleep_for(test_pause);  // crash tests only
       detail::writer meta;
       meta.put(n).put(static_cast<std::uint32_t>(shards.size())).put(clk.now());
@@ -437,6 +483,7 @@ struct engine::impl final : detail::shard_host {
         return;
       }
       checkpoint_no = n;
+      stored_time = clk.now();
       for (const event& e : evs) events.append(e);
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       std::lock_guard lock(stats_mu);
@@ -495,11 +542,18 @@ struct engine::impl final : detail::shard_host {
   mutable std::mutex feeds_mu;
   std::vector<std::string> feeds;
 
+  // Home countries of SIMs, by the index their slots keep (0: none, the product's). Entries are
+  // added under catalog_mu and never change; readers take the count first (acquire).
+  std::array<std::array<char, 2>, 256> countries{};
+  std::atomic<unsigned> country_count{1};
+  bool countries_dirty = false;  // catalog_mu
+
   // Durability.
   std::unique_ptr<detail::store> st;
   std::vector<event> pending_events;  // engine-level events for the next checkpoint (catalog_mu)
   std::mutex checkpoint_mu;           // one checkpoint at a time
   std::uint64_t checkpoint_no = 0;
+  unix_seconds stored_time = 0;  // the clock's time in the last checkpoint
   std::unordered_map<std::string, std::vector<std::uint64_t>> recovered_seqs;  // feeds_mu
   std::array<std::atomic<std::uint64_t>, detail::kMaxFeeds> durable{};
   std::mutex listener_mu;
@@ -592,7 +646,20 @@ std::optional<control_error> make_durable(engine& e) {
   if (auto why = e.store_error()) return control_error{control_errc::unavailable, "the change is not durable: " + *why, {}, {}};
   return std::nullopt;
 }
+// While the store cannot write, control changes are refused before anything changes.
+std::optional<control_error> refuse_when_not_durable(const engine& e) {
+  if (auto why = e.store_error()) {
+    return control_error{control_errc::unavailable, "the store cannot write, nothing was changed: " + *why, {}, {}};
+  }
+  return std::nullopt;
+}
 }  // namespace
+
+bool engine::valid_country(std::string_view code) const {
+  if (code.size() != 2 || code[0] < 'A' || code[0] > 'Z' || code[1] < 'A' || code[1] > 'Z') return false;
+  const auto& list = impl_->opts.countries;
+  return list.empty() || std::find(list.begin(), list.end(), code) != list.end();
+}
 
 void engine::request_checkpoint() {
   {
@@ -654,11 +721,18 @@ control_result<product_view> engine::put_product(const product_settings& s) {
   if (s.default_mb_limit && *s.default_mb_limit == 0) {
     return std::unexpected(error(control_errc::bad_request, "default_mb_limit must be at least 1"));
   }
+  if (s.default_mb_limit && *s.default_mb_limit > kMaxMbLimit) {
+    return std::unexpected(error(control_errc::bad_request, "default_mb_limit must be 1 to 100000000"));
+  }
   if (s.alert_thresholds) {
     if (auto why = check_thresholds(*s.alert_thresholds)) {
       return std::unexpected(error(control_errc::bad_request, *why));
     }
   }
+  if (s.country && !valid_country(*s.country)) {
+    return std::unexpected(error(control_errc::bad_request, "country must be an ISO 3166-1 alpha-2 code, e.g. \"US\""));
+  }
+  if (auto why = refuse_when_not_durable(*this)) return std::unexpected(*why);
   product_info info;
   product_view view;
   {
@@ -706,13 +780,19 @@ std::vector<product_view> engine::products() const {
 }
 
 control_result<import_result> engine::import_sims(std::string_view product,
-                                                  std::span<const iccid> ids, sim_state initial) {
+                                                  std::span<const iccid> ids, const import_options& how) {
+  const sim_state initial = how.initial;
   if (initial != sim_state::active && initial != sim_state::issued &&
       initial != sim_state::factory_test) {
     return std::unexpected(error(control_errc::bad_request,
                                  "imported SIMs start active, issued or factory_test"));
   }
+  if (how.country && !valid_country(*how.country)) {
+    return std::unexpected(error(control_errc::bad_request, "country must be an ISO 3166-1 alpha-2 code, e.g. \"US\""));
+  }
+  if (auto why = refuse_when_not_durable(*this)) return std::unexpected(*why);
   product_info info;
+  std::uint8_t country = 0;
   {
     std::lock_guard lock(impl_->catalog_mu);
     auto it = impl_->by_id.find(std::string(product));
@@ -720,6 +800,8 @@ control_result<import_result> engine::import_sims(std::string_view product,
       return std::unexpected(error(control_errc::unknown_product, "no such product"));
     }
     info = impl_->products[it->second].info;
+    // The SIMs keep their home country: a later change of the product's is for SIMs after.
+    country = impl_->country_index(how.country.value_or(impl_->products[it->second].settings.country.value_or("")));
   }
   const unsigned n = shard_count();
   std::vector<std::vector<std::size_t>> by_shard(n);
@@ -730,7 +812,7 @@ control_result<import_result> engine::import_sims(std::string_view product,
     std::vector<detail::import_outcome> out;
     out.reserve(by_shard[sh.index()].size());
     for (std::size_t i : by_shard[sh.index()]) {
-      out.push_back(sh.import_sim(ids[i].key(), info.index, initial, now));
+      out.push_back(sh.import_sim(ids[i].key(), info.index, initial, country, how.only_new, now));
     }
     return out;
   });
@@ -755,13 +837,15 @@ control_result<import_result> engine::import_sims(std::string_view product,
 control_result<sim_view> engine::update_sim(iccid id, const sim_update& u, std::string_view scope) {
   auto sc = impl_->scope_of(scope);
   if (!sc) return std::unexpected(sc.error());
-  if (u.mb_limit && (*u.mb_limit == 0 || *u.mb_limit > 100'000'000)) {
+  if (u.mb_limit && (*u.mb_limit == 0 || *u.mb_limit > kMaxMbLimit)) {
     return std::unexpected(error(control_errc::bad_request, "mb_limit must be 1 to 100000000"));
   }
+  if (auto why = refuse_when_not_durable(*this)) return std::unexpected(*why);
   const unix_seconds now = impl_->clk.now();
   auto r = impl_->call(shard_for(id), [&](shard& sh) { return sh.update(id.key(), *sc, u, now); });
   if (r) {
     if (auto err = make_durable(*this)) return std::unexpected(*err);
+    impl_->fill_country(*r);
   }
   return r;
 }
@@ -771,6 +855,7 @@ control_result<sim_view> engine::get_sim(iccid id, std::string_view scope) const
   if (!sc) return std::unexpected(sc.error());
   auto v = impl_->call(shard_for(id), [&](shard& sh) { return sh.view(id.key(), *sc); });
   if (!v) return std::unexpected(error(control_errc::not_found, "no such SIM"));
+  impl_->fill_country(*v);
   return *v;
 }
 
@@ -783,8 +868,9 @@ void engine::get_sim_async(iccid id, std::string_view scope,
   }
   impl_->read(
       shard_for(id), [key = id.key(), scope = *sc](shard& sh) { return sh.view(key, scope); },
-      [done = std::move(done)](std::optional<sim_view> v) {
+      [this, done = std::move(done)](std::optional<sim_view> v) {
         if (v) {
+          impl_->fill_country(*v);
           done(std::move(*v));
         } else {
           done(std::unexpected(error(control_errc::not_found, "no such SIM")));
@@ -822,6 +908,7 @@ sim_page engine::list_sims(const sim_filter& f, std::size_t offset, std::size_t 
   }
   std::sort(page.sims.begin(), page.sims.end(),
             [](const sim_view& a, const sim_view& b) { return a.id < b.id; });
+  for (sim_view& v : page.sims) impl_->fill_country(v);
   return page;
 }
 
@@ -897,6 +984,7 @@ control_result<std::pair<sim_view, std::vector<day_bytes>>> engine::sim_usage_by
     return std::pair{sh.view(id.key(), *sc), sh.days_of(id.key(), *sc, now)};
   });
   if (!r.first || !r.second) return std::unexpected(error(control_errc::not_found, "no such SIM"));
+  impl_->fill_country(*r.first);
   return std::pair{std::move(*r.first), std::move(*r.second)};
 }
 

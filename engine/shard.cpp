@@ -9,6 +9,7 @@
 #include "simcap/thread_name.hpp"
 #include "calendar.hpp"
 #include "codec.hpp"
+#include "saturating.hpp"
 
 namespace simcap::detail {
 
@@ -247,12 +248,29 @@ void shard::run_due(unix_seconds now) {
     end_factory_test(*s, product(s->product), event_reason::test_period, when);
   }
   if (now >= next_purge_) {
-    auto retention = std::max(opts_.dedup_window, opts_.late_grace) + opts_.future_skew;
-    dedup_.purge(now - retention.count());
-    ids_purged_before_ = now - retention.count();
+    const unix_seconds horizon = id_horizon(now);
+    dedup_.purge(horizon);
+    ids_purged_before_ = horizon;
     next_purge_ = now + 3600;
   }
   refresh_next_due();
+}
+
+unix_seconds shard::earliest_accepted(const shard_product& p, unix_seconds now) const noexcept {
+  const unix_seconds grace = opts_.late_grace.count();
+  if (p.period_start == kNoPeriod) return kNever;  // no SIM counts there yet but factory tests
+  if (p.closed.empty()) return p.info.first_period_start - grace;
+  const closed_period& cp = p.closed.back();
+  if (now >= p.period_start + grace || cp.end != p.period_start) return p.period_start;
+  return cp.start == p.info.first_period_start ? cp.start - grace : cp.start;
+}
+
+unix_seconds shard::id_horizon(unix_seconds now) const noexcept {
+  unix_seconds h = now - (std::max(opts_.dedup_window, opts_.late_grace) + opts_.future_skew).count();
+  for (const shard_product& p : products_) {
+    if (p.known) h = std::min(h, earliest_accepted(p, now));
+  }
+  return h;
 }
 
 void shard::close_periods(unix_seconds now) {
@@ -278,9 +296,8 @@ void shard::close_periods(unix_seconds now) {
       bool chargeable = (s.flags & sim_slot::kFlagChargeable) != 0;
       if (chargeable || s.usage() != 0 || s.sms != 0) {
         cp.lines.push_back({s.key, s.up, s.down, s.sms, chargeable});
-        cp.total_bytes += s.usage();
-        cp.chargeable_sims += chargeable;
       }
+      s.flags &= static_cast<std::uint8_t>(~sim_slot::kFlagRetiredChargeable);
       if (s.state == static_cast<std::uint8_t>(sim_state::factory_test)) {
         account(s, +1);
         return;
@@ -305,8 +322,28 @@ void shard::close_periods(unix_seconds now) {
     for (std::uint16_t i : due) {
       shard_product& p = products_[i];
       closed_period& cp = closing[i];
+      // Earlier lives of SIMs released and imported again in the period: one line a SIM.
+      for (auto& [key, l] : p.retired) cp.lines.push_back(l);
+      p.retired.clear();
       std::sort(cp.lines.begin(), cp.lines.end(),
                 [](const closed_line& a, const closed_line& b) { return a.sim < b.sim; });
+      std::size_t out = 0;
+      for (std::size_t k = 0; k < cp.lines.size(); ++k) {
+        if (out != 0 && cp.lines[out - 1].sim == cp.lines[k].sim) {
+          closed_line& m = cp.lines[out - 1];
+          sat_inc(m.bytes_up, cp.lines[k].bytes_up);
+          sat_inc(m.bytes_down, cp.lines[k].bytes_down);
+          sat_inc(m.sms, cp.lines[k].sms);
+          m.chargeable = m.chargeable || cp.lines[k].chargeable;
+        } else {
+          cp.lines[out++] = cp.lines[k];
+        }
+      }
+      cp.lines.resize(out);
+      for (const closed_line& l : cp.lines) {
+        sat_inc(cp.total_bytes, sat_add(l.bytes_up, l.bytes_down));
+        cp.chargeable_sims += l.chargeable;
+      }
       if (durable_) closed_changed_.push_back({i, cp.start, 0});
       p.closed.push_back(std::move(cp));
       while (p.closed.size() > std::max<std::size_t>(opts_.closed_periods_kept, 1)) {
@@ -350,6 +387,28 @@ void shard::reject(record_batch& b, const usage_record& r, reject_reason why,
   b.on_reject(r, why, detail);
 }
 
+inline void shard::count_in_period(sim_slot& s, shard_product& p, const usage_record& r,
+                                   unix_seconds t, unix_seconds now) {
+  const auto state = static_cast<sim_state>(s.state);
+  touch(s);
+  p.changed = true;
+  const std::uint64_t bytes = r.up + r.down;  // at most 2 x max_record_bytes: no overflow
+  if (state != sim_state::factory_test) {
+    add_to_buckets(s, p, t, bytes);
+    fleet_usage& u = p.totals;
+    u.unused_charged_sims -= state == sim_state::active && s.usage() == 0 && bytes != 0;
+    sat_inc(u.bytes_up, r.up);
+    sat_inc(u.bytes_down, r.down);
+    sat_inc<std::uint64_t>(u.sms, r.sms);
+  }
+  sat_inc(s.up, r.up);
+  sat_inc(s.down, r.down);
+  sat_inc(s.sms, r.sms);
+  if (sat_add(s.up, s.down) >= s.next_action || (r.sms != 0 && state == sim_state::factory_test)) {
+    enforce(s, p, now);
+  }
+}
+
 void shard::apply(record_batch& b) {
   SIMCAP_ASSERT_OWNER();
   const unix_seconds now = clock_.now();
@@ -380,12 +439,12 @@ void shard::apply(record_batch& b) {
       continue;
     }
     const auto state = static_cast<sim_state>(s->state);
-    if (!counts_usage(state)) {
+    shard_product& p = products_[s->product];
+    if (!counts_usage(state) && !used_before_release(*s, p, r)) {
       reject(b, r, reject_reason::not_counted_state,
              state == sim_state::released ? "SIM is released" : "SIM was never activated");
       continue;
     }
-    shard_product& p = products_[s->product];
     if (r.event_time < p.period_start) {
       counted += apply_late(b, r, *s, p, now);
       continue;
@@ -394,34 +453,33 @@ void shard::apply(record_batch& b) {
       bump(duplicate_ids_);
       continue;
     }
-    touch(*s);
-    p.changed = true;
-    if (state != sim_state::factory_test) {
-      add_to_buckets(*s, p, r.event_time, r.up + r.down);
-      fleet_usage& t = p.totals;
-      t.unused_charged_sims -= state == sim_state::active && s->usage() == 0 && (r.up | r.down) != 0;
-      t.bytes_up += r.up;
-      t.bytes_down += r.down;
-      t.sms += r.sms;
-    }
-    s->up += r.up;
-    s->down += r.down;
-    s->sms += r.sms;
-    if (s->up + s->down >= s->next_action || (r.sms != 0 && state == sim_state::factory_test)) {
-      enforce(*s, p, now);
-    }
+    count_in_period(*s, p, r, r.event_time, now);
     ++counted;
   }
   bump(counted_, counted);
   if (b.upto_seq > seen) set_feed_seq(b.feed, b.upto_seq);
 }
 
+bool shard::used_before_release(const sim_slot& s, const shard_product& p,
+                                const usage_record& r) const {
+  // A late record of a SIM released after the anniversary: it counts if the SIM was chargeable
+  // in that period and the record is dated before the release.
+  if (static_cast<sim_state>(s.state) != sim_state::released || p.closed.empty() ||
+      r.event_time >= p.period_start || r.event_time >= static_cast<unix_seconds>(s.state_since)) {
+    return false;
+  }
+  const closed_period& cp = p.closed.back();
+  auto it = std::lower_bound(cp.lines.begin(), cp.lines.end(), s.key,
+                             [](const closed_line& l, std::uint64_t k) { return l.sim < k; });
+  return it != cp.lines.end() && it->sim == s.key && it->chargeable;
+}
+
 void shard::add_to_buckets(sim_slot& s, shard_product& p, unix_seconds t, std::uint64_t bytes) {
   if (p.period_start == kNoPeriod || p.hourly.empty()) return;
   // Records dated just past the period end (within future_skew) count in its last hour.
   t = std::clamp(t, p.period_start, p.period_end - 1);
-  p.hourly[static_cast<std::size_t>((t - p.period_start) / 3600)] += bytes;
-  const auto day = static_cast<std::uint16_t>((t - p.period_start) / kSecondsPerDay);
+  sat_inc(p.hourly[static_cast<std::size_t>((t - p.period_start) / 3600)], bytes);
+  const auto day = static_cast<std::uint8_t>((t - p.period_start) / kSecondsPerDay);
   if (day == s.open_day) return;  // the usual case: nothing else to do
   const std::int32_t first = day_index(p.period_start);
   if (day < s.open_day) {
@@ -429,7 +487,8 @@ void shard::add_to_buckets(sim_slot& s, shard_product& p, unix_seconds t, std::u
     return;
   }
   // The SIM's open day is over: store what it used that day, and open the new one.
-  const std::uint64_t open_bytes = s.usage() - closed_days_bytes(s, p);
+  const std::uint64_t closed = closed_days_bytes(s, p);
+  const std::uint64_t open_bytes = s.usage() > closed ? s.usage() - closed : 0;
   if (open_bytes != 0) add_day(s.key, s.product, first + s.open_day, open_bytes);
   s.open_day = day;
 }
@@ -437,60 +496,39 @@ void shard::add_to_buckets(sim_slot& s, shard_product& p, unix_seconds t, std::u
 std::uint64_t shard::closed_days_bytes(const sim_slot& s, const shard_product& p) const {
   const std::int32_t first = day_index(p.period_start);
   std::uint64_t sum = 0;
-  for (std::uint16_t d = 0; d < s.open_day; ++d) sum += days_.get(s.key, first + d);
+  for (unsigned d = 0; d < s.open_day; ++d) sum = sat_add(sum, days_.get(s.key, first + static_cast<std::int32_t>(d)));
   return sum;
 }
 
 bool shard::apply_late(record_batch& b, const usage_record& r, sim_slot& s, shard_product& p,
                        unix_seconds now) {
-  const unix_seconds grace = opts_.late_grace.count();
-  if (p.closed.empty()) {
-    // Still in the first period: a record dated before it, within late_grace, counts in it.
-    if (r.event_time < p.info.first_period_start - grace) {
-      reject(b, r, reject_reason::too_late, "record is dated before the product's first period");
-      return false;
-    }
-    if (r.id_hash != 0 && !remember_id(dedup_set::fingerprint(r.sim, r.id_hash), r.event_time)) {
-      bump(duplicate_ids_);
-      return false;
-    }
-    touch(s);
-    p.changed = true;
-    if (s.state != static_cast<std::uint8_t>(sim_state::factory_test)) {
-      add_to_buckets(s, p, p.period_start, r.up + r.down);  // counted on the first day
-      fleet_usage& t = p.totals;
-      t.unused_charged_sims -= s.state == static_cast<std::uint8_t>(sim_state::active) && s.usage() == 0 &&
-                               (r.up | r.down) != 0;
-      t.bytes_up += r.up;
-      t.bytes_down += r.down;
-      t.sms += r.sms;
-    }
-    s.up += r.up;
-    s.down += r.down;
-    s.sms += r.sms;
-    if (s.usage() >= s.next_action) enforce(s, p, now);
-    return true;
-  }
-  closed_period& cp = p.closed.back();
-  unix_seconds earliest = cp.start == p.info.first_period_start ? cp.start - grace : cp.start;
-  if (now >= p.period_start + grace || r.event_time < earliest || cp.end != p.period_start) {
-    reject(b, r, reject_reason::too_late, "record is for a period closed more than late_grace ago");
+  if (r.event_time < earliest_accepted(p, now)) {
+    reject(b, r, reject_reason::too_late,
+           p.closed.empty() ? "record is dated before the product's first period"
+                            : "record is for a period closed more than late_grace ago");
     return false;
   }
   if (r.id_hash != 0 && !remember_id(dedup_set::fingerprint(r.sim, r.id_hash), r.event_time)) {
     bump(duplicate_ids_);
     return false;
   }
+  if (p.closed.empty()) {
+    // Still in the first period: a record dated before it, within late_grace, counts in it, on
+    // its first day.
+    count_in_period(s, p, r, p.period_start, now);
+    return true;
+  }
+  closed_period& cp = p.closed.back();
   if (durable_) closed_changed_.push_back({s.product, cp.start, r.sim});
   auto it = std::lower_bound(cp.lines.begin(), cp.lines.end(), r.sim,
                              [](const closed_line& l, std::uint64_t k) { return l.sim < k; });
   if (it == cp.lines.end() || it->sim != r.sim) {
     it = cp.lines.insert(it, closed_line{r.sim, 0, 0, 0, false});
   }
-  it->bytes_up += r.up;
-  it->bytes_down += r.down;
-  it->sms += r.sms;
-  cp.total_bytes += r.up + r.down;
+  sat_inc(it->bytes_up, r.up);
+  sat_inc(it->bytes_down, r.down);
+  sat_inc(it->sms, r.sms);
+  sat_inc(cp.total_bytes, r.up + r.down);
   bump(late_);
   event e;
   e.time = now;
@@ -498,7 +536,7 @@ bool shard::apply_late(record_batch& b, const usage_record& r, sim_slot& s, shar
   e.product = s.product;
   e.type = event_type::late_adjustment;
   e.reason = event_reason::late_record;
-  e.usage_bytes = it->bytes_up + it->bytes_down;
+  e.usage_bytes = sat_add(it->bytes_up, it->bytes_down);
   e.limit_bytes = limit_bytes(s);
   e.period_start = cp.start;
   publish(e);
@@ -555,6 +593,7 @@ void shard::account(const sim_slot& s, int sign) noexcept {
     if (sign > 0) field += v;
     else field -= v;
   };
+  // (bytes saturate per SIM; the totals are sums of at most a fleet of them)
   const auto st = static_cast<sim_state>(s.state);
   add(t.sims_by_state[s.state], 1);
   if (st != sim_state::factory_test) {
@@ -562,7 +601,9 @@ void shard::account(const sim_slot& s, int sign) noexcept {
     add(t.bytes_down, s.down);
     add(t.sms, s.sms);
   }
-  if (s.flags & sim_slot::kFlagChargeable) add(t.chargeable_sims, 1);
+  if ((s.flags & (sim_slot::kFlagChargeable | sim_slot::kFlagRetiredChargeable)) == sim_slot::kFlagChargeable) {
+    add(t.chargeable_sims, 1);
+  }
   if (st == sim_state::active && s.usage() == 0) add(t.unused_charged_sims, 1);
 }
 
@@ -590,7 +631,10 @@ void shard::enforce(sim_slot& s, shard_product& p, unix_seconds now) {
       end_factory_test(s, p, event_reason::sms_threshold, now);
     } else {
       recompute_next(s, p);
+      return;
     }
+    // What the crossing record used past the test's threshold is chargeable usage already.
+    if (s.usage() >= s.next_action) enforce(s, p, now);
     return;
   }
   const std::uint64_t lim = limit_bytes(s), used = s.usage();
@@ -616,7 +660,13 @@ void shard::enforce(sim_slot& s, shard_product& p, unix_seconds now) {
 void shard::end_factory_test(sim_slot& s, shard_product& p, event_reason why, unix_seconds when) {
   touch_all(s);
   emit(s, event_type::factory_test_ended, why, when);
-  // Test usage is free: the SIM's chargeable usage starts at zero when it becomes active.
+  // Test usage is free up to the data threshold (uplink first, then downlink); bytes past it,
+  // from the record that crossed it, are the SIM's first chargeable usage.
+  std::uint64_t free_bytes = opts_.factory_test_bytes;
+  const std::uint64_t up_free = std::min(s.up, free_bytes);
+  free_bytes -= up_free;
+  const std::uint64_t down_free = std::min(s.down, free_bytes);
+  const std::uint64_t up = s.up - up_free, down = s.down - down_free;
   s.up = s.down = 0;
   s.sms = 0;
   s.open_day = 0;
@@ -626,30 +676,77 @@ void shard::end_factory_test(sim_slot& s, shard_product& p, event_reason why, un
   if (s.first_activated == 0) s.first_activated = u32_time(when);
   s.last_activated = u32_time(when);
   on_activation(p, when);
+  if (up + down != 0) {
+    account(s, -1);
+    add_to_buckets(s, p, when, up + down);
+    s.up = up;
+    s.down = down;
+    account(s, +1);
+  }
   recompute_next(s, p);
 }
 
 // ---------------------------------------------------------------- control
 
+bool shard::retire(sim_slot& s, std::uint16_t new_product) {
+  shard_product& old = products_[s.product];
+  // The released SIM's bytes and chargeable count stay in its product's totals (now those of
+  // its retired line); only its count as a released SIM goes.
+  old.totals.sims_by_state[static_cast<std::size_t>(sim_state::released)]--;
+  auto released = static_cast<std::size_t>(sim_state::released);
+  by_state_[released].store(by_state_[released].load(std::memory_order_relaxed) - 1,
+                            std::memory_order_relaxed);
+  const bool chargeable = (s.flags & (sim_slot::kFlagChargeable | sim_slot::kFlagRetiredChargeable)) != 0;
+  if (chargeable || s.usage() != 0 || s.sms != 0) {
+    closed_line& l = old.retired[s.key];
+    l.sim = s.key;
+    sat_inc(l.bytes_up, s.up);
+    sat_inc(l.bytes_down, s.down);
+    sat_inc(l.sms, s.sms);
+    l.chargeable = l.chargeable || chargeable;
+    if (durable_) retired_changed_.push_back({s.product, s.key});
+  }
+  // The old life's days are not the new one's.
+  if (old.period_start != kNoPeriod) {
+    const std::int32_t first = day_index(old.period_start);
+    for (unsigned d = 0; d < s.open_day; ++d) {
+      const std::int32_t day = first + static_cast<std::int32_t>(d);
+      if (days_.get(s.key, day) == 0) continue;
+      days_.clear(s.key, day);
+      if (durable_) dirty_days_.push_back({s.key, s.product, day});
+    }
+  }
+  if (new_product != s.product) return false;
+  auto it = old.retired.find(s.key);
+  return it != old.retired.end() && it->second.chargeable;
+}
+
 import_outcome shard::import_sim(std::uint64_t key, std::uint16_t product_index, sim_state initial,
-                                 unix_seconds now) {
+                                 std::uint8_t country, bool only_new, unix_seconds now) {
   SIMCAP_ASSERT_OWNER();
+  if (only_new) {
+    if (const sim_slot* known = table_.find(key)) {
+      return known->product == product_index ? import_outcome::already_present
+                                             : import_outcome::other_product;
+    }
+  }
   auto [s, created] = table_.insert(key);
+  bool retired_chargeable = false;
   if (!created) {
     if (s->state != static_cast<std::uint8_t>(sim_state::released)) {
       return s->product == product_index ? import_outcome::already_present
                                          : import_outcome::other_product;
     }
-    // A released SIM may be imported again (into this or another product): it starts afresh.
-    account(*s, -1);
-    auto released = static_cast<std::size_t>(sim_state::released);
-    by_state_[released].store(by_state_[released].load(std::memory_order_relaxed) - 1,
-                              std::memory_order_relaxed);
+    // A released SIM may be imported again (into this or another product): a new life starts
+    // at zero, and what the old one used stays in its product's period for good.
+    retired_chargeable = retire(*s, product_index);
     *s = sim_slot{};
     s->key = key;
   }
   shard_product& p = product(product_index);
   touch_all(*s);
+  if (retired_chargeable) s->flags |= sim_slot::kFlagRetiredChargeable;
+  s->country = country;
   s->product = product_index;
   s->mb_limit = p.info.default_mb_limit;
   s->state = static_cast<std::uint8_t>(initial);
@@ -803,6 +900,7 @@ sim_view shard::make_view(const sim_slot& s) const {
   v.first_activated = s.first_activated;
   v.last_activated = s.last_activated;
   v.updated_at = s.updated_at;
+  v.country_index = s.country;
   if (p.period_start != kNoPeriod) {
     v.period_start = p.period_start;
     v.period_end = p.period_end;
@@ -853,6 +951,8 @@ fleet_usage shard::usage_by_scan(std::uint16_t index) const {
     u.period_end = products_[index].period_end;
     u.by_hour = products_[index].hourly;
   }
+  // A SIM is chargeable once, whether in its current life or in an earlier one (retired).
+  std::vector<std::uint64_t> chargeable;
   table_.for_each([&](const sim_slot& s) {
     if (s.product != index) return;
     auto st = static_cast<sim_state>(s.state);
@@ -861,9 +961,19 @@ fleet_usage shard::usage_by_scan(std::uint16_t index) const {
     u.bytes_up += s.up;
     u.bytes_down += s.down;
     u.sms += s.sms;
-    if (s.flags & sim_slot::kFlagChargeable) u.chargeable_sims++;
+    if (s.flags & sim_slot::kFlagChargeable) chargeable.push_back(s.key);
     if (st == sim_state::active && s.usage() == 0) u.unused_charged_sims++;
   });
+  if (index < products_.size()) {
+    for (const auto& [key, l] : products_[index].retired) {
+      u.bytes_up += l.bytes_up;
+      u.bytes_down += l.bytes_down;
+      u.sms += l.sms;
+      if (l.chargeable) chargeable.push_back(key);
+    }
+  }
+  std::sort(chargeable.begin(), chargeable.end());
+  u.chargeable_sims = static_cast<std::size_t>(std::unique(chargeable.begin(), chargeable.end()) - chargeable.begin());
   return u;
 }
 
@@ -991,9 +1101,26 @@ void decode_slots(std::string_view blob, F&& f) {
       return;
     }
     s.sms = static_cast<std::uint32_t>(sms);
-    s.open_day = static_cast<std::uint16_t>(day);
+    s.open_day = static_cast<std::uint8_t>(day);
     f(s, false);
   }
+}
+
+// A SIM's line of a closed period, or a retired line ('L' and 'R' values).
+std::string line_value(const closed_line& l) {
+  writer w;
+  w.put(l.bytes_up).put(l.bytes_down).put(l.sms).put(static_cast<std::uint8_t>(l.chargeable));
+  return std::move(w.str());
+}
+closed_line line_of(std::uint64_t sim, std::string_view v) {
+  reader r(v);
+  closed_line l;
+  l.sim = sim;
+  l.bytes_up = r.get<std::uint64_t>();
+  l.bytes_down = r.get<std::uint64_t>();
+  l.sms = r.get<decltype(l.sms)>();
+  l.chargeable = r.get<std::uint8_t>() != 0;
+  return l;
 }
 
 key_builder shard_key(char kind, unsigned shard) {
@@ -1077,11 +1204,21 @@ void shard::cut(rocksdb::WriteBatch& wb, shard_cut& out, std::uint64_t checkpoin
   }
 
   for (std::uint16_t product : days_dropped_) {
-    auto from = shard_key('Y', index_).be(product).str();
-    auto to = shard_key('Y', index_).be(static_cast<std::uint16_t>(product + 1)).str();
-    wb.DeleteRange(slice(from), slice(to));
+    // A closed period: its per-day usage and retired lines go (the lines are in 'L' now).
+    for (char kind : {'Y', 'R'}) {
+      auto from = shard_key(kind, index_).be(product).str();
+      auto to = shard_key(kind, index_).be(static_cast<std::uint16_t>(product + 1)).str();
+      wb.DeleteRange(slice(from), slice(to));
+    }
   }
   days_dropped_.clear();
+  for (auto [product, sim] : retired_changed_) {
+    const auto& retired = products_[product].retired;
+    auto it = retired.find(sim);
+    if (it == retired.end()) continue;  // the period closed since
+    wb.Put(slice(shard_key('R', index_).be(product).be(sim).str()), line_value(it->second));
+  }
+  retired_changed_.clear();
   for (const day_ref& d : dirty_days_) {
     auto key = shard_key('Y', index_).be(d.product).be(d.sim).be(static_cast<std::uint32_t>(d.day)).str();
     std::uint64_t bytes = days_.get(d.sim, d.day);
@@ -1110,10 +1247,8 @@ void shard::cut(rocksdb::WriteBatch& wb, shard_cut& out, std::uint64_t checkpoin
            slice(w.str()));
   };
   auto line = [&](std::uint16_t product, unix_seconds start, const closed_line& l) {
-    writer w;
-    w.put(l.bytes_up).put(l.bytes_down).put(l.sms).put(static_cast<std::uint8_t>(l.chargeable));
     wb.Put(slice(shard_key('L', index_).be(product).be(static_cast<std::uint64_t>(start)).be(l.sim).str()),
-           slice(w.str()));
+           line_value(l));
   };
   for (const closed_ref& c : closed_changed_) {
     if (c.product >= products_.size()) continue;
@@ -1234,6 +1369,17 @@ std::vector<std::pair<std::string, std::uint64_t>> shard::recover(const store& s
   });
   for (shard_product& p : products_) p.totals = fleet_usage{};
   table_.for_each([&](const sim_slot& s) { account(s, +1); });
+  st.scan(shard_key('R', index_).str(), [&](std::string_view k, std::string_view v) {
+    shard_product& p = product(read_be<std::uint16_t>(k, prefix));
+    const closed_line l = line_of(read_be<std::uint64_t>(k, prefix + 2), v);
+    p.retired[l.sim] = l;
+    // Its usage and chargeable count are the product's, as before the restart.
+    sat_inc(p.totals.bytes_up, l.bytes_up);
+    sat_inc(p.totals.bytes_down, l.bytes_down);
+    sat_inc<std::uint64_t>(p.totals.sms, l.sms);
+    p.totals.chargeable_sims += l.chargeable;
+    return true;
+  });
   st.scan(shard_key('Y', index_).str(), [&](std::string_view k, std::string_view v) {
     reader r(v);
     days_.add(read_be<std::uint64_t>(k, prefix + 2), static_cast<std::int32_t>(read_be<std::uint32_t>(k, prefix + 10)),
@@ -1256,18 +1402,10 @@ std::vector<std::pair<std::string, std::uint64_t>> shard::recover(const store& s
     const auto start = static_cast<unix_seconds>(read_be<std::uint64_t>(k, prefix + 2));
     auto cp = std::find_if(p.closed.begin(), p.closed.end(), [&](const closed_period& x) { return x.start == start; });
     if (cp == p.closed.end()) return true;
-    reader r(v);
-    closed_line l;
-    l.sim = read_be<std::uint64_t>(k, prefix + 10);
-    l.bytes_up = r.get<std::uint64_t>();
-    l.bytes_down = r.get<std::uint64_t>();
-    l.sms = r.get<decltype(l.sms)>();
-    l.chargeable = r.get<std::uint8_t>() != 0;
-    cp->lines.push_back(l);  // keys sort by SIM
+    cp->lines.push_back(line_of(read_be<std::uint64_t>(k, prefix + 10), v));  // keys sort by SIM
     return true;
   });
-  const unix_seconds now = clock_.now();
-  const unix_seconds horizon = now - (std::max(opts_.dedup_window, opts_.late_grace) + opts_.future_skew).count();
+  const unix_seconds horizon = id_horizon(clock_.now());
   st.scan(shard_key('D', index_).str(), [&](std::string_view, std::string_view v) {
     reader r(v);
     while (r.left() >= 16) {

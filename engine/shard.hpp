@@ -13,6 +13,7 @@
 #include <queue>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <rocksdb/write_batch.h>
@@ -151,8 +152,10 @@ class shard {
   void apply(record_batch& b);
   void run_due(unix_seconds now);
   void learn_product(const product_info& p);
+  // country: the SIM's home country (engine country index, 0: the product's). only_new: leave
+  // every SIM this shard knows as it is, released ones included (start-up import of a list).
   import_outcome import_sim(std::uint64_t key, std::uint16_t product, sim_state initial,
-                            unix_seconds now);
+                            std::uint8_t country, bool only_new, unix_seconds now);
   control_result<sim_view> update(std::uint64_t key, std::optional<std::uint16_t> scope,
                                   const sim_update& u, unix_seconds now);
   std::optional<sim_view> view(std::uint64_t key, std::optional<std::uint16_t> scope) const;
@@ -197,6 +200,10 @@ class shard {
     // The product's SIMs in this shard, kept as they change, so a fleet query costs O(1):
     // bytes and counts of the current period (factory-test usage is free and left out).
     fleet_usage totals;
+    // Earlier lives, in this period, of SIMs released here and imported again (here or into
+    // another product): what they used stays in this period (and in totals) for good; merged
+    // into the SIMs' lines when the period closes.
+    std::unordered_map<std::uint64_t, closed_line> retired;
     bool changed = false;  // period or hourly usage changed since the last cut
   };
 
@@ -212,6 +219,16 @@ class shard {
   void run_tasks();
   void run_reads();
   void reject(record_batch& b, const usage_record& r, reject_reason why, std::string_view detail);
+  // Adds a record to the SIM's current period (t: the time its per-day and per-hour buckets
+  // take) and enforces what it crosses.
+  void count_in_period(sim_slot& s, shard_product& p, const usage_record& r, unix_seconds t,
+                       unix_seconds now);
+  // A released SIM's late record that still counts (dated before the release, in a closed
+  // period the SIM was chargeable in).
+  bool used_before_release(const sim_slot& s, const shard_product& p, const usage_record& r) const;
+  // Moves a released SIM's period usage to its product's retired lines before it is imported
+  // again; true when that product is new_product and the retired line is chargeable.
+  bool retire(sim_slot& s, std::uint16_t new_product);
   bool apply_late(record_batch& b, const usage_record& r, sim_slot& s, shard_product& p,
                   unix_seconds now);
   shard_product& product(std::uint16_t index);
@@ -246,6 +263,12 @@ class shard {
             std::uint16_t threshold = 0);
   void end_factory_test(sim_slot& s, shard_product& p, event_reason why, unix_seconds when);
   void close_periods(unix_seconds now);
+  // The earliest event time a record of the product can still be counted at (open period, or
+  // the closed one within late_grace).
+  unix_seconds earliest_accepted(const shard_product& p, unix_seconds now) const noexcept;
+  // Record ids with event times before this can be forgotten: no record dated then can be
+  // counted any more (and dedup_window has passed).
+  unix_seconds id_horizon(unix_seconds now) const noexcept;
   sim_view make_view(const sim_slot& s) const;
   void refresh_next_due() noexcept;
   template <class T>
@@ -308,6 +331,7 @@ class shard {
     std::uint64_t sim;  // 0: the whole period
   };
   std::vector<closed_ref> closed_changed_;
+  std::vector<std::pair<std::uint16_t, std::uint64_t>> retired_changed_;  // product, SIM
   std::vector<closed_ref> closed_dropped_;
   std::vector<std::pair<std::uint64_t, unix_seconds>> new_ids_;
   unix_seconds ids_purged_before_ = 0;  // dedup entries older than this are gone

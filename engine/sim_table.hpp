@@ -32,7 +32,10 @@ struct alignas(64) sim_slot {
   // Day of the current period (0 = its first) the SIM last counted bytes in. That day's bytes
   // are usage() minus the SIM's earlier days in the shard's day_usage; only days before it are
   // stored there.
-  std::uint16_t open_day;
+  std::uint8_t open_day;
+  // The SIM's home country: an index of the engine's country list (0: its product's country).
+  // Stores written before it had a zero here (the high byte of a 16-bit open_day).
+  std::uint8_t country;
 
   static constexpr std::uint8_t kFlagLimitOverride = 1;  // mb_limit set on the SIM itself
   static constexpr std::uint8_t kFlagChargeable = 2;     // active or paused during this period
@@ -40,8 +43,11 @@ struct alignas(64) sim_slot {
   static constexpr std::uint8_t kFlagDirtyUsage = 4;
   static constexpr std::uint8_t kFlagDirtyAll = 8;
   static constexpr std::uint8_t kFlagDirty = kFlagDirtyUsage | kFlagDirtyAll;
+  // An earlier life of this SIM in the same product and period was chargeable: the product's
+  // chargeable count has it already (see shard_product::retired).
+  static constexpr std::uint8_t kFlagRetiredChargeable = 16;
 
-  std::uint64_t usage() const noexcept { return up + down; }
+  std::uint64_t usage() const noexcept { return up + down < up ? ~std::uint64_t{0} : up + down; }  // saturates
 };
 static_assert(sizeof(sim_slot) == 64);
 

@@ -5,7 +5,7 @@
 // either there whole or not at all.
 //
 // Keys (first byte the kind; numbers big-endian, so a kind's keys sort by them):
-//   M                               meta: checkpoint number, time
+//   M                               meta: checkpoint number, shard count, clock time
 //   P product(u16)                  a product of the catalog
 //   E id(u64)                       a checkpoint's events (64 bytes each), from this id on
 //   G shard(u16)                    the shard's last complete base (its generation)
@@ -15,6 +15,9 @@
 //   H shard(u16) product(u16)       the shard's period and hourly usage of a product
 //   C shard(u16) product(u16) start(u64)           a closed period's header in the shard
 //   L shard(u16) product(u16) start(u64) sim(u64)  one SIM's line of a closed period
+//   R shard(u16) product(u16) sim(u64)             a released and re-imported SIM's earlier
+//                                                  life in the product's current period
+//   N                               the country list (2 letters each; SIMs keep an index of it)
 //   D shard(u16) newest(u64) checkpoint(u64)       record-id fingerprints added in a checkpoint
 //   W shard(u16) feed name          the feed's highest seq applied by the shard
 #include <rocksdb/db.h>

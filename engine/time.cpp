@@ -116,13 +116,15 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view s) noex
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || v < 0) return std::nullopt;
   std::string_view unit(p, static_cast<std::size_t>(s.data() + s.size() - p));
-  using namespace std::chrono;
-  if (unit == "ms") return milliseconds(v);
-  if (unit.empty() || unit == "s") return duration_cast<milliseconds>(seconds(v));
-  if (unit == "m") return duration_cast<milliseconds>(minutes(v));
-  if (unit == "h") return duration_cast<milliseconds>(hours(v));
-  if (unit == "d") return duration_cast<milliseconds>(hours(24 * v));
-  return std::nullopt;
+  std::int64_t ms_per_unit = 0;
+  if (unit == "ms") ms_per_unit = 1;
+  else if (unit.empty() || unit == "s") ms_per_unit = 1000;
+  else if (unit == "m") ms_per_unit = 60'000;
+  else if (unit == "h") ms_per_unit = 3'600'000;
+  else if (unit == "d") ms_per_unit = 86'400'000;
+  else return std::nullopt;
+  if (v > kMaxDurationMs / ms_per_unit) return std::nullopt;
+  return std::chrono::milliseconds(v * ms_per_unit);
 }
 
 }  // namespace simcap

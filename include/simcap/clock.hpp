@@ -40,6 +40,9 @@ class manual_clock final : public clock {
     return false;
   }
   void advance(std::chrono::seconds d) noexcept { now_.fetch_add(d.count()); }
+  // Puts the clock at t, backwards too: only before anything reads it (a restart resuming the
+  // time stored with the state).
+  void set(unix_seconds t) noexcept { now_.store(t, std::memory_order_release); }
 
  private:
   std::atomic<unix_seconds> now_;

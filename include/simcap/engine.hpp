@@ -25,6 +25,9 @@
 
 namespace simcap {
 
+// Data limits (a SIM's mb_limit, a product's default_mb_limit) are 1 to this many MB.
+inline constexpr std::uint32_t kMaxMbLimit = 100'000'000;
+
 struct engine_options {
   unsigned shards = 0;  // 0: one per core
   std::uint64_t mb_bytes = 1'000'000;
@@ -43,6 +46,14 @@ struct engine_options {
   // often a checkpoint runs while anything changes.
   std::string store_dir;
   std::chrono::milliseconds checkpoint_interval{200};
+  // A manual clock is put back at the time stored with the state when it is recovered (simcapd
+  // --clock simulated: the simulated time goes on across restarts).
+  bool resume_clock = false;
+  // The country codes a product or SIM may have (ISO 3166-1 alpha-2, from Debian's iso-codes:
+  // simcap::load_iso3166); empty: any two capital letters.
+  std::vector<std::string> countries;
+  // up + down of one record above this is bad_value (API.md [limits] max_record_bytes).
+  std::uint64_t max_record_bytes = 1ULL << 40;
 };
 
 struct product_settings {
@@ -93,6 +104,15 @@ struct import_refusal {
   std::string reason;  // "belongs_to_other_product"
 };
 
+struct import_options {
+  sim_state initial = sim_state::active;  // active, issued or factory_test
+  // The SIMs' home country (validated); unset: the product's country at the time of import.
+  std::optional<std::string> country;
+  // Leave every SIM the engine knows as it is, released ones included: only SIMs never seen
+  // are imported (the config's iccids_file at every start).
+  bool only_new = false;
+};
+
 struct import_result {
   std::size_t imported = 0;
   std::size_t already_present = 0;
@@ -125,7 +145,9 @@ struct fleet_usage {
   unix_seconds period_start = 0;
   unix_seconds period_end = 0;
   std::vector<std::uint64_t> by_hour;  // bytes per hour from period_start (the sparkline)
-  std::uint64_t usage_bytes() const noexcept { return bytes_up + bytes_down; }
+  std::uint64_t usage_bytes() const noexcept {  // saturates, as the counters do
+    return bytes_up + bytes_down < bytes_up ? ~std::uint64_t{0} : bytes_up + bytes_down;
+  }
 };
 
 struct closed_line {
@@ -220,7 +242,15 @@ class engine {
 
   // SIMs. `scope`, when not empty, is the only product whose SIMs the caller may see.
   control_result<import_result> import_sims(std::string_view product, std::span<const iccid> ids,
-                                            sim_state initial = sim_state::active);
+                                            const import_options& how);
+  control_result<import_result> import_sims(std::string_view product, std::span<const iccid> ids,
+                                            sim_state initial = sim_state::active) {
+    import_options how;
+    how.initial = initial;
+    return import_sims(product, ids, how);
+  }
+  // Whether code is a country a product or SIM may have (engine_options::countries).
+  bool valid_country(std::string_view code) const;
   control_result<sim_view> update_sim(iccid id, const sim_update& u, std::string_view scope = {});
   control_result<sim_view> get_sim(iccid id, std::string_view scope = {}) const;
   // The same without waiting: `done` runs on the SIM's shard thread (keep it short; post the

@@ -89,7 +89,11 @@ struct sim_view {
   unix_seconds updated_at = 0;
   unix_seconds period_start = 0;  // 0: the product has no period yet
   unix_seconds period_end = 0;
-  std::uint64_t usage_bytes() const noexcept { return bytes_up + bytes_down; }
+  std::uint8_t country_index = 0;  // the engine's country list (0: the product's country)
+  std::string country;             // home country (ISO 3166-1 alpha-2), filled by the engine
+  std::uint64_t usage_bytes() const noexcept {  // saturates, as the counters do
+    return bytes_up + bytes_down < bytes_up ? ~std::uint64_t{0} : bytes_up + bytes_down;
+  }
 };
 
 }  // namespace simcap

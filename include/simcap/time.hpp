@@ -43,7 +43,11 @@ std::string format_rfc3339(unix_seconds t);
 // "YYYY-MM-DD"
 std::string format_date(unix_seconds t);
 
-// "250ms", "5s", "5m", "48h", "30d" (a bare number is seconds).
+// Durations are at most 100 years: every sum of a duration and a Unix time stays in range.
+inline constexpr std::int64_t kMaxDurationMs = 100LL * 366 * 86'400'000;
+
+// "250ms", "5s", "5m", "48h", "30d" (a bare number is seconds); nullopt when malformed or over
+// kMaxDurationMs.
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view s) noexcept;
 
 }  // namespace simcap

@@ -215,5 +215,67 @@ TEST_F(Durability, CorruptByteInLastCheckpointIsDetected) {
   EXPECT_EQ(eng_->resume_after(feed_), 2u);
 }
 
+
+// An id is remembered for as long as a record with its event time can still be counted, also
+// across a restart (the reproduction: period start + 5 d, a record dated start + 1 d).
+TEST_F(Durability, RecordIdIsRememberedWhileItsRecordCouldCountAcrossARestart) {
+  make_product("acme", 100);
+  import("acme", {1});
+  const unix_seconds start = eng_->get_product("acme")->period_start;
+  ASSERT_TRUE(eng_->advance_clock(start + 5 * 86400));
+  feed_seq({rec(1, 1000, start + 86400, 42, 1)});
+  feed_seq({rec(1, 1000, start + 86400, 42, 2)});
+  EXPECT_EQ(usage(1), 1000u);
+  ASSERT_TRUE(eng_->advance_clock(start + 5 * 86400 + 2 * 3600));
+  feed_seq({rec(1, 1000, start + 86400, 42, 3)});
+  EXPECT_EQ(usage(1), 1000u);
+  restart();
+  feed_seq({rec(1, 1000, start + 86400, 42, 4)});
+  EXPECT_EQ(usage(1), 1000u);
+}
+
+TEST_F(Durability, OldLifeOfAReimportedSimSurvivesARestart) {
+  make_product("acme", 100);
+  import("acme", {1, 2});
+  feed_seq({rec(1, 3000, kStart, 0, 1)});
+  ASSERT_TRUE(act(1, sim_action::release));
+  import("acme", {1});
+  feed_seq({rec(1, 5, kStart, 0, 2)});
+  restart();
+  auto fleet = eng_->product_usage("acme");
+  EXPECT_EQ(fleet->usage_bytes(), 3005u);
+  EXPECT_EQ(fleet->chargeable_sims, 2u);
+  EXPECT_EQ(usage(1), 5u);
+  ASSERT_TRUE(eng_->advance_clock(eng_->get_product("acme")->period_end + 60));
+  auto closed = eng_->closed_periods("acme", true);
+  ASSERT_EQ(closed->size(), 1u);
+  EXPECT_EQ(closed->front().total_bytes, 3005u);
+  EXPECT_EQ(closed->front().chargeable_sims, 2u);
+  restart();  // the retired line is in the closed period now, once
+  EXPECT_EQ(eng_->closed_periods("acme", true)->front().total_bytes, 3005u);
+}
+
+// simcapd --clock simulated: the simulated time goes on from where it was, not from the real
+// time of the restart.
+TEST_F(Durability, SimulatedClockResumesWhereItWas) {
+  make_product("acme");
+  import("acme", {1});
+  const unix_seconds later = kStart + 40 * 86400;
+  ASSERT_TRUE(eng_->advance_clock(later));
+  eng_->stop();
+  eng_.reset();
+  manual_clock restarted(kStart);  // as simcapd makes it: the real time at start
+  engine_options o = durable_options(dir_);
+  o.shards = 2;
+  o.resume_clock = true;
+  eng_ = std::make_unique<engine>(std::move(o), restarted, dead_letters_);
+  eng_->start();
+  EXPECT_EQ(restarted.now(), later);
+  EXPECT_EQ(eng_->get_product("acme")->period_start, sim(1).period_start);
+  EXPECT_GT(eng_->get_product("acme")->period_start, kStart);
+  eng_->stop();
+  eng_.reset();
+}
+
 }  // namespace
 }  // namespace simcap::testing

@@ -54,11 +54,26 @@ TEST_F(Ingest, RepeatedRecordIdIsCountedOnce) {
   EXPECT_EQ(sim(2).usage_bytes(), 100u);
 }
 
-TEST_F(Ingest, RecordIdsAreForgottenAfterTheWindow) {
+TEST_F(Ingest, RecordIdsAreRememberedWhileTheirTimeCanCount) {
   feed({rec(1, 100, kStart, 42)});
-  ASSERT_TRUE(eng_->advance_clock(kStart + 3 * 86400));  // past window and late grace
+  // Past dedup_window and late_grace, but a record dated kStart still counts (open period).
+  ASSERT_TRUE(eng_->advance_clock(kStart + 3 * 86400));
   feed({rec(1, 100, kStart + 3 * 86400, 42)});
-  EXPECT_EQ(sim(1).usage_bytes(), 200u);
+  EXPECT_EQ(sim(1).usage_bytes(), 100u);
+  EXPECT_EQ(eng_->stats().duplicate_ids, 1u);
+}
+
+TEST_F(Ingest, RecordIdsAreForgottenOnceTheirTimeCannotCount) {
+  feed({rec(1, 100, kStart, 42)});
+  const unix_seconds end = sim(1).period_end;
+  // The period closed more than late_grace ago: nothing dated kStart counts any more.
+  ASSERT_TRUE(eng_->advance_clock(end + 3 * 86400));
+  auto rejects = feed({rec(1, 100, kStart, 43)});
+  ASSERT_EQ(rejects.size(), 1u);
+  EXPECT_EQ(rejects[0].second, reject_reason::too_late);
+  feed({rec(1, 100, end + 3 * 86400, 42)});
+  EXPECT_EQ(sim(1).usage_bytes(), 100u);
+  EXPECT_EQ(eng_->stats().duplicate_ids, 0u);
 }
 
 TEST_F(Ingest, StateCountsFollowTransitions) {

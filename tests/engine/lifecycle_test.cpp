@@ -1,6 +1,8 @@
 // SIM life cycle (SPEC §2): every allowed transition and every forbidden one.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "engine_fixture.hpp"
 
 namespace simcap::testing {
@@ -207,7 +209,8 @@ TEST_F(Lifecycle, FactoryTestEndsAtDataThreshold) {
   feed({rec(1, 50'000, kStart)});
   auto v = sim(1);
   EXPECT_EQ(v.state, sim_state::active);
-  EXPECT_EQ(v.usage_bytes(), 0u);  // test usage is free
+  // Test usage is free up to the 100 KB threshold; the 10 KB past it are chargeable.
+  EXPECT_EQ(v.usage_bytes(), 10'000u);
   auto evs = events_of(1);
   ASSERT_FALSE(evs.empty());
   EXPECT_EQ(evs.back().type, event_type::factory_test_ended);
@@ -267,6 +270,76 @@ TEST_F(Lifecycle, ListsByProductAndStateInIccidOrder) {
   auto d = eng_->list_sims(f, 0, 10);
   ASSERT_EQ(d.sims.size(), 1u);
   EXPECT_EQ(d.sims[0].id, test_iccid(4));
+}
+
+
+// The crossing record is billed past the threshold: only the part up to it belongs to the test.
+TEST_F(Lifecycle, FactoryTestCrossingRecordIsChargeablePastTheThreshold) {
+  make_in(1, sim_state::factory_test);
+  feed({rec(1, 6'000'000, kStart)});
+  auto v = sim(1);
+  EXPECT_EQ(v.usage_bytes(), 5'900'000u);
+  EXPECT_EQ(v.state, sim_state::paused);  // over the 5 MB limit at once
+  EXPECT_EQ(types_of(1), (std::vector<event_type>{event_type::factory_test_ended, event_type::alert,
+                                                  event_type::paused}));
+  EXPECT_EQ(eng_->product_usage("acme")->usage_bytes(), 5'900'000u);
+  auto days = eng_->sim_usage_by_day(test_iccid(1));
+  ASSERT_FALSE(days->second.empty());
+  EXPECT_EQ(days->second.back().bytes, 5'900'000u);
+}
+
+TEST_F(Lifecycle, StartUpImportLeavesKnownSimsAsTheyAre) {
+  make_in(1, sim_state::released);
+  make_in(2, sim_state::deactivated);
+  import_options how;
+  how.only_new = true;
+  std::vector<iccid> ids{test_iccid(1), test_iccid(2), test_iccid(3)};
+  auto r = eng_->import_sims("acme", ids, how);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->imported, 1u);
+  EXPECT_EQ(r->already_present, 2u);
+  EXPECT_EQ(sim(1).state, sim_state::released);
+  EXPECT_EQ(sim(2).state, sim_state::deactivated);
+  EXPECT_EQ(sim(3).state, sim_state::active);
+}
+
+TEST_F(Lifecycle, HomeCountryIsPerSim) {
+  product_settings us;
+  us.id = "acme";
+  us.country = "US";
+  ASSERT_TRUE(eng_->put_product(us));
+  import("acme", {1});
+  import_options de;
+  de.country = "DE";
+  std::vector<iccid> two{test_iccid(2)};
+  ASSERT_TRUE(eng_->import_sims("acme", two, de));
+  EXPECT_EQ(sim(1).country, "US");
+  EXPECT_EQ(sim(2).country, "DE");
+  // A new product country is the default for SIMs imported from then on only.
+  us.country = "GB";
+  ASSERT_TRUE(eng_->put_product(us));
+  import("acme", {3});
+  EXPECT_EQ(sim(1).country, "US");
+  EXPECT_EQ(sim(2).country, "DE");
+  EXPECT_EQ(sim(3).country, "GB");
+  import_options bad;
+  bad.country = "germany";
+  std::vector<iccid> four{test_iccid(4)};
+  auto r = eng_->import_sims("acme", four, bad);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, control_errc::bad_request);
+}
+
+TEST_F(Lifecycle, CountersSaturateInsteadOfWrapping) {
+  make_in(1, sim_state::active);
+  usage_record big = rec(1, 0, kStart);
+  big.up = std::numeric_limits<std::uint64_t>::max() - 10;
+  feed({big, rec(1, 100, kStart)});
+  auto v = sim(1);
+  EXPECT_EQ(v.usage_bytes(), std::numeric_limits<std::uint64_t>::max());
+  EXPECT_EQ(v.bytes_up, std::numeric_limits<std::uint64_t>::max());
+  EXPECT_EQ(v.state, sim_state::paused);
+  EXPECT_EQ(eng_->product_usage("acme")->bytes_up, std::numeric_limits<std::uint64_t>::max());
 }
 
 }  // namespace

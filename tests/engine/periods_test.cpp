@@ -199,5 +199,74 @@ TEST_F(Periods, UsageByDayStartsAfreshEachPeriod) {
   EXPECT_EQ(total, 5u);
 }
 
+
+// A SIM released after the anniversary used the data while it was active: a late record of the
+// closed period counts there like any late record.
+TEST_F(Periods, LateRecordOfASimReleasedAfterTheAnniversaryAdjustsTheClosedPeriod) {
+  feed({rec(1, 1000, at(2025, 2, 10))});
+  ASSERT_TRUE(eng_->advance_clock(at(2025, 2, 15, 1)));
+  ASSERT_TRUE(act(1, sim_action::release));
+  auto rejects = feed({rec(1, 500, at(2025, 2, 14, 12))});
+  EXPECT_TRUE(rejects.empty());
+  auto closed = eng_->closed_periods("acme", true);
+  ASSERT_EQ(closed->size(), 1u);
+  std::uint64_t sim1 = 0;
+  for (const auto& l : (*closed)[0].lines) {
+    if (l.sim == test_iccid(1).key()) sim1 = l.bytes_up + l.bytes_down;
+  }
+  EXPECT_EQ(sim1, 1500u);
+  EXPECT_EQ((*closed)[0].total_bytes, 1500u);
+  EXPECT_EQ(types_of(1).back(), event_type::late_adjustment);
+  // Dated after its release (in the open period): not counted.
+  rejects = feed({rec(1, 500, at(2025, 2, 15, 3))});
+  ASSERT_EQ(rejects.size(), 1u);
+  EXPECT_EQ(rejects[0].second, reject_reason::not_counted_state);
+}
+
+// Usage a SIM had in a period belongs to that period and product for good; a re-import starts a
+// new life at zero.
+TEST_F(Periods, ReleaseAndReimportKeepTheOldLifeInItsPeriod) {
+  product_settings other;
+  other.id = "other";
+  ASSERT_TRUE(eng_->put_product(other));
+  feed({rec(1, 3'000'000, at(2025, 1, 16)), rec(1, 1000, at(2025, 1, 18))});
+  ASSERT_TRUE(eng_->advance_clock(at(2025, 1, 19)));
+  ASSERT_TRUE(act(1, sim_action::release));
+  import("acme", {1});
+  auto fleet = eng_->product_usage("acme");
+  EXPECT_EQ(fleet->usage_bytes(), 3'001'000u);
+  EXPECT_EQ(fleet->chargeable_sims, 3u);  // SIM 1 once, though it had two lives
+  EXPECT_EQ(sim(1).usage_bytes(), 0u);
+  // The new life's days start empty: no day of the old life, no underflow.
+  ASSERT_TRUE(eng_->advance_clock(at(2025, 1, 21)));
+  feed({rec(1, 100, at(2025, 1, 21))});
+  auto days = eng_->sim_usage_by_day(test_iccid(1));
+  std::uint64_t sum = 0;
+  for (const auto& d : days->second) {
+    EXPECT_LE(d.bytes, 100u) << format_date(d.day);
+    sum += d.bytes;
+  }
+  EXPECT_EQ(sum, 100u);
+  // Released again and imported into another product: acme keeps both lives.
+  ASSERT_TRUE(act(1, sim_action::release));
+  import("other", {1});
+  feed({rec(1, 7, at(2025, 1, 21))});
+  EXPECT_EQ(eng_->product_usage("acme")->usage_bytes(), 3'001'100u);
+  EXPECT_EQ(eng_->product_usage("other")->usage_bytes(), 7u);
+  ASSERT_TRUE(eng_->advance_clock(at(2025, 2, 15, 1)));
+  auto closed = eng_->closed_periods("acme", true);
+  ASSERT_EQ(closed->size(), 1u);
+  std::size_t lines_of_1 = 0;
+  for (const auto& l : (*closed)[0].lines) {
+    if (l.sim != test_iccid(1).key()) continue;
+    ++lines_of_1;
+    EXPECT_EQ(l.bytes_up + l.bytes_down, 3'001'100u);
+    EXPECT_TRUE(l.chargeable);
+  }
+  EXPECT_EQ(lines_of_1, 1u);
+  EXPECT_EQ((*closed)[0].total_bytes, 3'001'100u);
+  EXPECT_EQ((*closed)[0].chargeable_sims, 3u);
+}
+
 }  // namespace
 }  // namespace simcap::testing

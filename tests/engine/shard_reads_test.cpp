@@ -39,7 +39,7 @@ struct running_shard : ::testing::Test {
     h.info.thresholds = {900};
     s = std::make_unique<shard>(0, opts, clk, events, dl, h);
     s->learn_product(h.info);
-    s->import_sim(test_iccid(1).key(), 0, sim_state::active, clk.now());
+    s->import_sim(test_iccid(1).key(), 0, sim_state::active, 0, false, clk.now());
     s->start();
   }
   void TearDown() override { s->stop(); }

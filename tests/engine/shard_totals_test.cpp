@@ -58,7 +58,7 @@ TEST(ShardTotals, MatchAScanAfterRandomOperations) {
     switch (rnd(10)) {
       case 0: {
         sim_state initial = rnd(3) == 0 ? sim_state::issued : rnd(4) == 0 ? sim_state::factory_test : sim_state::active;
-        s.import_sim(key, 0, initial, now);
+        s.import_sim(key, 0, initial, 0, false, now);
         break;
       }
       case 1: {
