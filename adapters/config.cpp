@@ -1,5 +1,8 @@
 #include "config.hpp"
 
+#include "countries.hpp"
+
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <set>
@@ -32,13 +35,31 @@ class reader {
     return std::nullopt;
   }
 
+  // A duration from min to max (both named in the message).
   std::optional<std::chrono::milliseconds> duration(const toml::table& t, const std::string& prefix,
-                                                    const char* key) {
+                                                    const char* key, std::chrono::milliseconds min,
+                                                    std::chrono::milliseconds max, const char* range) {
     auto s = get<std::string>(t, prefix, key);
     if (!s) return std::nullopt;
     auto d = parse_duration(*s);
-    if (!d) error(prefix + key, "must be a duration like \"200ms\", \"5m\", \"48h\" or \"30d\"");
+    if (!d) {
+      error(prefix + key, "must be a duration like \"200ms\", \"5m\", \"48h\" or \"30d\"");
+    } else if (*d < min || *d > max) {
+      error(prefix + key, std::string("must be ") + range);
+      return std::nullopt;
+    }
     return d;
+  }
+
+  // An integer from min to max.
+  std::optional<std::int64_t> number(const toml::table& t, const std::string& prefix, const char* key,
+                                     std::int64_t min, std::int64_t max, const char* range) {
+    auto n = get<std::int64_t>(t, prefix, key);
+    if (n && (*n < min || *n > max)) {
+      error(prefix + key, std::string("must be ") + range);
+      return std::nullopt;
+    }
+    return n;
   }
 
   void address(const toml::table& t, const std::string& prefix, const char* key, std::string& out) {
@@ -118,31 +139,27 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
   daemon_config cfg;
   rd.only(root, "", {"server", "limits", "engine", "factory_test", "tokens", "feeds", "products"});
 
+  using std::chrono::duration_cast;
+  using std::chrono::hours;
+  using std::chrono::milliseconds;
+  using std::chrono::seconds;
   if (const toml::table* s = root["server"].as_table()) {
     rd.only(*s, "server.", {"http", "feed", "data_dir", "shards", "io_threads", "ack_interval", "checkpoint_interval",
                       "http_nice"});
     rd.address(*s, "server.", "http", cfg.http);
     rd.address(*s, "server.", "feed", cfg.feed);
     if (auto d = rd.get<std::string>(*s, "server.", "data_dir")) cfg.data_dir = *d;
-    if (auto n = rd.get<std::int64_t>(*s, "server.", "shards")) {
-      if (*n < 0 || *n > 256) rd.error("server.shards", "must be 0 (one per core) to 256");
-      else cfg.engine.shards = static_cast<unsigned>(*n);
+    if (auto n = rd.number(*s, "server.", "shards", 0, 256, "0 (one per core) to 256")) {
+      cfg.engine.shards = static_cast<unsigned>(*n);
     }
-    if (auto n = rd.get<std::int64_t>(*s, "server.", "io_threads")) {
-      if (*n < 1 || *n > 64) rd.error("server.io_threads", "must be 1 to 64");
-      else cfg.io_threads = static_cast<unsigned>(*n);
+    if (auto n = rd.number(*s, "server.", "io_threads", 1, 64, "1 to 64")) cfg.io_threads = static_cast<unsigned>(*n);
+    if (auto n = rd.number(*s, "server.", "http_nice", -20, 19, "-20 to 19")) cfg.http_nice = static_cast<int>(*n);
+    // 0: no store, state in memory only.
+    if (auto d = rd.duration(*s, "server.", "checkpoint_interval", milliseconds(0), hours(1), "0s to 1h")) {
+      cfg.engine.checkpoint_interval = *d;
     }
-    if (auto n = rd.get<std::int64_t>(*s, "server.", "http_nice")) {
-      if (*n < -20 || *n > 19) rd.error("server.http_nice", "must be -20 to 19");
-      else cfg.http_nice = static_cast<int>(*n);
-    }
-    if (auto d = rd.duration(*s, "server.", "checkpoint_interval")) {
-      if (d->count() < 0) rd.error("server.checkpoint_interval", "must not be negative");
-      else cfg.engine.checkpoint_interval = *d;  // 0: no store, state in memory only
-    }
-    if (auto d = rd.duration(*s, "server.", "ack_interval")) {
-      if (d->count() < 1) rd.error("server.ack_interval", "must be at least 1ms");
-      else cfg.ack_interval = *d;
+    if (auto d = rd.duration(*s, "server.", "ack_interval", milliseconds(1), seconds(60), "1ms to 60s")) {
+      cfg.ack_interval = *d;
     }
   } else if (root.contains("server")) {
     rd.error("server", "must be a table");
@@ -150,50 +167,58 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
 
   if (const toml::table* l = root["limits"].as_table()) {
     rd.only(*l, "limits.", {"mb_bytes", "default_mb_limit", "alert_thresholds", "late_grace",
-                            "future_skew", "dedup_window"});
-    if (auto n = rd.get<std::int64_t>(*l, "limits.", "mb_bytes")) {
-      if (*n < 1 || *n > 1'000'000'000'000) rd.error("limits.mb_bytes", "must be a positive number of bytes");
-      else cfg.engine.mb_bytes = static_cast<std::uint64_t>(*n);
+                            "future_skew", "dedup_window", "max_record_bytes"});
+    if (auto n = rd.number(*l, "limits.", "mb_bytes", 1, 1'000'000'000'000, "1 to 1000000000000 bytes")) {
+      cfg.engine.mb_bytes = static_cast<std::uint64_t>(*n);
     }
-    if (auto n = rd.get<std::int64_t>(*l, "limits.", "default_mb_limit")) {
-      if (*n < 1 || *n > 100'000'000) rd.error("limits.default_mb_limit", "must be 1 to 100000000");
-      else cfg.engine.default_mb_limit = static_cast<std::uint32_t>(*n);
+    if (auto n = rd.number(*l, "limits.", "default_mb_limit", 1, kMaxMbLimit, "1 to 100000000")) {
+      cfg.engine.default_mb_limit = static_cast<std::uint32_t>(*n);
     }
     if (auto t = rd.thresholds(*l, "limits.")) cfg.engine.alert_thresholds = *t;
-    using std::chrono::duration_cast;
-    using std::chrono::seconds;
-    if (auto d = rd.duration(*l, "limits.", "late_grace")) cfg.engine.late_grace = duration_cast<seconds>(*d);
-    if (auto d = rd.duration(*l, "limits.", "future_skew")) cfg.engine.future_skew = duration_cast<seconds>(*d);
-    if (auto d = rd.duration(*l, "limits.", "dedup_window")) cfg.engine.dedup_window = duration_cast<seconds>(*d);
+    if (auto d = rd.duration(*l, "limits.", "late_grace", milliseconds(0), hours(24 * 31), "0s to 31d")) {
+      cfg.engine.late_grace = duration_cast<seconds>(*d);
+    }
+    if (auto d = rd.duration(*l, "limits.", "future_skew", milliseconds(0), hours(24), "0s to 24h")) {
+      cfg.engine.future_skew = duration_cast<seconds>(*d);
+    }
+    if (auto d = rd.duration(*l, "limits.", "dedup_window", milliseconds(0), hours(24 * 366), "0s to 366d")) {
+      cfg.engine.dedup_window = duration_cast<seconds>(*d);
+    }
+    if (auto n = rd.number(*l, "limits.", "max_record_bytes", 1, std::int64_t{1} << 50, "1 to 1125899906842624 (1 PiB)")) {
+      cfg.engine.max_record_bytes = static_cast<std::uint64_t>(*n);
+    }
   } else if (root.contains("limits")) {
     rd.error("limits", "must be a table");
   }
 
   if (const toml::table* e = root["engine"].as_table()) {
     rd.only(*e, "engine.", {"closed_periods_kept", "expected_sims"});
-    if (auto n = rd.get<std::int64_t>(*e, "engine.", "closed_periods_kept")) {
-      if (*n < 1 || *n > 1200) rd.error("engine.closed_periods_kept", "must be 1 to 1200");
-      else cfg.engine.closed_periods_kept = static_cast<std::size_t>(*n);
+    if (auto n = rd.number(*e, "engine.", "closed_periods_kept", 1, 1200, "1 to 1200")) {
+      cfg.engine.closed_periods_kept = static_cast<std::size_t>(*n);
     }
-    if (auto n = rd.get<std::int64_t>(*e, "engine.", "expected_sims")) {
-      if (*n < 0) rd.error("engine.expected_sims", "must not be negative");
-      else cfg.engine.expected_sims = static_cast<std::size_t>(*n);
+    if (auto n = rd.number(*e, "engine.", "expected_sims", 0, 1'000'000'000, "0 to 1000000000")) {
+      cfg.engine.expected_sims = static_cast<std::size_t>(*n);
     }
   }
 
   if (const toml::table* f = root["factory_test"].as_table()) {
     rd.only(*f, "factory_test.", {"data_bytes", "sms", "period"});
-    if (auto n = rd.get<std::int64_t>(*f, "factory_test.", "data_bytes")) {
-      if (*n < 1) rd.error("factory_test.data_bytes", "must be positive");
-      else cfg.engine.factory_test_bytes = static_cast<std::uint64_t>(*n);
+    if (auto n = rd.number(*f, "factory_test.", "data_bytes", 1, 1'000'000'000'000, "1 to 1000000000000")) {
+      cfg.engine.factory_test_bytes = static_cast<std::uint64_t>(*n);
     }
-    if (auto n = rd.get<std::int64_t>(*f, "factory_test.", "sms")) {
-      if (*n < 1) rd.error("factory_test.sms", "must be positive");
-      else cfg.engine.factory_test_sms = static_cast<std::uint32_t>(*n);
+    if (auto n = rd.number(*f, "factory_test.", "sms", 1, 1'000'000, "1 to 1000000")) {
+      cfg.engine.factory_test_sms = static_cast<std::uint32_t>(*n);
     }
-    if (auto d = rd.duration(*f, "factory_test.", "period")) {
-      cfg.engine.factory_test_period = std::chrono::duration_cast<std::chrono::seconds>(*d);
+    if (auto d = rd.duration(*f, "factory_test.", "period", seconds(1), hours(24 * 366), "1s to 366d")) {
+      cfg.engine.factory_test_period = duration_cast<seconds>(*d);
     }
+  }
+
+  auto countries = load_iso3166();
+  if (countries) {
+    cfg.engine.countries = std::move(*countries);
+  } else {
+    rd.error("countries", countries.error());
   }
 
   auto tables_of = [&](const char* name) {
@@ -251,13 +276,20 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
     product_config pc;
     auto id = rd.get<std::string>(*t, prefix, "id");
     if (!id || id->empty()) rd.error(prefix + "id", "is required");
+    else if (id->size() > 128) rd.error(prefix + "id", "must be at most 128 characters");
     else if (!product_ids.insert(*id).second) rd.error(prefix + "id", "duplicate product id");
     pc.settings.id = id.value_or("");
-    if (auto n = rd.get<std::int64_t>(*t, prefix, "default_mb_limit")) {
-      if (*n < 1 || *n > 100'000'000) rd.error(prefix + "default_mb_limit", "must be 1 to 100000000");
-      else pc.settings.default_mb_limit = static_cast<std::uint32_t>(*n);
+    if (auto n = rd.number(*t, prefix, "default_mb_limit", 1, kMaxMbLimit, "1 to 100000000")) {
+      pc.settings.default_mb_limit = static_cast<std::uint32_t>(*n);
     }
-    if (auto c = rd.get<std::string>(*t, prefix, "country")) pc.settings.country = *c;
+    if (auto c = rd.get<std::string>(*t, prefix, "country")) {
+      const auto& known = cfg.engine.countries;
+      if (c->size() != 2 || (!known.empty() && !std::binary_search(known.begin(), known.end(), *c))) {
+        rd.error(prefix + "country", "must be an ISO 3166-1 alpha-2 code, e.g. \"US\"");
+      } else {
+        pc.settings.country = *c;
+      }
+    }
     pc.settings.alert_thresholds = rd.thresholds(*t, prefix);
     if (auto f = rd.get<std::string>(*t, prefix, "iccids_file")) {
       // Relative paths are taken from the working directory, then from the config's folder.

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "countries.hpp"
 #include "simcap/iccid_list.hpp"
 
 namespace simcap {
@@ -78,6 +79,12 @@ daemon::daemon(daemon_config cfg, bool simulated_clock) : cfg_(std::move(cfg)), 
   dead_letters_ = std::make_unique<dead_letter_file>(dead_letter_path().string());
   engine_options eo = cfg_.engine;
   if (eo.checkpoint_interval.count() > 0) eo.store_dir = (cfg_.data_dir / "store").string();
+  eo.resume_clock = simulated_clock;  // the simulated time goes on where it was
+  if (eo.countries.empty()) {
+    auto countries = load_iso3166();
+    if (!countries) throw std::runtime_error("countries: " + countries.error());
+    eo.countries = std::move(*countries);
+  }
   engine_ = std::make_unique<engine>(std::move(eo), *clock_, *dead_letters_);
 }
 
@@ -96,7 +103,10 @@ void daemon::load_products() {
     for (const auto& bad : list.invalid) {
       spdlog::warn("{}:{}: {} ({})", p.iccids_file->string(), bad.line, bad.reason, bad.value);
     }
-    auto imported = engine_->import_sims(p.settings.id, list.ids);
+    // At every start: SIMs the store knows (released ones too) are left as they are.
+    import_options how;
+    how.only_new = true;
+    auto imported = engine_->import_sims(p.settings.id, list.ids, how);
     if (!imported) throw std::runtime_error("products: " + p.settings.id + ": " + imported.error().message);
     spdlog::info("product {}: {} SIMs imported, {} already present, {} refused, {} invalid lines",
                  p.settings.id, imported->imported, imported->already_present,

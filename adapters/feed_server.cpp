@@ -28,11 +28,15 @@ void bump(std::atomic<T>& c, T by = 1) noexcept {
   c.fetch_add(by, std::memory_order_relaxed);
 }
 
-// One parser per I/O thread: simdjson keeps its buffers between calls.
-record_parser& thread_parser(std::int64_t future_skew) {
-  thread_local record_parser parser(parse_options{true, future_skew});
+// One parser per I/O thread: simdjson keeps its buffers between calls. Each call sets the
+// options of the engine it parses for.
+record_parser& thread_parser(const engine_options& eo) {
+  thread_local record_parser parser;
+  parser.set_options(parse_options{true, eo.future_skew.count(), eo.max_record_bytes});
   return parser;
 }
+
+bool is_blank(char c) noexcept { return c == ' ' || c == '\t' || c == '\r'; }
 
 struct pending_reject {
   std::optional<std::uint64_t> seq;
@@ -349,21 +353,29 @@ class feed_session final : public std::enable_shared_from_this<feed_session>, pr
     feed_->last_seen.store(srv_.eng().time_source().now(), std::memory_order_relaxed);
     if (end > start) {
       received_since_ack_ = true;
-      thread_parser(srv_.eng().options().future_skew.count())
-          .parse(b, start, end, srv_.eng().time_source().now(), *this);
+      thread_parser(srv_.eng().options()).parse(b, start, end, srv_.eng().time_source().now(), *this);
     }
-    const std::size_t tail = total - end;
+    // The incomplete last line waits for the next read. The 4 KiB limit is on the line without
+    // the white space around it, whatever the reads: leading blanks are dropped, and blanks past
+    // 4 KiB of the line cannot be part of a line within the limit.
+    std::size_t from = end;
+    while (from < total && is_blank(b[from])) ++from;
+    std::size_t tail = total - from;
+    bool over_long = false;
     if (tail > kMaxLineBytes) {
-      // Over-long line: reject it from its first 4 KiB and skip the rest up to its newline.
-      reject(parse_reject{record_parser::sniff_seq({b + end, kMaxLineBytes}),
-                          reject_reason::line_too_long, "line is over 4096 bytes",
-                          static_cast<std::uint32_t>(end), static_cast<std::uint32_t>(kMaxLineBytes)});
+      over_long = !std::all_of(b + from + kMaxLineBytes, b + total, is_blank);
+      tail = kMaxLineBytes;
+    }
+    if (over_long) {
+      // Reject it from its first 4 KiB (no seq: it was not parsed) and skip it to its newline.
+      reject(parse_reject{std::nullopt, reject_reason::line_too_long, "line is over 4096 bytes",
+                          static_cast<std::uint32_t>(from), static_cast<std::uint32_t>(kMaxLineBytes)});
       discarding_ = true;
       received_since_ack_ = true;
     } else {
-      carry_.assign(b + end, tail);
+      carry_.assign(b + from, tail);
     }
-    c->text_len = tail > kMaxLineBytes ? end + kMaxLineBytes : end;
+    c->text_len = over_long ? from + kMaxLineBytes : end;
     c->upto_seq = received_high_;
     dispatch(c);
   }

@@ -109,14 +109,14 @@ http_response control_error_answer(const control_error& e) {
   return error_answer(500, "internal", e.message);
 }
 
-json::object sim_json(const sim_view& v, const std::string& country) {
+json::object sim_json(const sim_view& v) {
   json::object o;
   o["_id"] = v.id.str();
   o["iccid"] = v.id.str();
   o["status"] = particle_status(v.state);
   o["mb_limit"] = v.mb_limit;
   o["product_id"] = v.product;
-  o["base_country_code"] = country;
+  o["base_country_code"] = v.country;
   o["first_activated_on"] = time_or_null(v.first_activated);
   o["last_activated_on"] = time_or_null(v.last_activated);
   o["updated_at"] = time_or_null(v.updated_at);
@@ -209,7 +209,54 @@ struct import_body {
   std::vector<iccid> ids;
   std::vector<iccid_list_error> invalid;
   std::optional<sim_state> state;
+  std::optional<std::string> country;
 };
+
+// A value echoed back in an answer: printable ASCII, anything else as '?', so that the answer
+// stays valid JSON text whatever the request held.
+std::string printable(std::string_view v, std::size_t max = 64) {
+  std::string out(v.substr(0, max));
+  for (char& c : out) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  return out;
+}
+
+// application/x-www-form-urlencoded as browsers and curl -d send it: '+' is a space, %XX a byte,
+// and characters a strict URL query would refuse ("sims[]=...") are taken as they are.
+std::vector<std::pair<std::string, std::string>> parse_form(std::string_view body) {
+  auto decode = [](std::string_view in) {
+    std::string out;
+    for (std::size_t i = 0; i < in.size(); ++i) {
+      auto hex = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+      };
+      if (in[i] == '+') {
+        out += ' ';
+      } else if (in[i] == '%' && i + 2 < in.size() && hex(in[i + 1]) >= 0 && hex(in[i + 2]) >= 0) {
+        out += static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2]));
+        i += 2;
+      } else {
+        out += in[i];
+      }
+    }
+    return out;
+  };
+  std::vector<std::pair<std::string, std::string>> out;
+  while (!body.empty()) {
+    auto amp = body.find('&');
+    std::string_view pair = body.substr(0, amp);
+    body = amp == std::string_view::npos ? std::string_view() : body.substr(amp + 1);
+    while (!pair.empty() && (pair.back() == '\r' || pair.back() == '\n')) pair.remove_suffix(1);
+    if (pair.empty()) continue;
+    auto eq = pair.find('=');
+    out.emplace_back(decode(pair.substr(0, eq)), eq == std::string_view::npos ? std::string() : decode(pair.substr(eq + 1)));
+  }
+  return out;
+}
 
 std::string_view header_param(std::string_view header, std::string_view name) {
   auto p = header.find(name);
@@ -255,7 +302,11 @@ std::variant<import_body, http_response> read_import(const http_request& req) {
   std::string_view ct = req.content_type;
   auto lower_ct = std::string(ct.substr(0, ct.find(';')));
   std::transform(lower_ct.begin(), lower_ct.end(), lower_ct.begin(), ::tolower);
-  if (lower_ct == "application/json") {
+  // curl -d sends a JSON body as a form: a body that starts with '{' is JSON.
+  const auto first = req.body.find_first_not_of(" \t\r\n");
+  const bool json_body = first != std::string::npos && req.body[first] == '{' &&
+                         (lower_ct == "application/x-www-form-urlencoded" || lower_ct.empty());
+  if (lower_ct == "application/json" || json_body) {
     boost::system::error_code ec;
     json::value v = json::parse(req.body, ec);
     const json::object* o = ec ? nullptr : v.if_object();
@@ -281,18 +332,21 @@ std::variant<import_body, http_response> read_import(const http_request& req) {
       if (!state) return error_answer(400, "invalid_request", "state must be active, issued or factory_test");
       out.state = state;
     }
-    if (auto* c = o->if_contains("country"); c != nullptr && !c->is_string()) {
-      return error_answer(400, "invalid_request", "country must be a string");
+    if (auto* c = o->if_contains("country")) {
+      if (!c->is_string()) return error_answer(400, "invalid_request", "country must be a string");
+      out.country = std::string(c->as_string());
     }
     return out;
   }
   if (lower_ct == "application/x-www-form-urlencoded") {
-    auto params = boost::urls::parse_query(req.body);
-    if (!params) return error_answer(400, "invalid_request", "malformed form");
     std::size_t line = 0;
-    for (auto p : *params) {
-      std::string key = p.key.decode();
-      if (key == "sims[]" || key == "sims") add_listed(out, ++line, p.value.decode());
+    for (auto& [key, value] : parse_form(req.body)) {
+      if (key == "sims[]" || key == "sims") add_listed(out, ++line, value);
+      if (key == "country") out.country = value;
+      if (key == "state") {
+        out.state = state_from_name(value);
+        if (!out.state) return error_answer(400, "invalid_request", "state must be active, issued or factory_test");
+      }
     }
     return out;
   }
@@ -461,8 +515,7 @@ bool http_api::handle_async(const http_request& req, std::function<void(http_res
       done(control_error_answer(v.error()));
       return;
     }
-    auto p = eng_.get_product(v->product);
-    done(json_answer(200, sim_json(*v, p ? p->country : std::string())));
+    done(json_answer(200, sim_json(*v)));
   });
   return true;
 }
@@ -581,10 +634,6 @@ http_response http_api::handle(const http_request& req) {
     if (!id) return error_answer(400, "invalid_iccid", describe(id.error()));
     return *id;
   };
-  auto country_of = [&](const std::string& product) {
-    auto p = eng_.get_product(product);
-    return p ? p->country : std::string();
-  };
 
   // ---- /v1/user
   if (s.size() == 2 && s[0] == "v1" && s[1] == "user") {
@@ -652,7 +701,7 @@ http_response http_api::handle(const http_request& req) {
         return r;
       }
       if (!v) return control_error_answer(v.error());
-      return json_answer(200, sim_json(*v, country_of(v->product)));
+      return json_answer(200, sim_json(*v));
     }
     if (m == "PUT") {
       boost::system::error_code ec;
@@ -671,8 +720,8 @@ http_response http_api::handle(const http_request& req) {
       }
       if (auto* l = o->if_contains("mb_limit")) {
         std::optional<std::uint32_t> mb;
-        if (l->is_int64() && l->as_int64() >= 1 && l->as_int64() <= 100'000'000) mb = static_cast<std::uint32_t>(l->as_int64());
-        if (l->is_uint64() && l->as_uint64() >= 1 && l->as_uint64() <= 100'000'000) mb = static_cast<std::uint32_t>(l->as_uint64());
+        if (l->is_int64() && l->as_int64() >= 1 && l->as_int64() <= kMaxMbLimit) mb = static_cast<std::uint32_t>(l->as_int64());
+        if (l->is_uint64() && l->as_uint64() >= 1 && l->as_uint64() <= kMaxMbLimit) mb = static_cast<std::uint32_t>(l->as_uint64());
         if (l->is_double() && l->as_double() >= 1 && l->as_double() <= 1e8 &&
             std::floor(l->as_double()) == l->as_double()) {
           mb = static_cast<std::uint32_t>(l->as_double());
@@ -683,7 +732,7 @@ http_response http_api::handle(const http_request& req) {
       if (!u.action && !u.mb_limit) return error_answer(400, "invalid_request", "expected action and/or mb_limit");
       auto v = eng_.update_sim(id, u, scope);
       if (!v) return control_error_answer(v.error());
-      json::object out = sim_json(*v, country_of(v->product));
+      json::object out = sim_json(*v);
       out["ok"] = true;
       return json_answer(200, out);
     }
@@ -712,14 +761,19 @@ http_response http_api::handle(const http_request& req) {
       auto body = read_import(req);
       if (auto* err = std::get_if<http_response>(&body)) return *err;
       auto& ib = std::get<import_body>(body);
-      auto r = eng_.import_sims(*product, ib.ids, ib.state.value_or(sim_state::active));
+      import_options how;
+      how.initial = ib.state.value_or(sim_state::active);
+      how.country = ib.country;
+      auto r = eng_.import_sims(*product, ib.ids, how);
       if (!r) return control_error_answer(r.error());
       json::array invalid;
       for (const auto& e : ib.invalid) {
-        invalid.push_back(json::object{{"line", e.line}, {"value", e.value}, {"reason", e.reason}});
+        invalid.push_back(json::object{{"line", e.line}, {"value", printable(e.value)}, {"reason", e.reason}});
       }
       for (const auto& refused : r->refused) {
-        invalid.push_back(json::object{{"line", refused.index + 1}, {"value", refused.id.str()}, {"reason", refused.reason}});
+        // Another product's SIM is as if absent for a product token: a neutral reason.
+        invalid.push_back(json::object{{"line", refused.index + 1}, {"value", refused.id.str()},
+                                       {"reason", who->admin ? refused.reason : std::string("not_available")}});
       }
       json::object o{{"ok", true}, {"imported", r->imported}, {"already_present", r->already_present},
                      {"invalid", std::move(invalid)}};
@@ -754,12 +808,12 @@ http_response http_api::handle(const http_request& req) {
       auto v = eng_.get_sim(std::get<iccid>(parsed), product.value_or(""));
       if (v && (!f.state || v->state == *f.state) && (f.state || v->state != sim_state::released)) {
         total = 1;
-        if (page == 1) sims.push_back(sim_json(*v, country_of(v->product)));
+        if (page == 1) sims.push_back(sim_json(*v));
       }
     } else {
       sim_page pg = eng_.list_sims(f, (page - 1) * per_page, per_page);
       total = pg.total;
-      for (const auto& v : pg.sims) sims.push_back(sim_json(v, country_of(v.product)));
+      for (const auto& v : pg.sims) sims.push_back(sim_json(v));
     }
     json::object o{{"sims", std::move(sims)},
                    {"meta", json::object{{"total_pages", (total + per_page - 1) / per_page}, {"total", total},
@@ -832,7 +886,7 @@ http_response http_api::handle(const http_request& req) {
       product_settings ps;
       ps.id = s[2];
       if (auto* v = o->if_contains("default_mb_limit")) {
-        if (!v->is_int64() || v->as_int64() < 1 || v->as_int64() > 100'000'000) {
+        if (!v->is_int64() || v->as_int64() < 1 || v->as_int64() > kMaxMbLimit) {
           return error_answer(400, "invalid_request", "default_mb_limit must be an integer from 1 to 100000000");
         }
         ps.default_mb_limit = static_cast<std::uint32_t>(v->as_int64());

@@ -90,33 +90,16 @@ simdjson::error_code time_of(F& field, unix_seconds& out, bool& ok) noexcept {
 
 }  // namespace
 
-std::optional<std::uint64_t> record_parser::sniff_seq(std::string_view line) noexcept {
-  auto p = line.substr(0, kMaxLineBytes).find("\"seq\"");
-  if (p == std::string_view::npos) return std::nullopt;
-  p += 5;
-  while (p < line.size() && (line[p] == ' ' || line[p] == ':')) ++p;
-  std::uint64_t v = 0;
-  std::size_t digits = 0;
-  while (p < line.size() && line[p] >= '0' && line[p] <= '9' && digits < 19) {
-    v = v * 10 + static_cast<std::uint64_t>(line[p++] - '0');
-    ++digits;
-  }
-  if (digits == 0) return std::nullopt;
-  return v;
-}
-
 void record_parser::emit_reject(parse_sink& sink, std::string_view line, std::uint32_t off,
-                                reject_reason why, std::string_view detail,
-                                std::optional<std::uint64_t> seq) {
-  if (!seq) seq = sniff_seq(line);
-  sink.reject(parse_reject{seq, why, detail, off,
+                                reject_reason why, std::string_view detail, std::uint64_t seq) {
+  sink.reject(parse_reject{seq != 0 ? std::optional<std::uint64_t>(seq) : std::nullopt, why, detail, off,
                            static_cast<std::uint32_t>(std::min(line.size(), kMaxLineBytes))});
 }
 
 bool record_parser::parse_object(od::object obj, unix_seconds now, usage_record& r,
                                  std::optional<reject_reason>& why, std::string_view& detail) {
   bool has_iccid = false, has_up = false, has_down = false, has_start = false, has_end = false,
-       has_seq = false;
+       has_seq = false, has_sms = false;
   unix_seconds start = 0, end = 0;
   auto fail = [&](reject_reason rr, std::string_view d) {
     if (!why) {
@@ -165,6 +148,7 @@ bool record_parser::parse_object(od::object obj, unix_seconds now, usage_record&
           e = field.value().get_uint64().get(r.seq);
           has_seq = e == simdjson::SUCCESS && r.seq != 0;
           if (is_value_error(e) || (e == simdjson::SUCCESS && r.seq == 0)) {
+            r.seq = 0;  // not a seq to trust
             fail(reject_reason::bad_value, "seq must be a positive integer");
           }
         } else if (key == "sms") {
@@ -172,6 +156,7 @@ bool record_parser::parse_object(od::object obj, unix_seconds now, usage_record&
           e = field.value().get_uint64().get(n);
           if (e == simdjson::SUCCESS && n <= 0xffffffffu) {
             r.sms = static_cast<std::uint32_t>(n);
+            has_sms = true;
           } else if (e == simdjson::SUCCESS || is_value_error(e)) {
             fail(reject_reason::bad_value, "sms must be a non-negative integer");
           }
@@ -234,8 +219,10 @@ bool record_parser::parse_object(od::object obj, unix_seconds now, usage_record&
   if (why) return true;
   if (!has_iccid) {
     fail(reject_reason::missing_field, "iccid is required");
-  } else if (!has_up && !has_down) {
-    fail(reject_reason::missing_field, "up or down is required");
+  } else if (!has_up && !has_down && !has_sms) {
+    fail(reject_reason::missing_field, "up, down or sms is required");
+  } else if (r.up > opts_.max_record_bytes || r.down > opts_.max_record_bytes - r.up) {
+    fail(reject_reason::bad_value, "up + down is above max_record_bytes");
   } else if (!has_start && !has_end) {
     fail(reject_reason::missing_field, "start or end is required");
   } else if (opts_.require_seq && !has_seq) {
@@ -286,15 +273,15 @@ void record_parser::line_pass(const char* text, std::size_t pos, std::size_t end
     std::string_view line(text + pos, len);
     if (lead < len) {
       auto off = static_cast<std::uint32_t>(pos);
-      if (len > kMaxLineBytes) {
+      if (len - lead > kMaxLineBytes) {
         emit_reject(sink, line, off, reject_reason::line_too_long, "line is over 4096 bytes");
       } else {
         usage_record r;
         std::string_view detail;
         auto why = parse_line(text + pos, len, end + simdjson::SIMDJSON_PADDING - pos, now, r, detail);
         if (why) {
-          emit_reject(sink, line, off, *why, detail,
-                      r.seq != 0 ? std::optional<std::uint64_t>(r.seq) : std::nullopt);
+          // A line that is not a JSON object has no seq to trust.
+          emit_reject(sink, line, off, *why, detail, *why == reject_reason::malformed_json ? 0 : r.seq);
         } else {
           r.line_offset = off;
           r.line_length = static_cast<std::uint32_t>(len);
@@ -339,8 +326,7 @@ std::size_t record_parser::fast_pass(const char* text, std::size_t pos, std::siz
     if (src.size() > kMaxLineBytes) {
       emit_reject(sink, src, off, reject_reason::line_too_long, "line is over 4096 bytes");
     } else if (why) {
-      emit_reject(sink, src, off, *why, detail,
-                  r.seq != 0 ? std::optional<std::uint64_t>(r.seq) : std::nullopt);
+      emit_reject(sink, src, off, *why, detail, r.seq);
     } else {
       r.line_offset = off;
       r.line_length = static_cast<std::uint32_t>(src.size());

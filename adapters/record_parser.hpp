@@ -3,7 +3,8 @@
 // it keeps simdjson's buffers between calls. A text of many lines is parsed in one
 // iterate_many pass; a line that breaks that pass (malformed JSON, a record spread over lines)
 // sends the rest of that text through a line-by-line pass, so one bad line never takes a good
-// one with it.
+// one with it. A reject carries the record's seq only when the line parsed as a JSON object
+// with a valid seq: nothing else may move a feed's watermark.
 #include <simdjson.h>
 
 #include <cstdint>
@@ -35,11 +36,14 @@ class parse_sink {
 struct parse_options {
   bool require_seq = true;      // feed sessions: every record carries seq
   std::int64_t future_skew = 300;  // seconds a record may be ahead of the clock
+  std::uint64_t max_record_bytes = 1ULL << 40;  // up + down above it is bad_value
 };
 
 class record_parser {
  public:
   explicit record_parser(parse_options o = {}) : opts_(o) {}
+  // A parser kept per thread serves sessions of different settings: each sets its own.
+  void set_options(const parse_options& o) noexcept { opts_ = o; }
 
   // Parses the complete lines in text[begin, end): `end` is just after a '\n' (or the end of
   // the data); at least simdjson::SIMDJSON_PADDING bytes after `end` must be readable. Record
@@ -52,9 +56,6 @@ class record_parser {
                                           unix_seconds now, usage_record& r,
                                           std::string_view& detail);
 
-  // The "seq" of a line that cannot be parsed, when it can be found in its first bytes.
-  static std::optional<std::uint64_t> sniff_seq(std::string_view line) noexcept;
-
  private:
   std::size_t fast_pass(const char* text, std::size_t begin, std::size_t end, unix_seconds now,
                         parse_sink& sink);
@@ -64,7 +65,7 @@ class record_parser {
   bool parse_object(simdjson::ondemand::object obj, unix_seconds now, usage_record& r,
                     std::optional<reject_reason>& why, std::string_view& detail);
   void emit_reject(parse_sink& sink, std::string_view line, std::uint32_t off, reject_reason why,
-                   std::string_view detail, std::optional<std::uint64_t> seq = std::nullopt);
+                   std::string_view detail, std::uint64_t seq = 0);
 
   parse_options opts_;
   simdjson::ondemand::parser many_;

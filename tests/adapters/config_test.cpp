@@ -98,5 +98,35 @@ TEST(Config, SplitsHostAndPort) {
   EXPECT_FALSE(split_host_port("host:99999"));
 }
 
+
+TEST(Config, DurationsAndNumbersAreBounded) {
+  for (const char* bad : {"[limits]\nfuture_skew = \"9223372036854775807\"\n",
+                          "[limits]\nlate_grace = \"8901000000000000000\"\n",
+                          "[limits]\nlate_grace = \"400d\"\n", "[limits]\nfuture_skew = \"2d\"\n",
+                          "[server]\ncheckpoint_interval = \"2h\"\n",
+                          "[factory_test]\nperiod = \"0s\"\n", "[limits]\nmax_record_bytes = 0\n"}) {
+    auto cfg = parse_config(bad, ".");
+    ASSERT_FALSE(cfg) << bad;
+    EXPECT_EQ(cfg.error().size(), 1u) << bad;
+  }
+  EXPECT_FALSE(parse_duration("8901000000000000000"));
+  EXPECT_FALSE(parse_duration("9223372036854775807"));
+  EXPECT_EQ(parse_duration("36500d"), std::chrono::hours(24 * 36500));
+  auto ok = parse_config("[limits]\nmax_record_bytes = 5000\nfuture_skew = \"10m\"\n", ".");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->engine.max_record_bytes, 5000u);
+  EXPECT_EQ(ok->engine.future_skew, std::chrono::minutes(10));
+}
+
+TEST(Config, ProductCountryIsAnIsoCode) {
+  auto cfg = parse_config("[[products]]\nid = \"a\"\ncountry = \"XX\"\n", ".");
+  ASSERT_FALSE(cfg);
+  EXPECT_TRUE(has_error(cfg.error(), "products[0].country"));
+  auto ok = parse_config("[[products]]\nid = \"a\"\ncountry = \"DE\"\n", ".");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->products[0].settings.country, "DE");
+  EXPECT_GT(ok->engine.countries.size(), 200u);  // from iso-codes
+}
+
 }  // namespace
 }  // namespace simcap

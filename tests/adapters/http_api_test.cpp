@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 #include <future>
 
+#include "countries.hpp"
 #include "engine_fixture.hpp"
 
 namespace simcap::testing {
@@ -14,9 +15,15 @@ namespace {
 
 namespace json = boost::json;
 
+engine_options with_iso_countries() {
+  engine_options o;
+  o.countries = load_iso3166().value();  // Debian's iso-codes, as simcapd loads them
+  return o;
+}
+
 class HttpApi : public engine_fixture {
  protected:
-  HttpApi() { make_api(true); }
+  HttpApi() : engine_fixture(with_iso_countries()) { make_api(true); }
   void make_api(bool simulated) {
     std::vector<token_config> tokens{{"admin-token", true, ""}, {"acme-token", false, "acme"},
                                      {"other-token", false, "other"}};
@@ -418,6 +425,60 @@ TEST_F(HttpApi, ShardReadsAnswerAsynchronouslyTheSameAsSynchronously) {
   EXPECT_FALSE(async_call("/v1/products/other/sims/" + test_iccid_text(9), "acme-token"));
   EXPECT_FALSE(async_call("/v1/sims", "admin-token"));
   EXPECT_FALSE(async_call(sim_path(1) + "/data_usage", "admin-token"));
+}
+
+
+TEST_F(HttpApi, HomeCountryIsKeptPerSim) {
+  ASSERT_EQ(call("PUT", "/v1/products/acme", R"({"country":"US"})").status, 200u);
+  const std::string a = test_iccid_text(20), b = test_iccid_text(21);
+  ASSERT_EQ(call("POST", "/v1/products/acme/sims", R"({"sims":[")" + a + R"("],"country":"DE"})").status, 200u);
+  ASSERT_EQ(call("POST", "/v1/products/acme/sims", R"({"sims":[")" + b + R"("]})").status, 200u);
+  ASSERT_EQ(call("PUT", "/v1/products/acme", R"({"country":"GB"})").status, 200u);
+  EXPECT_EQ(body_of(call("GET", "/v1/sims/" + a)).at("base_country_code").as_string(), "DE");
+  EXPECT_EQ(body_of(call("GET", "/v1/sims/" + b)).at("base_country_code").as_string(), "US");
+  auto bad = call("POST", "/v1/products/acme/sims", R"({"sims":[")" + test_iccid_text(22) + R"("],"country":"Germany"})");
+  EXPECT_EQ(bad.status, 400u);
+  EXPECT_EQ(call("GET", sim_path(22)).status, 404u);
+}
+
+TEST_F(HttpApi, ProductSettingsAreValidatedAndBounded) {
+  EXPECT_EQ(call("PUT", "/v1/products/acme", R"({"country":")" + std::string(15 << 20, 'C') + R"("})").status, 400u);
+  EXPECT_EQ(call("PUT", "/v1/products/acme", R"({"country":"XX"})").status, 400u);
+  EXPECT_EQ(call("PUT", "/v1/products/acme", R"({"country":"us"})").status, 400u);
+  EXPECT_EQ(call("PUT", "/v1/products/" + std::string(200, 'p'), R"({})").status, 400u);
+  EXPECT_EQ(body_of(call("GET", "/v1/products/acme")).at("country").as_string(), "");
+}
+
+// curl -d sends application/x-www-form-urlencoded without escaping "sims[]", and a JSON body
+// with the same content type.
+TEST_F(HttpApi, ImportAcceptsFormsAndJsonTheWayCurlSendsThem) {
+  const std::string form = "sims[]=" + test_iccid_text(30) + "&sims[]=" + test_iccid_text(31);
+  auto r = call("POST", "/v1/products/acme/sims", form, "admin-token", "application/x-www-form-urlencoded");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_EQ(body_of(r).at("imported").as_int64(), 2);
+  auto j = call("POST", "/v1/products/acme/sims", R"({"sims":[")" + test_iccid_text(32) + R"("]})", "admin-token",
+                "application/x-www-form-urlencoded");
+  ASSERT_EQ(j.status, 200u) << j.body;
+  EXPECT_EQ(body_of(j).at("imported").as_int64(), 1);
+  EXPECT_EQ(call("GET", sim_path(32)).status, 200u);
+}
+
+TEST_F(HttpApi, ImportDoesNotTellAProductTokenWhoOwnsASim) {
+  const std::string body = R"({"sims":[")" + test_iccid_text(9) + R"("]})";  // SIM 9 is other's
+  auto mine = call("POST", "/v1/products/acme/sims", body, "acme-token");
+  ASSERT_EQ(mine.status, 200u);
+  EXPECT_EQ(body_of(mine).at("invalid").as_array()[0].at("reason").as_string(), "not_available");
+  auto admin = call("POST", "/v1/products/acme/sims", body, "admin-token");
+  EXPECT_EQ(body_of(admin).at("invalid").as_array()[0].at("reason").as_string(), "belongs_to_other_product");
+}
+
+TEST_F(HttpApi, InvalidBytesAreNotEchoedRaw) {
+  auto r = call("POST", "/v1/products/acme/sims", "89\xff\xfe\x01" "bad\n", "admin-token", "text/plain");
+  ASSERT_EQ(r.status, 200u);
+  boost::system::error_code ec;
+  auto v = json::parse(r.body, ec);  // valid JSON text (and so valid UTF-8)
+  ASSERT_FALSE(ec) << r.body;
+  EXPECT_EQ(v.at("invalid").as_array()[0].at("value").as_string(), "89???bad");
 }
 
 }  // namespace

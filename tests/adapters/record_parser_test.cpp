@@ -120,8 +120,9 @@ TEST(RecordParser, BadLinesNeverTakeGoodLinesWithThem) {
   EXPECT_EQ(seqs, (std::vector<std::uint64_t>{1, 3, 5, 7, 9, 10}));
   ASSERT_GE(c.rejects.size(), 5u);
   for (const auto& r : c.rejects) EXPECT_EQ(r.reason, reject_reason::malformed_json);
-  EXPECT_EQ(c.rejects[0].seq, 2u);  // seq recovered from the broken line
-  EXPECT_EQ(c.rejects[1].seq, 4u);
+  // A broken line's "seq" is not trusted (it would move the feed's watermark).
+  EXPECT_FALSE(c.rejects[0].seq);
+  EXPECT_FALSE(c.rejects[1].seq);
 }
 
 TEST(RecordParser, OverlongLineIsRejected) {
@@ -131,7 +132,7 @@ TEST(RecordParser, OverlongLineIsRejected) {
   ASSERT_EQ(c.records.size(), 2u);
   ASSERT_EQ(c.rejects.size(), 1u);
   EXPECT_EQ(c.rejects[0].reason, reject_reason::line_too_long);
-  EXPECT_EQ(c.rejects[0].seq, 2u);
+  EXPECT_FALSE(c.rejects[0].seq);  // not parsed: no seq to trust
   EXPECT_EQ(c.rejects[0].line_length, kMaxLineBytes);
 }
 
@@ -171,6 +172,49 @@ TEST(RecordParser, ManyLinesTakeTheFastPathAndKeepOffsets) {
     want.pop_back();
     EXPECT_EQ(c.raw(c.records[i]), want);
   }
+}
+
+
+TEST(RecordParser, SmsOnlyRecordsAreRecords) {
+  auto c = parse("{\"seq\":1,\"iccid\":\"" + kIccid + "\",\"end\":1763800000,\"sms\":9}\n");
+  ASSERT_EQ(c.records.size(), 1u);
+  EXPECT_EQ(c.records[0].sms, 9u);
+  EXPECT_EQ(c.records[0].up + c.records[0].down, 0u);
+  auto none = parse("{\"seq\":1,\"iccid\":\"" + kIccid + "\",\"end\":1763800000}\n");
+  ASSERT_EQ(none.rejects.size(), 1u);
+  EXPECT_EQ(none.rejects[0].reason, reject_reason::missing_field);
+}
+
+TEST(RecordParser, BytesAboveMaxRecordBytesAreBadValue) {
+  parse_options o;
+  o.max_record_bytes = 1000;
+  auto c = parse(good(1, 500, 500) + good(2, 500, 501) + good(3, 18446744073709551615ULL, 1), o);
+  ASSERT_EQ(c.records.size(), 1u);
+  EXPECT_EQ(c.records[0].seq, 1u);
+  ASSERT_EQ(c.rejects.size(), 2u);
+  for (const auto& r : c.rejects) EXPECT_EQ(r.reason, reject_reason::bad_value);
+  EXPECT_EQ(c.rejects[0].seq, 2u);  // the record parsed: its seq is trusted
+  // The default is 1 TiB: 2^64 - 1 + 1 does not wrap into a small number.
+  auto d = parse(good(4, 18446744073709551615ULL, 1));
+  ASSERT_EQ(d.rejects.size(), 1u);
+  EXPECT_EQ(d.rejects[0].reason, reject_reason::bad_value);
+}
+
+// A seq that cannot be read never becomes a seq: not from an out-of-range number, not from a
+// "seq" inside another field, not 0.
+TEST(RecordParser, UnreadableSeqIsNotTrusted) {
+  const std::string id = "\"iccid\":\"" + kIccid + "\",\"up\":1,\"end\":1763800000";
+  for (const std::string& line : {"{\"seq\":18446744073709551616," + id + "}",
+                                  "{\"meta\":{\"seq\":999999},\"seq\":10," + id,
+                                  "{\"seq\":0," + id + "}", "{\"seq\":\"7\"," + id + "}"}) {
+    auto c = parse(line + "\n");
+    ASSERT_EQ(c.rejects.size(), 1u) << line;
+    EXPECT_FALSE(c.rejects[0].seq) << line;
+    EXPECT_TRUE(c.rejects[0].reason == reject_reason::bad_value ||
+                c.rejects[0].reason == reject_reason::malformed_json) << line;
+  }
+  auto zero = parse("{\"seq\":0," + id + "}\n");
+  EXPECT_EQ(zero.rejects[0].reason, reject_reason::bad_value);
 }
 
 }  // namespace

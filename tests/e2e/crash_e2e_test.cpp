@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include <boost/json.hpp>
+#include <ctime>
 #include <map>
 #include <random>
 
@@ -207,14 +208,90 @@ TEST_F(Crash, StoreThatCannotWriteRefusesChangesAndIsNotReady) {
     std::ifstream in(dir_ / "iccids.txt");
     body.assign(std::istreambuf_iterator<char>(in), {});
   }
+  const std::string first = body.substr(0, body.find('\n'));
+  ASSERT_EQ(c.request("POST", "/v1/products/acme/sims", first, "admin", "text/plain").status, 200u);
   auto r = c.request("POST", "/v1/products/acme/sims", body, "admin", "text/plain");
   EXPECT_EQ(r.status, 503u) << r.body;
   EXPECT_NE(r.body.find("not durable"), std::string::npos) << r.body;
   auto ready = c.request("GET", "/readyz");
   EXPECT_EQ(ready.status, 503u);
   EXPECT_NE(ready.body.find("store failed"), std::string::npos) << ready.body;
+  // While the store cannot write, a change is refused before anything changes.
+  auto put = c.request("PUT", "/v1/sims/" + first, R"({"mb_limit":77})", "admin");
+  EXPECT_EQ(put.status, 503u) << put.body;
+  auto sim = json::parse(c.request("GET", "/v1/sims/" + first, "", "admin").body);
+  EXPECT_EQ(sim.at("mb_limit").to_number<std::uint64_t>(), 5u);
   d.signal(SIGTERM);
   EXPECT_TRUE(d.wait(30s).has_value());
+}
+
+
+// The config's iccids_file is read at every start; a SIM the store knows, released included,
+// is left as it is (it used to come back active and billable).
+TEST_F(Crash, ReleasedSimStaysReleasedAcrossRestarts) {
+  {
+    child w({SIMCAP_FEED_BIN, "--write-iccids", (dir_ / "iccids.txt").string(), "--sims", "3"}, dir_ / "w.out",
+            dir_ / "w.err");
+    ASSERT_EQ(w.wait(30s), 0);
+  }
+  std::ofstream(dir_ / "simcapd.toml") << "[server]\ndata_dir = \"" << (dir_ / "data").string() << "\"\n"
+                                       << "[[tokens]]\ntoken = \"admin\"\nscope = \"admin\"\n"
+                                       << "[[products]]\nid = \"acme\"\niccids_file = \""
+                                       << (dir_ / "iccids.txt").string() << "\"\n";
+  std::string a;
+  std::getline(std::ifstream(dir_ / "iccids.txt") >> std::ws, a);
+  start_daemon();
+  {
+    http_client c(http_port_);
+    ASSERT_EQ(c.request("DELETE", "/v1/products/acme/sims/" + a, "", "admin").status, 204u);
+  }
+  daemon_->signal(SIGTERM);
+  ASSERT_EQ(daemon_->wait(30s), 0);
+  start_daemon();
+  http_client c(http_port_);
+  auto sim = json::parse(c.request("GET", "/v1/sims/" + a, "", "admin").body);
+  EXPECT_EQ(sim.at("state").as_string(), "released");
+  EXPECT_NE(daemon_->err().find("0 SIMs imported, 3 already present"), std::string::npos) << daemon_->err();
+}
+
+std::string rfc3339(std::int64_t t) {
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// --clock simulated: after a restart the clock is where it was, not at the real time.
+TEST_F(Crash, SimulatedClockResumesAfterARestart) {
+  {
+    child w({SIMCAP_FEED_BIN, "--write-iccids", (dir_ / "iccids.txt").string(), "--sims", "1"}, dir_ / "w.out",
+            dir_ / "w.err");
+    ASSERT_EQ(w.wait(30s), 0);
+  }
+  std::ofstream(dir_ / "simcapd.toml") << "[server]\ndata_dir = \"" << (dir_ / "data").string() << "\"\n"
+                                       << "[[tokens]]\ntoken = \"admin\"\nscope = \"admin\"\n"
+                                       << "[[products]]\nid = \"acme\"\n";
+  const auto real_now = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+  const std::string later = rfc3339(real_now + 40 * 86400);
+  start_daemon();
+  {
+    http_client c(http_port_);
+    ASSERT_EQ(c.request("POST", "/v1/products/acme/sims", read_file(dir_ / "iccids.txt"), "admin", "text/plain").status,
+              200u);
+    ASSERT_EQ(c.request("POST", "/v1/admin/clock", R"({"now":")" + later + R"("})", "admin").status, 200u);
+  }
+  kill_daemon();
+  start_daemon();
+  http_client c(http_port_);
+  auto product = json::parse(c.request("GET", "/v1/products/acme", "", "admin").body);
+  // RFC 3339 times in UTC sort as text.
+  EXPECT_GT(std::string(product.at("period_start").as_string()), rfc3339(real_now + 20 * 86400)) << product;
+  // Back to the real time would be backwards.
+  EXPECT_EQ(c.request("POST", "/v1/admin/clock", R"({"now":")" + rfc3339(real_now + 86400) + R"("})", "admin").status,
+            400u);
 }
 
 }  // namespace
