@@ -145,7 +145,7 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
   using std::chrono::seconds;
   if (const toml::table* s = root["server"].as_table()) {
     rd.only(*s, "server.", {"http", "feed", "data_dir", "shards", "io_threads", "ack_interval", "checkpoint_interval",
-                      "http_nice"});
+                      "http_nice", "max_long_polls"});
     rd.address(*s, "server.", "http", cfg.http);
     rd.address(*s, "server.", "feed", cfg.feed);
     if (auto d = rd.get<std::string>(*s, "server.", "data_dir")) cfg.data_dir = *d;
@@ -154,6 +154,9 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
     }
     if (auto n = rd.number(*s, "server.", "io_threads", 1, 64, "1 to 64")) cfg.io_threads = static_cast<unsigned>(*n);
     if (auto n = rd.number(*s, "server.", "http_nice", -20, 19, "-20 to 19")) cfg.http_nice = static_cast<int>(*n);
+    if (auto n = rd.number(*s, "server.", "max_long_polls", 1, 100'000, "1 to 100000")) {
+      cfg.max_long_polls = static_cast<std::size_t>(*n);
+    }
     // 0: no store, state in memory only.
     if (auto d = rd.duration(*s, "server.", "checkpoint_interval", milliseconds(0), hours(1), "0s to 1h")) {
       cfg.engine.checkpoint_interval = *d;

@@ -34,6 +34,7 @@ struct daemon_config {
   std::filesystem::path data_dir = "./data";
   unsigned io_threads = 1;
   int http_nice = -5;
+  std::size_t max_long_polls = 256;  // GET /v1/events?wait= waiting at once
   std::chrono::milliseconds ack_interval{200};
   engine_options engine;
   std::vector<token_config> tokens;

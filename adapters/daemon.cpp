@@ -116,7 +116,7 @@ void daemon::load_products() {
 
 void daemon::start() {
   if (started_) return;
-  engine_->events().set_listener(event_logger(*engine_));
+  logger_listener_ = engine_->events().add_listener(event_logger(*engine_));
   const auto t0 = std::chrono::steady_clock::now();
   engine_->start();  // recovers the store first
   if (engine_->durable()) {
@@ -138,6 +138,7 @@ void daemon::start() {
   http_api_ = std::make_unique<http_api>(*engine_, cfg_.tokens, feeds_.get(), simulated_);
   http_server_options ho;
   ho.nice = cfg_.http_nice;
+  ho.max_long_polls = cfg_.max_long_polls;
   http_server_ = std::make_unique<http_server>(*http_api_, endpoint_of("server.http", cfg_.http), ho);
   http_server_->start();
   http_api_->set_ready(true);
@@ -151,7 +152,7 @@ void daemon::stop() {
   if (http_server_) http_server_->stop();
   if (feed_server_) feed_server_->stop();
   engine_->stop();
-  engine_->events().set_listener(nullptr);
+  engine_->events().remove_listener(logger_listener_);
 }
 
 std::uint16_t daemon::feed_port() const { return feed_server_->local_endpoint().port(); }

@@ -50,6 +50,7 @@ class daemon {
   std::unique_ptr<feed_server> feed_server_;
   std::unique_ptr<http_api> http_api_;
   std::unique_ptr<http_server> http_server_;
+  std::uint64_t logger_listener_ = 0;
   bool started_ = false;
   bool simulated_ = false;
 };

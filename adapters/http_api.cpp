@@ -472,11 +472,15 @@ std::string http_api::http_metrics() const {
   std::ostringstream os;
   os << "# HELP simcap_http_requests_total HTTP requests by route and status code.\n"
      << "# TYPE simcap_http_requests_total counter\n";
-  std::lock_guard lock(counts_mu_);
-  for (const auto& [key, n] : counts_) {
-    os << "simcap_http_requests_total{route=\"" << key.first << "\",code=\"" << key.second << "\"} " << n
-       << "\n";
+  {
+    std::lock_guard lock(counts_mu_);
+    for (const auto& [key, n] : counts_) {
+      os << "simcap_http_requests_total{route=\"" << key.first << "\",code=\"" << key.second << "\"} " << n
+         << "\n";
+    }
   }
+  os << "# HELP simcap_http_long_polls Long-polls (GET /v1/events?wait=) waiting for an event now.\n"
+     << "# TYPE simcap_http_long_polls gauge\nsimcap_http_long_polls " << long_polls_.load() << "\n";
   return os.str();
 }
 
@@ -970,7 +974,7 @@ http_response http_api::handle(const http_request& req) {
       arr.push_back(std::move(o));
     }
     http_response r = json_answer(200, json::object{{"events", std::move(arr)}});
-    if (evs.empty() && wait > 0) r.retry_until = std::chrono::steady_clock::now() + std::chrono::seconds(wait);
+    if (evs.empty()) r.long_poll = std::chrono::seconds(wait);
     return r;
   }
 

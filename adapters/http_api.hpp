@@ -30,9 +30,9 @@ struct http_response {
   unsigned status = 200;
   std::string body;  // JSON unless content_type says otherwise; empty for 204 and HEAD
   std::string content_type = "application/json";
-  // Set by long-poll routes (events?wait=S) that found nothing yet: the server asks again until
-  // this time, then sends the last answer.
-  std::optional<std::chrono::steady_clock::time_point> retry_until;
+  // Set by long-poll routes (events?wait=S) that found nothing yet: the server asks again each
+  // time an event lands, for at most this long, then sends the last answer.
+  std::chrono::seconds long_poll{0};
 };
 
 class http_api {
@@ -46,6 +46,9 @@ class http_api {
   bool handle_async(const http_request& req, std::function<void(http_response)> done);
 
   void set_ready(bool r) noexcept { ready_.store(r); }
+  // The event log long-polls wait on, and how many wait now (kept by the server).
+  event_log& events() noexcept { return eng_.events(); }
+  std::atomic<std::size_t>& long_polls() noexcept { return long_polls_; }
   // Prometheus text of the HTTP counters (the rest of /metrics is built in handle()).
   std::string http_metrics() const;
   // The route a request matched, for metrics ("/v1/sims/:iccid", or "unmatched").
@@ -58,6 +61,7 @@ class http_api {
   feed_registry* feeds_;
   bool simulated_clock_;
   std::atomic<bool> ready_{false};
+  std::atomic<std::size_t> long_polls_{0};
   mutable std::mutex counts_mu_;
   std::map<std::pair<std::string, unsigned>, std::uint64_t> counts_;
 };

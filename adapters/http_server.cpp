@@ -4,6 +4,7 @@
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "simcap/thread_name.hpp"
 
@@ -59,6 +60,10 @@ http_server::~http_server() { stop(); }
 tcp::endpoint http_server::local_endpoint() const { return acceptor_.local_endpoint(); }
 
 void http_server::start() {
+  events_listener_ = api_.events().add_listener([this](const event&) {
+    event_generation_.fetch_add(1, std::memory_order_acq_rel);
+    if (!wake_posted_.exchange(true, std::memory_order_acq_rel)) asio::post(io_, [this] { wake_long_polls(); });
+  });
   do_accept();
   for (unsigned i = 0; i < std::max(1u, opts_.io_threads); ++i) {
     threads_.emplace_back([this, i] {
@@ -75,6 +80,7 @@ void http_server::start() {
 
 void http_server::stop() {
   if (stopping_.exchange(true)) return;
+  if (events_listener_ != 0) api_.events().remove_listener(events_listener_);
   asio::post(io_, [this] {
     boost::system::error_code ignore;
     acceptor_.close(ignore);
@@ -83,6 +89,51 @@ void http_server::stop() {
   for (auto& t : threads_) t.join();
   threads_.clear();
   workers_.join();
+}
+
+void http_server::wake_long_polls() {
+  wake_posted_.store(false, std::memory_order_release);
+  std::lock_guard lock(waiters_mu_);
+  for (auto& t : waiters_) asio::post(t->get_executor(), [t] { t->cancel(); });
+}
+
+asio::awaitable<bool> http_server::wait_for_event(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                                  std::chrono::steady_clock::time_point deadline,
+                                                  std::uint64_t seen_generation, bool& watch_client) {
+  using namespace asio::experimental::awaitable_operators;
+  auto timer = std::make_shared<asio::steady_timer>(stream.get_executor());
+  timer->expires_at(deadline);
+  std::list<std::shared_ptr<asio::steady_timer>>::iterator self;
+  {
+    std::lock_guard lock(waiters_mu_);
+    self = waiters_.insert(waiters_.end(), timer);
+  }
+  struct unlist {
+    http_server& s;
+    std::list<std::shared_ptr<asio::steady_timer>>::iterator it;
+    ~unlist() {
+      std::lock_guard lock(s.waiters_mu_);
+      s.waiters_.erase(it);
+    }
+  } guard{*this, self};
+  // An event that landed since the caller's query: ask again at once.
+  if (event_generation_.load(std::memory_order_acquire) != seen_generation) co_return true;
+  if (!watch_client) {
+    co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+    co_return true;
+  }
+  // A read on the socket notices a client that closed; bytes it sends (a pipelined request)
+  // stay in the buffer for the next request.
+  auto room = buffer.prepare(4096);
+  auto result = co_await (timer->async_wait(asio::as_tuple(asio::use_awaitable)) ||
+                          stream.socket().async_read_some(room, asio::as_tuple(asio::use_awaitable)));
+  if (result.index() == 1) {
+    auto [ec, n] = std::get<1>(result);
+    if (ec) co_return false;  // the client went away
+    buffer.commit(n);
+    watch_client = false;  // it is talking: its next request is read after this answer
+  }
+  co_return true;
 }
 
 void http_server::do_accept() {
@@ -157,11 +208,26 @@ asio::awaitable<void> http_server::session(tcp::socket sock) {
       } else {
         out = co_await asio::co_spawn(workers_, run(), asio::use_awaitable);
       }
-      asio::steady_timer timer(stream.get_executor());
-      while (out.retry_until && std::chrono::steady_clock::now() < *out.retry_until) {
-        timer.expires_after(std::chrono::milliseconds(20));
-        co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-        out = co_await asio::co_spawn(workers_, run(), asio::use_awaitable);
+      if (out.long_poll.count() > 0) {
+        // Nothing yet: wait for an event (no polling), the deadline, or the client to go away.
+        struct release {
+          std::atomic<std::size_t>& n;
+          ~release() { n.fetch_sub(1); }
+        } slot{api_.long_polls()};
+        if (api_.long_polls().fetch_add(1) >= opts_.max_long_polls) {
+          out = http_response{429, json_error("too_many_requests", "too many long-polls are waiting; try again")};
+        } else {
+          const auto deadline = std::chrono::steady_clock::now() + out.long_poll;
+          bool watch_client = true;
+          while (out.long_poll.count() > 0 && std::chrono::steady_clock::now() < deadline) {
+            const std::uint64_t generation = event_generation_.load(std::memory_order_acquire);
+            if (!co_await wait_for_event(stream, buffer, deadline, generation, watch_client)) {
+              api_.count(http_api::route_of(req), 499);  // the client closed while waiting
+              co_return;
+            }
+            out = co_await asio::co_spawn(workers_, run(), asio::use_awaitable);
+          }
+        }
       }
       api_.count(http_api::route_of(req), out.status);
 

@@ -6,6 +6,7 @@
 // timeout, and at most kMaxRequestsPerConnection requests on one connection.
 #include <atomic>
 #include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -25,6 +26,8 @@ struct http_server_options {
   // Nice value of the I/O threads: below the ingest threads' so that a query is answered soon
   // after it arrives even when ingest keeps every core busy (best effort: see set_nice).
   int nice = -5;
+  // Long-polls (GET /v1/events?wait=S) waiting at once; one more is answered 429.
+  std::size_t max_long_polls = 256;
 };
 
 class http_server {
@@ -40,9 +43,23 @@ class http_server {
  private:
   boost::asio::awaitable<void> session(boost::asio::ip::tcp::socket sock);
   void do_accept();
+  // Waits, on the session's strand, until an event lands, the deadline passes or the client
+  // goes away (false). Data the client pipelines meanwhile is kept in `buffer`.
+  boost::asio::awaitable<bool> wait_for_event(boost::beast::tcp_stream& stream, boost::beast::flat_buffer& buffer,
+                                              std::chrono::steady_clock::time_point deadline,
+                                              std::uint64_t seen_generation, bool& watch_client);
+  void wake_long_polls();
 
   http_api& api_;
   http_server_options opts_;
+  // Long-polls: each waits on a timer of its own strand; an event landing bumps the generation
+  // and cancels every waiting timer (one wake-up posted for a burst of events). Declared before
+  // io_: sessions still waiting when the server stops unlist themselves as io_ is destroyed.
+  std::uint64_t events_listener_ = 0;
+  std::atomic<std::uint64_t> event_generation_{0};
+  std::atomic<bool> wake_posted_{false};
+  std::mutex waiters_mu_;
+  std::list<std::shared_ptr<boost::asio::steady_timer>> waiters_;
   boost::asio::io_context io_;
   boost::asio::thread_pool workers_;
   boost::asio::ip::tcp::acceptor acceptor_;

@@ -18,7 +18,7 @@ std::uint64_t event_log::append(event e) {
   std::lock_guard lock(mu_);
   e.id = next_id_++;
   events_.push_back(e);
-  if (listener_) listener_(events_.back());
+  for (auto& [id, l] : listeners_) l(events_.back());
   return e.id;
 }
 
@@ -57,9 +57,15 @@ std::size_t event_log::count_of(event_type t) const {
       std::count_if(events_.begin(), events_.end(), [t](const event& e) { return e.type == t; }));
 }
 
-void event_log::set_listener(listener l) {
+std::uint64_t event_log::add_listener(listener l) {
   std::lock_guard lock(mu_);
-  listener_ = std::move(l);
+  listeners_.emplace_back(next_listener_, std::move(l));
+  return next_listener_++;
+}
+
+void event_log::remove_listener(std::uint64_t id) {
+  std::lock_guard lock(mu_);
+  std::erase_if(listeners_, [id](const auto& entry) { return entry.first == id; });
 }
 
 }  // namespace simcap

@@ -30,14 +30,17 @@ class event_log {
   // Puts back an event read from the store (ids ascending, after any already here); no listener.
   void restore(const event& e);
   std::size_t count_of(event_type t) const;
-  // Called synchronously, in id order, under the log's lock: keep it short.
-  void set_listener(listener l);
+  // Listeners are called synchronously for every appended event, in id order, under the log's
+  // lock: keep them short (post anything longer elsewhere). Any number may be added.
+  std::uint64_t add_listener(listener l);
+  void remove_listener(std::uint64_t id);
 
  private:
   mutable std::mutex mu_;
   std::deque<event> events_;
   std::uint64_t next_id_ = 1;
-  listener listener_;
+  std::uint64_t next_listener_ = 1;
+  std::vector<std::pair<std::uint64_t, listener>> listeners_;
 };
 
 }  // namespace simcap

@@ -35,6 +35,7 @@ class HttpServer : public ::testing::Test {
     cfg.ack_interval = 20ms;
     cfg.tokens = {{"admin-token", true, ""}};
     cfg.feeds = {{"carrier-a", "feed-secret"}};
+    cfg.max_long_polls = 40;
     d_ = std::make_unique<daemon>(cfg, true);
     d_->start();
   }
@@ -163,6 +164,84 @@ TEST_F(HttpServer, IoThreadRunsAtTheConfiguredNice) {
     ++found;
   }
   EXPECT_EQ(found, 1);
+}
+
+
+// The number of long-polls waiting now, from /metrics.
+std::size_t long_polls_of(http_client& c) {
+  auto m = c.request("GET", "/metrics").body;
+  auto at = m.find("\nsimcap_http_long_polls ");
+  return at == std::string::npos ? 999'999 : std::stoul(m.substr(at + 24));
+}
+
+template <class F>
+bool eventually(F&& f, std::chrono::milliseconds timeout = 10s) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (f()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return f();
+}
+
+TEST_F(HttpServer, LongPollAnswersEmptyAfterItsWait) {
+  http_client c(d_->http_port());
+  const auto last = d_->eng().events().last_id();
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = call(c, "GET", "/v1/events?wait=1&after=" + std::to_string(last));
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_TRUE(obj(r).at("events").as_array().empty());
+  EXPECT_GE(took, 900ms);
+  EXPECT_LT(took, 5s);  // it used to wait forever
+  EXPECT_EQ(long_polls_of(c), 0u);
+}
+
+TEST_F(HttpServer, LongPollWakesWhenAnEventLandsAndClosedClientsAreDropped) {
+  http_client c(d_->http_port());
+  ASSERT_EQ(call(c, "PUT", "/v1/products/acme", R"({})").status, 200u);
+  const auto last = d_->eng().events().last_id();
+  const std::string target = "/v1/events?wait=60&after=" + std::to_string(last);
+  // Clients that ask and go away.
+  std::vector<std::unique_ptr<feed_client>> gone;
+  for (int i = 0; i < 30; ++i) {
+    gone.push_back(std::make_unique<feed_client>(d_->http_port()));
+    gone.back()->send("GET " + target + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer admin-token\r\n\r\n");
+  }
+  ASSERT_TRUE(eventually([&] { return long_polls_of(c) == 30; })) << long_polls_of(c);
+  gone.clear();  // closed
+  EXPECT_TRUE(eventually([&] { return long_polls_of(c) == 0; }, 5s)) << long_polls_of(c);
+  // One that waits is answered as soon as an event lands.
+  auto poll = std::async(std::launch::async, [&] {
+    http_client pc(d_->http_port());
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = pc.request("GET", target, "", "admin-token");
+    return std::pair{r, std::chrono::steady_clock::now() - t0};
+  });
+  ASSERT_TRUE(eventually([&] { return long_polls_of(c) == 1; }));
+  ASSERT_EQ(call(c, "POST", "/v1/products/acme/sims", R"({"sims":[")" + test_iccid_text(1) + R"("]})").status, 200u);
+  ASSERT_EQ(poll.wait_for(10s), std::future_status::ready);
+  auto [r, took] = poll.get();
+  EXPECT_EQ(r.status, 200u);
+  auto evs = obj(r).at("events").as_array();
+  ASSERT_EQ(evs.size(), 1u);
+  EXPECT_EQ(evs[0].at("type").as_string(), "activated");
+  EXPECT_LT(took, 10s);
+}
+
+TEST_F(HttpServer, LongPollsBeyondTheCapAre429) {
+  http_client c(d_->http_port());
+  const std::string target = "/v1/events?wait=60&after=" + std::to_string(d_->eng().events().last_id());
+  std::vector<std::unique_ptr<feed_client>> waiting;
+  for (int i = 0; i < 40; ++i) {
+    waiting.push_back(std::make_unique<feed_client>(d_->http_port()));
+    waiting.back()->send("GET " + target + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer admin-token\r\n\r\n");
+  }
+  ASSERT_TRUE(eventually([&] { return long_polls_of(c) == 40; }));
+  auto r = call(c, "GET", target);
+  EXPECT_EQ(r.status, 429u);
+  EXPECT_EQ(obj(r).at("error").as_string(), "too_many_requests");
+  EXPECT_EQ(call(c, "GET", "/healthz").status, 200u);  // the rest of the port still answers
 }
 
 }  // namespace
