@@ -91,6 +91,12 @@ daemon::daemon(daemon_config cfg, bool simulated_clock) : cfg_(std::move(cfg)), 
 daemon::~daemon() { stop(); }
 
 void daemon::load_products() {
+  if (auto why = engine_->store_error()) {
+    // Nothing can be made durable now: the products and SIMs the store holds are used as they
+    // are, and the config's are applied at the next start that can write.
+    spdlog::warn("products of the config not applied: the store cannot write ({})", *why);
+    return;
+  }
   for (const product_config& p : cfg_.products) {
     auto r = engine_->put_product(p.settings);
     if (!r) throw std::runtime_error("products: " + p.settings.id + ": " + r.error().message);

@@ -258,11 +258,14 @@ class feed_session final : public std::enable_shared_from_this<feed_session>, pr
       free_.push_back(c.get());
       chunks_.push_back(std::move(c));
     }
-    received_high_ = applied_ = acked_ = srv_.eng().resume_after(feed_->engine_id);
+    received_high_ = applied_ = srv_.eng().resume_after(feed_->engine_id);
+    // What the welcome promises is durable: records applied but not yet in a checkpoint (a
+    // store that cannot write) are resent and dropped as duplicates by the shards.
+    acked_ = std::min(applied_, srv_.eng().durable_seq(feed_->engine_id));
     carry_.assign(buf.data() + n, buf.size() - n);  // records sent right behind the hello
     std::string welcome = "{\"welcome\":{\"feed\":";
     append_json_string(welcome, feed_->name);
-    welcome += ",\"resume_after\":" + std::to_string(applied_) + "}}\n";
+    welcome += ",\"resume_after\":" + std::to_string(acked_) + "}}\n";
     boost::system::error_code wec;
     co_await asio::async_write(sock_, asio::buffer(welcome), asio::redirect_error(asio::use_awaitable, wec));
     if (wec) co_return false;
@@ -466,8 +469,11 @@ class feed_session final : public std::enable_shared_from_this<feed_session>, pr
   asio::awaitable<void> writer() {
     auto last_ack = std::chrono::steady_clock::now();
     for (;;) {
-      // Done once everything read is applied and acknowledged as durable.
-      const bool idle_done = reading_done_ && inflight_.empty() && acked_ >= applied_;
+      // Done once everything read is applied and acknowledged as durable (or, when simcapd
+      // stops with a store that cannot write, applied: no ack is coming; the feed resends from
+      // its last one).
+      const bool idle_done = reading_done_ && inflight_.empty() &&
+                             (acked_ >= applied_ || (srv_.stopping() && srv_.eng().store_error().has_value()));
       if (reading_done_ && inflight_.empty() && ackable() < applied_ && !asked_checkpoint_) {
         srv_.eng().request_checkpoint();  // the feed waits for its last ack: no need to wait
         asked_checkpoint_ = true;

@@ -84,6 +84,7 @@ class feed_server {
   feed_registry& feeds() noexcept { return feeds_; }
   dead_letter_sink& dead_letters() noexcept { return dead_letters_; }
   const feed_server_options& options() const noexcept { return opts_; }
+  bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
 
  private:
   void do_accept();

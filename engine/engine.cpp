@@ -11,6 +11,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include <spdlog/spdlog.h>
+
 #include "simcap/thread_name.hpp"
 #include "calendar.hpp"
 #include "codec.hpp"
@@ -174,6 +176,16 @@ struct engine::impl final : detail::shard_host {
     if (it == by_id.end()) return std::nullopt;
     return it->second;
   }
+  // catalog_mu held. The shards' view of e after its settings changed (a new version, to be
+  // checkpointed).
+  product_info apply_settings(product_entry& e) {
+    e.info.id = e.settings.id;
+    e.info.default_mb_limit = e.settings.default_mb_limit.value_or(opts.default_mb_limit);
+    e.info.thresholds = to_permille(e.settings.alert_thresholds.value_or(opts.alert_thresholds));
+    e.info.version++;
+    e.dirty = true;
+    return e.info;
+  }
   product_view view_of(const product_entry& e) const {
     product_view v;
     v.id = e.settings.id;
@@ -309,6 +321,12 @@ struct engine::impl final : detail::shard_host {
   // Loads the store into the catalog, the event log and the shards (before they start).
   void recover() {
     st = std::make_unique<detail::store>(opts.store_dir);
+    if (!st->writable()) {
+      // A full disk at start: the state is read, nothing is acknowledged until it can write.
+      spdlog::error("store {}: {}; acks stop until it can write", opts.store_dir, st->open_error());
+      store_failure = st->open_error();
+      store_failed.store(true);
+    }
     std::string meta;
     if (st->get("M", meta)) {
       detail::reader r(meta);
@@ -336,7 +354,7 @@ struct engine::impl final : detail::shard_host {
       auto idx = detail::read_be<std::uint16_t>(k, 1);
       if (idx != products.size()) throw std::runtime_error("store: products are not dense");
       products.push_back(decode_product(v, idx));
-      by_id.emplace(products.back().settings.id, idx);
+      if (!products.back().settings.id.empty()) by_id.emplace(products.back().settings.id, idx);
       return true;
     });
     // The event log loads beside the shards.
@@ -410,13 +428,55 @@ struct engine::impl final : detail::shard_host {
     rocksdb::WriteBatch& into;
   };
 
-  void checkpoint() {
-    if (!st || store_failed.load()) return;
-    std::lock_guard ck(checkpoint_mu);
-    const auto t0 = std::chrono::steady_clock::now();
-    const std::uint64_t n = checkpoint_no + 1;
-    rocksdb::WriteBatch wb;
-    std::vector<event> evs;
+  // A control change on one shard, as it can be taken back: the SIMs as they were, and the
+  // events it made.
+  struct change {
+    std::vector<shard::undo_point> points;
+    std::vector<event> events;
+  };
+  // Takes back a control change whose checkpoint failed (indexed by shard): it was answered 503,
+  // so it must not be seen, now or after the store writes again. Its events leave the unwritten
+  // checkpoint (or the shards, if no cut took them); the SIMs are put back and marked, so the
+  // next checkpoint writes them as they were, in the same write as the unwritten one.
+  void take_back(std::vector<change> changes) {
+    {
+      std::lock_guard ck(checkpoint_mu);
+      for (change& c : changes) {
+        std::erase_if(c.events, [&](const event& e) {
+          if (!unwritten) return false;
+          auto& evs = unwritten->events;
+          auto it = std::find_if(evs.begin(), evs.end(), [&](const event& p) { return same_event(p, e); });
+          if (it == evs.end()) return false;
+          evs.erase(it);
+          return true;
+        });
+      }
+    }
+    for (unsigned s = 0; s < changes.size(); ++s) {
+      if (changes[s].points.empty() && changes[s].events.empty()) continue;
+      call(s, [&](shard& sh) {
+        for (auto it = changes[s].points.rbegin(); it != changes[s].points.rend(); ++it) sh.restore(*it);
+        sh.drop_events(changes[s].events);
+      });
+    }
+  }
+
+  // What one checkpoint writes, kept whole until it is on disk. Event ids are given at the
+  // write, so that events taken out (an undone control change) leave no gap.
+  struct pending_checkpoint {
+    std::uint64_t number = 0;
+    rocksdb::WriteBatch ops;
+    std::vector<event> events;
+    std::vector<std::uint64_t> low = std::vector<std::uint64_t>(detail::kMaxFeeds, std::numeric_limits<std::uint64_t>::max());
+    std::vector<unsigned> seen = std::vector<unsigned>(detail::kMaxFeeds, 0);
+    std::uint64_t sims = 0;
+    double longest_cut = 0;
+  };
+
+  // Takes what changed since the last cut from the catalog and the shards.
+  pending_checkpoint cut(std::uint64_t n) {
+    pending_checkpoint p;
+    p.number = n;
     {
       // The catalog before the shards: a period the catalog closes after this point is
       // closed again (with its event) after a crash.
@@ -424,80 +484,133 @@ struct engine::impl final : detail::shard_host {
       for (std::size_t i = 0; i < products.size(); ++i) {
         if (!products[i].dirty) continue;
         products[i].dirty = false;
-        wb.Put(detail::key_builder('P').be(static_cast<std::uint16_t>(i)).str(), encode(products[i]));
+        p.ops.Put(detail::key_builder('P').be(static_cast<std::uint16_t>(i)).str(), encode(products[i]));
       }
-      evs = std::move(pending_events);
+      p.events = std::move(pending_events);
       pending_events.clear();
       if (countries_dirty) {
         countries_dirty = false;
         std::string codes;
         for (unsigned i = 1; i < country_count.load(); ++i) codes.append(countries[i].data(), 2);
-        wb.Put("N", codes);
+        p.ops.Put("N", codes);
       }
     }
     std::vector<rocksdb::WriteBatch> parts(shards.size());
     std::vector<detail::shard_cut> cuts(shards.size());
     each_shard([&](shard& sh) { sh.cut(parts[sh.index()], cuts[sh.index()], n); });
-    merge_into m(wb);
-    std::uint64_t sims = 0;
-    double longest_cut = 0;
+    merge_into m(p.ops);
     for (unsigned s = 0; s < shards.size(); ++s) {
-      longest_cut = std::max(longest_cut, cuts[s].seconds);
+      p.longest_cut = std::max(p.longest_cut, cuts[s].seconds);
       parts[s].Iterate(&m);
-      for (auto& [k, v] : cuts[s].blobs) wb.Put(k, v);
-      sims += cuts[s].sims;
-      for (event& e : cuts[s].events) evs.push_back(e);
+      for (auto& [k, v] : cuts[s].blobs) p.ops.Put(k, v);
+      p.sims += cuts[s].sims;
+      for (event& e : cuts[s].events) p.events.push_back(e);
+      // Durable watermarks: every shard's, the lowest counts.
+      for (auto [f, seq] : cuts[s].watermarks) {
+        p.low[f] = std::min(p.low[f], seq);
+        p.seen[f]++;
+      }
     }
+    return p;
+  }
+
+  // A checkpoint that could not be written goes first into the next one: its writes, then the
+  // newer ones, in one atomic write.
+  static void append(pending_checkpoint& older, pending_checkpoint&& newer) {
+    merge_into m(older.ops);
+    newer.ops.Iterate(&m);
+    older.number = newer.number;
+    for (event& e : newer.events) older.events.push_back(e);
+    older.low = std::move(newer.low);
+    older.seen = std::move(newer.seen);
+    older.sims += newer.sims;
+    older.longest_cut = std::max(older.longest_cut, newer.longest_cut);
+  }
+
+  // Writes p; false (and p kept for the next try) when the store cannot write.
+  bool write(pending_checkpoint& p, std::chrono::steady_clock::time_point t0) {
+    const bool clock_moved = clk.is_manual() && clk.now() != stored_time;
+    if (p.ops.Count() == 0 && p.events.empty() && !clock_moved) return true;
+    if (test_pause.count() > 0) std::this_thread::sleep_for(test_pause);  // crash tests only
+    rocksdb::WriteBatch wb;
+    merge_into m(wb);
+    p.ops.Iterate(&m);
     // The checkpoint's events, in values of up to kBlobBytes keyed by their first id.
     std::uint64_t id = events.last_id() + 1;
-    for (event& e : evs) e.id = id++;
+    for (event& e : p.events) e.id = id++;
     const std::size_t per_value = detail::kBlobBytes / sizeof(event);
-    for (std::size_t at = 0; at < evs.size(); at += per_value) {
-      const std::size_t n = std::min(per_value, evs.size() - at);
-      wb.Put(detail::key_builder('E').be(evs[at].id).str(),
-             rocksdb::Slice(reinterpret_cast<const char*>(evs.data() + at), n * sizeof(event)));
+    for (std::size_t at = 0; at < p.events.size(); at += per_value) {
+      const std::size_t k = std::min(per_value, p.events.size() - at);
+      wb.Put(detail::key_builder('E').be(p.events[at].id).str(),
+             rocksdb::Slice(reinterpret_cast<const char*>(p.events.data() + at), k * sizeof(event)));
     }
-    // Durable watermarks: every shard's, the lowest counts.
-    std::vector<std::uint64_t> low(detail::kMaxFeeds, std::numeric_limits<std::uint64_t>::max());
-    std::vector<unsigned> seen(detail::kMaxFeeds, 0);
-    for (const auto& c : cuts) {
-      for (auto [f, seq] : c.watermarks) {
-        low[f] = std::min(low[f], seq);
-        seen[f]++;
-      }
-    }
-    // A manual clock's moves are part of the state (it resumes there after a restart).
-    const bool clock_moved = clk.is_manual() && clk.now() != stored_time;
-    if (wb.Count() != 0 || clock_moved) {
-      if (test_pause.count() > 0) std::this_thread::sleep_for(test_pause);  // crash tests only
-      detail::writer meta;
-      meta.put(n).put(static_cast<std::uint32_t>(shards.size())).put(clk.now());
-      wb.Put("M", meta.str());
-      try {
-        st->write(wb);
-      } catch (const std::exception& e) {
-        // What this cut took from the shards is not on disk: stop acknowledging anything.
-        std::lock_guard lock(stats_mu);
-        store_failure = e.what();
-        store_failed.store(true);
-        return;
-      }
-      checkpoint_no = n;
-      stored_time = clk.now();
-      for (const event& e : evs) events.append(e);
-      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    detail::writer meta;
+    meta.put(p.number).put(static_cast<std::uint32_t>(shards.size())).put(clk.now());
+    wb.Put("M", meta.str());
+    try {
+      st->write(wb);
+    } catch (const std::exception& e) {
       std::lock_guard lock(stats_mu);
-      stats.checkpoints++;
-      stats.last_checkpoint_seconds = secs;
-      stats.last_checkpoint_time = clk.now();
-      stats.last_checkpoint_sims = sims;
-      stats.last_cut_seconds = longest_cut;
+      if (!store_failed.load()) spdlog::error("checkpoint not written, acks stop until it is: {}", e.what());
+      store_failure = e.what();
+      store_failed.store(true);
+      return false;
+    }
+    checkpoint_no = p.number;
+    stored_time = clk.now();
+    for (const event& e : p.events) events.append(e);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::lock_guard lock(stats_mu);
+    stats.checkpoints++;
+    stats.last_checkpoint_seconds = secs;
+    stats.last_checkpoint_time = clk.now();
+    stats.last_checkpoint_sims = p.sims;
+    stats.last_cut_seconds = p.longest_cut;
+    return true;
+  }
+
+  // checkpoint_mu held. While the store cannot write, nothing more is taken from the shards
+  // (their changes wait there, marked): a try every retry_wait checks whether it can write again.
+  bool store_writable() {
+    if (!store_failed.load()) return true;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_retry) return false;
+    const std::uint64_t needed = std::max<std::uint64_t>(1 << 20, 2 * (unwritten ? unwritten->ops.GetDataSize() : 0));
+    if (st->free_bytes() < needed || !st->recover_writes()) {
+      retry_wait = std::min(retry_wait * 2, std::chrono::milliseconds(5000));
+      next_retry = now + retry_wait;
+      return false;
+    }
+    retry_wait = std::chrono::milliseconds(500);
+    return true;
+  }
+
+  void checkpoint() {
+    if (!st) return;
+    std::lock_guard ck(checkpoint_mu);
+    if (!store_writable()) return;
+    const auto t0 = std::chrono::steady_clock::now();
+    pending_checkpoint p = cut(std::max(checkpoint_no, unwritten ? unwritten->number : 0) + 1);
+    if (unwritten) {
+      append(*unwritten, std::move(p));
+      p = std::move(*unwritten);
+      unwritten.reset();
+    }
+    if (!write(p, t0)) {
+      unwritten = std::move(p);
+      next_retry = std::chrono::steady_clock::now() + retry_wait;
+      return;
+    }
+    if (store_failed.exchange(false)) {
+      spdlog::info("the store writes again: acks resume");
+      std::lock_guard lock(stats_mu);
+      store_failure.clear();
     }
     bool moved = false;
     for (std::size_t f = 0; f < detail::kMaxFeeds; ++f) {
-      if (seen[f] != shards.size()) continue;  // some shard has not seen the feed yet
-      if (low[f] > durable[f].load(std::memory_order_relaxed)) {
-        durable[f].store(low[f], std::memory_order_release);
+      if (p.seen[f] != shards.size()) continue;  // some shard has not seen the feed yet
+      if (p.low[f] > durable[f].load(std::memory_order_relaxed)) {
+        durable[f].store(p.low[f], std::memory_order_release);
         moved = true;
       }
     }
@@ -570,6 +683,11 @@ struct engine::impl final : detail::shard_host {
   }()};
   std::atomic<bool> store_failed{false};
   std::string store_failure;  // stats_mu
+  // A checkpoint the store could not write (checkpoint_mu): written first, with what changed
+  // since, once the store can write again; when to try.
+  std::optional<pending_checkpoint> unwritten;
+  std::chrono::steady_clock::time_point next_retry{};
+  std::chrono::milliseconds retry_wait{500};
   bool checkpoint_requested = false;  // ticker_mu
   std::thread checkpointer;
 
@@ -735,9 +853,11 @@ control_result<product_view> engine::put_product(const product_settings& s) {
   if (auto why = refuse_when_not_durable(*this)) return std::unexpected(*why);
   product_info info;
   product_view view;
+  std::optional<product_settings> before;  // unset: the product is new
   {
     std::lock_guard lock(impl_->catalog_mu);
     auto it = impl_->by_id.find(s.id);
+    if (it != impl_->by_id.end()) before = impl_->products[it->second].settings;
     if (it == impl_->by_id.end()) {
       if (impl_->products.size() >= 0xffff) {
         return std::unexpected(error(control_errc::bad_request, "too many products"));
@@ -753,15 +873,26 @@ control_result<product_view> engine::put_product(const product_settings& s) {
     if (s.default_mb_limit) e.settings.default_mb_limit = s.default_mb_limit;
     if (s.alert_thresholds) e.settings.alert_thresholds = s.alert_thresholds;
     if (s.country) e.settings.country = s.country;
-    e.info.id = s.id;
-    e.info.default_mb_limit = e.settings.default_mb_limit.value_or(impl_->opts.default_mb_limit);
-    e.info.thresholds = to_permille(e.settings.alert_thresholds.value_or(impl_->opts.alert_thresholds));
-    e.info.version++;
-    info = e.info;
+    info = impl_->apply_settings(e);
     view = impl_->view_of(e);
   }
   impl_->call_all([&info](shard& sh) { sh.learn_product(info); });
-  if (auto err = make_durable(*this)) return std::unexpected(*err);
+  if (auto err = make_durable(*this)) {
+    // Taken back: the product as it was (a new one is left nameless, its index unused).
+    {
+      std::lock_guard lock(impl_->catalog_mu);
+      impl::product_entry& e = impl_->products[info.index];
+      if (before) {
+        e.settings = *before;
+      } else {
+        impl_->by_id.erase(s.id);
+        e.settings.id.clear();
+      }
+      info = impl_->apply_settings(e);
+    }
+    impl_->call_all([&info](shard& sh) { sh.learn_product(info); });
+    return std::unexpected(*err);
+  }
   return view;
 }
 
@@ -807,13 +938,19 @@ control_result<import_result> engine::import_sims(std::string_view product,
   std::vector<std::vector<std::size_t>> by_shard(n);
   for (std::size_t i = 0; i < ids.size(); ++i) by_shard[shard_for(ids[i])].push_back(i);
   const unix_seconds now = impl_->clk.now();
+  std::vector<impl::change> changes(n);
   auto outcomes = impl_->call_all([&](shard& sh) {
     sh.learn_product(info);
+    impl::change& c = changes[sh.index()];
+    const std::size_t events_before = sh.pending_event_count();
     std::vector<detail::import_outcome> out;
     out.reserve(by_shard[sh.index()].size());
     for (std::size_t i : by_shard[sh.index()]) {
+      auto before = sh.undo_point_of(ids[i].key());
       out.push_back(sh.import_sim(ids[i].key(), info.index, initial, country, how.only_new, now));
+      if (out.back() == detail::import_outcome::imported) c.points.push_back(std::move(before));
     }
+    c.events = sh.pending_events_since(events_before);
     return out;
   });
   import_result r;
@@ -830,7 +967,10 @@ control_result<import_result> engine::import_sims(std::string_view product,
   }
   std::sort(r.refused.begin(), r.refused.end(),
             [](const import_refusal& a, const import_refusal& b) { return a.index < b.index; });
-  if (auto err = make_durable(*this)) return std::unexpected(*err);
+  if (auto err = make_durable(*this)) {
+    impl_->take_back(std::move(changes));
+    return std::unexpected(*err);
+  }
   return r;
 }
 
@@ -842,9 +982,20 @@ control_result<sim_view> engine::update_sim(iccid id, const sim_update& u, std::
   }
   if (auto why = refuse_when_not_durable(*this)) return std::unexpected(*why);
   const unix_seconds now = impl_->clk.now();
-  auto r = impl_->call(shard_for(id), [&](shard& sh) { return sh.update(id.key(), *sc, u, now); });
+  std::vector<impl::change> changes(shard_count());
+  impl::change& c = changes[shard_for(id)];
+  auto r = impl_->call(shard_for(id), [&](shard& sh) {
+    c.points.push_back(sh.undo_point_of(id.key()));
+    const std::size_t events_before = sh.pending_event_count();
+    auto v = sh.update(id.key(), *sc, u, now);
+    c.events = sh.pending_events_since(events_before);
+    return v;
+  });
   if (r) {
-    if (auto err = make_durable(*this)) return std::unexpected(*err);
+    if (auto err = make_durable(*this)) {
+      impl_->take_back(std::move(changes));
+      return std::unexpected(*err);
+    }
     impl_->fill_country(*r);
   }
   return r;

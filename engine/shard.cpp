@@ -882,6 +882,79 @@ control_result<sim_view> shard::update(std::uint64_t key, std::optional<std::uin
   return make_view(*s);
 }
 
+// ---------------------------------------------------------------- taking a change back
+
+shard::undo_point shard::undo_point_of(std::uint64_t key) const {
+  undo_point u;
+  u.key = key;
+  if (const sim_slot* s = table_.find(key)) {
+    u.existed = true;
+    u.before = *s;
+    if (s->product < products_.size()) {
+      const auto& retired = products_[s->product].retired;
+      if (auto it = retired.find(key); it != retired.end()) u.retired = it->second;
+    }
+  }
+  return u;
+}
+
+void shard::restore(const undo_point& u) {
+  SIMCAP_ASSERT_OWNER();
+  auto count_state = [&](std::uint8_t state, int sign) {
+    auto& c = by_state_[state];
+    c.store(c.load(std::memory_order_relaxed) + static_cast<std::size_t>(sign), std::memory_order_relaxed);
+  };
+  if (sim_slot* s = table_.find(u.key)) {
+    account(*s, -1);
+    count_state(s->state, -1);
+  }
+  if (!u.existed) {
+    table_.erase(u.key);
+    if (durable_) erased_.push_back(u.key);
+    return;
+  }
+  // A re-import moved the old life to a retired line: take that back too (its bytes and its
+  // chargeable count return with the slot). The new life's cleared days stay cleared.
+  shard_product& old = products_[u.before.product];
+  if (auto it = old.retired.find(u.key); it != old.retired.end() && !(u.retired && u.retired->bytes_up == it->second.bytes_up &&
+                                                                         u.retired->bytes_down == it->second.bytes_down &&
+                                                                         u.retired->sms == it->second.sms)) {
+    const closed_line was = u.retired.value_or(closed_line{u.key, 0, 0, 0, false});
+    old.totals.bytes_up -= it->second.bytes_up - was.bytes_up;
+    old.totals.bytes_down -= it->second.bytes_down - was.bytes_down;
+    old.totals.sms -= it->second.sms - was.sms;
+    old.totals.chargeable_sims -= it->second.chargeable && !was.chargeable;
+    old.totals.sims_by_state[static_cast<std::size_t>(sim_state::released)]++;
+    if (u.retired) {
+      it->second = *u.retired;
+    } else {
+      old.retired.erase(it);
+    }
+    if (durable_) retired_changed_.push_back({u.before.product, u.key});
+  }
+  auto [s, created] = table_.insert(u.key);
+  *s = u.before;
+  s->flags &= static_cast<std::uint8_t>(~sim_slot::kFlagDirty);
+  touch_all(*s);
+  account(*s, +1);
+  count_state(s->state, +1);
+}
+
+std::vector<event> shard::pending_events_since(std::size_t from) const {
+  if (from >= pending_events_.size()) return {};
+  return std::vector<event>(pending_events_.begin() + static_cast<std::ptrdiff_t>(from), pending_events_.end());
+}
+
+void shard::drop_events(std::vector<event>& taken_back) {
+  std::erase_if(taken_back, [&](const event& e) {
+    auto it = std::find_if(pending_events_.begin(), pending_events_.end(),
+                           [&](const event& p) { return same_event(p, e); });
+    if (it == pending_events_.end()) return false;
+    pending_events_.erase(it);
+    return true;
+  });
+}
+
 // ---------------------------------------------------------------- queries
 
 sim_view shard::make_view(const sim_slot& s) const {
@@ -1035,8 +1108,11 @@ bool get_varint(std::string_view s, std::size_t& at, std::uint64_t& v) {
 }
 
 // A SIM in a blob: 0, key, then up, down, sms, open_day as varints (a record changed its
-// usage, nothing else: most entries of a delta, about 17 bytes); or 1 and the whole slot.
+// usage, nothing else: most entries of a delta, about 17 bytes); 1 and the whole slot; or 2 and
+// the key of a SIM removed (an import taken back).
 constexpr std::size_t kMaxEntry = 1 + sizeof(sim_slot);
+// Marks a slot handed to blob_writer::add as a removal (not a state any SIM has).
+constexpr std::uint8_t kErased = 0xff;
 
 // Fills blobs of about kBlobBytes through a pointer (the cut runs between record batches: it
 // has to be quick).
@@ -1049,7 +1125,11 @@ class blob_writer {
       buf_.resize_and_overwrite(kBlobBytes + kMaxEntry, [](char*, std::size_t n) { return n; });  // no zero fill
       p_ = buf_.data();
     }
-    if (all) {
+    if (s.key != 0 && s.state == kErased) {
+      *p_++ = 2;
+      std::memcpy(p_, &s.key, sizeof s.key);
+      p_ += sizeof s.key;
+    } else if (all) {
       *p_++ = 1;
       std::memcpy(p_, &s, sizeof s);
       p_[offsetof(sim_slot, flags)] = static_cast<char>(s.flags & ~sim_slot::kFlagDirty);
@@ -1092,9 +1172,14 @@ void decode_slots(std::string_view blob, F&& f) {
       f(s, true);
       continue;
     }
-    if (kind != 0 || at + sizeof s.key > blob.size()) return;
+    if ((kind != 0 && kind != 2) || at + sizeof s.key > blob.size()) return;
     std::memcpy(&s.key, blob.data() + at, sizeof s.key);
     at += sizeof s.key;
+    if (kind == 2) {
+      s.state = kErased;
+      f(s, true);
+      continue;
+    }
     std::uint64_t sms = 0, day = 0;
     if (!get_varint(blob, at, s.up) || !get_varint(blob, at, s.down) || !get_varint(blob, at, sms) ||
         !get_varint(blob, at, day)) {
@@ -1161,6 +1246,14 @@ void shard::cut(rocksdb::WriteBatch& wb, shard_cut& out, std::uint64_t checkpoin
     }
   }
   dirty_.clear();
+  for (std::uint64_t key : erased_) {
+    if (table_.find(key) != nullptr) continue;  // imported again since
+    sim_slot gone{};
+    gone.key = key;
+    gone.state = kErased;
+    delta.add(gone, true);
+  }
+  erased_.clear();
   delta.flush();
 
   // The base: a new one begins once the deltas since the last one outweigh the table, and is
@@ -1215,8 +1308,12 @@ void shard::cut(rocksdb::WriteBatch& wb, shard_cut& out, std::uint64_t checkpoin
   for (auto [product, sim] : retired_changed_) {
     const auto& retired = products_[product].retired;
     auto it = retired.find(sim);
-    if (it == retired.end()) continue;  // the period closed since
-    wb.Put(slice(shard_key('R', index_).be(product).be(sim).str()), line_value(it->second));
+    auto key = shard_key('R', index_).be(product).be(sim).str();
+    if (it == retired.end()) {
+      wb.Delete(slice(key));  // taken back, or the period closed since (then in 'L')
+    } else {
+      wb.Put(slice(key), line_value(it->second));
+    }
   }
   retired_changed_.clear();
   for (const day_ref& d : dirty_days_) {
@@ -1341,6 +1438,13 @@ std::vector<std::pair<std::string, std::uint64_t>> shard::recover(const store& s
           s->down = stored.down;
           s->sms = stored.sms;
           s->open_day = stored.open_day;
+        }
+        return;
+      }
+      if (stored.state == kErased) {
+        if (sim_slot* s = table_.find(stored.key)) {
+          account_state(*s, -1);
+          table_.erase(stored.key);
         }
         return;
       }

@@ -172,6 +172,23 @@ class shard {
   // Closed periods of a product, oldest first.
   std::vector<closed_period> closed_of(std::uint16_t product, bool itemized) const;
 
+  // ---- taking back a control change whose checkpoint failed (owner thread)
+  // A SIM as it was before a change: restore() puts it back (or removes a SIM the change
+  // created), and the retired line the change wrote, if any.
+  struct undo_point {
+    std::uint64_t key = 0;
+    bool existed = false;
+    sim_slot before{};
+    std::optional<closed_line> retired;  // its old product's retired line before the change
+  };
+  undo_point undo_point_of(std::uint64_t key) const;
+  void restore(const undo_point& u);
+  // Events the shard made since `from` (pending_event_count() before the change) and not yet
+  // handed to a checkpoint; drop_events() takes such events back (each once).
+  std::size_t pending_event_count() const noexcept { return pending_events_.size(); }
+  std::vector<event> pending_events_since(std::size_t from) const;
+  void drop_events(std::vector<event>& taken_back);
+
   // ---- durability (owner thread, or before start() / after stop())
   // Writes everything changed since the last cut into wb (consistent: it runs between batches)
   // and hands over the events and watermarks that go with it.
@@ -332,6 +349,7 @@ class shard {
   };
   std::vector<closed_ref> closed_changed_;
   std::vector<std::pair<std::uint16_t, std::uint64_t>> retired_changed_;  // product, SIM
+  std::vector<std::uint64_t> erased_;  // SIMs removed (an import taken back): tombstones
   std::vector<closed_ref> closed_dropped_;
   std::vector<std::pair<std::uint64_t, unix_seconds>> new_ids_;
   unix_seconds ids_purged_before_ = 0;  // dedup entries older than this are gone

@@ -1,7 +1,8 @@
 #pragma once
 // Open-addressing table of per-SIM accumulators, owned by one shard thread. One 64-byte slot
 // (a cache line) per SIM, linear probing, capacity any size (fastrange), grows by 1.5x above
-// 85 % load. SIMs are never removed (a released SIM keeps its slot), so there are no tombstones.
+// 85 % load. A released SIM keeps its slot; erase() (an import undone) shifts the run after the
+// slot back, so there are no tombstones.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -96,6 +97,26 @@ class sim_table {
       }
       if (++i == cap_) i = 0;
     }
+  }
+
+  // Removes key's slot, if any (backward-shift deletion: later slots of the run move up, so
+  // slots after it may change place).
+  void erase(std::uint64_t key) noexcept {
+    sim_slot* s = find(key);
+    if (s == nullptr) return;
+    std::size_t hole = static_cast<std::size_t>(s - &slots_[0]);
+    for (std::size_t i = hole;;) {
+      if (++i == cap_) i = 0;
+      if (slots_[i].key == 0) break;
+      const std::size_t h = home(slots_[i].key);
+      // The slot at i may fill the hole when its home is not in (hole, i] (cyclically).
+      const bool stays = hole <= i ? (hole < h && h <= i) : (hole < h || h <= i);
+      if (stays) continue;
+      slots_[hole] = slots_[i];
+      hole = i;
+    }
+    slots_[hole] = sim_slot{};
+    --size_;
   }
 
   // At least this capacity. Loading slots saved in slot order into a table of the capacity they

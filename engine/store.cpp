@@ -4,15 +4,44 @@
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 
+#include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
+
+#include <cstdarg>
+#include <cstdio>
 #include <stdexcept>
 #include <system_error>
 
 namespace simcap::detail {
 
-store::store(const std::filesystem::path& dir) : dir_(dir) {
+namespace {
+
+// RocksDB's info log through simcap's logger: RocksDB's own LOG file would be written on the data
+// disk, and on a full disk its writer fails (and, in Debian's builds, trips an assertion).
+class rocksdb_to_spdlog final : public rocksdb::Logger {
+ public:
+  rocksdb_to_spdlog() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override { Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap); }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel()) return;
+    char buf[1024];
+    std::vsnprintf(buf, sizeof buf, format, ap);
+    if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL) {
+      spdlog::error("store: {}", buf);
+    } else {
+      spdlog::warn("store: {}", buf);
+    }
+  }
+};
+
+}  // namespace
+
+rocksdb::Options store::options() const {
   rocksdb::Options o;
   o.create_if_missing = true;
   o.paranoid_checks = true;
+  o.info_log = std::make_shared<rocksdb_to_spdlog>();
   // A torn or corrupt WAL record ends recovery there: the state is that of the last whole
   // checkpoint before it, never part of one.
   o.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
@@ -40,21 +69,66 @@ store::store(const std::filesystem::path& dir) : dir_(dir) {
   o.writable_file_max_buffer_size = 256 << 10;
   o.avoid_flush_during_shutdown = true;
   o.max_total_wal_size = 96 << 20;
-  o.keep_log_file_num = 2;
   rocksdb::BlockBasedTableOptions t;
   t.block_size = 16 << 10;
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
   // Flushes and compactions yield to ingest and queries.
   o.env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::HIGH, rocksdb::CpuPriority::kLow);
   o.env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::LOW, rocksdb::CpuPriority::kLow);
+  return o;
+}
+
+bool store::open_writable(std::string& error) {
   rocksdb::DB* db = nullptr;
-  rocksdb::Status st = rocksdb::DB::Open(o, dir.string(), &db);
-  if (!st.ok()) throw std::runtime_error("store " + dir.string() + ": " + st.ToString());
+  rocksdb::Status st = rocksdb::DB::Open(options(), dir_.string(), &db);
+  if (!st.ok()) {
+    error = st.ToString();
+    return false;
+  }
   db_.reset(db);
+  writable_ = true;
+  open_error_.clear();
+  return true;
+}
+
+store::store(const std::filesystem::path& dir) : dir_(dir) {
+  if (open_writable(open_error_)) return;
+  // A store that cannot be opened for writing (no room for its new log and manifest) is still
+  // read: simcapd starts with its state, not ready and acknowledging nothing, until it can write.
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status st = rocksdb::DB::OpenForReadOnly(options(), dir.string(), &db);
+  if (!st.ok()) throw std::runtime_error("store " + dir.string() + ": " + open_error_);
+  db_.reset(db);
+  open_error_ = "cannot open for writing: " + open_error_;
 }
 
 store::~store() {
   if (db_) db_->Close();
+}
+
+bool store::recover_writes() {
+  // RocksDB clears its background error only with room for a whole memtable to spare; reopening
+  // (the WAL replayed, a torn tail dropped) needs only room for what it writes.
+  if (writable_ && db_->Resume().ok()) return true;
+  {
+    db_->Close();
+    db_.reset();
+    writable_ = false;
+    std::string why;
+    if (open_writable(why)) return true;
+    rocksdb::DB* db = nullptr;
+    rocksdb::Status st = rocksdb::DB::OpenForReadOnly(options(), dir_.string(), &db);
+    if (!st.ok()) throw std::runtime_error("store " + dir_.string() + ": " + st.ToString());
+    db_.reset(db);
+    open_error_ = "cannot open for writing: " + why;
+    return false;
+  }
+}
+
+std::uint64_t store::free_bytes() const {
+  struct statvfs fs {};
+  if (::statvfs(dir_.c_str(), &fs) != 0) return 0;
+  return static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
 }
 
 void store::write(rocksdb::WriteBatch& batch) {

@@ -33,11 +33,22 @@ namespace simcap::detail {
 
 class store {
  public:
-  // Opens (creating when absent) the store in dir; throws std::runtime_error on failure.
+  // Opens (creating when absent) the store in dir. When it cannot be opened for writing (a full
+  // disk) but holds a store, it is opened read-only (writable() false, open_error() says why);
+  // throws std::runtime_error when it cannot be read either. RocksDB's own log goes to simcap's
+  // logger, never to a file on the data disk.
   explicit store(const std::filesystem::path& dir);
   ~store();
   store(const store&) = delete;
   store& operator=(const store&) = delete;
+
+  bool writable() const noexcept { return writable_; }
+  const std::string& open_error() const noexcept { return open_error_; }
+  // After a failed write (or a read-only start): makes the store writable again if it can be
+  // (reopens it read-write, or clears RocksDB's background error); false while it cannot.
+  bool recover_writes();
+  // Bytes free on the store's file system (statvfs), for deciding when to try again.
+  std::uint64_t free_bytes() const;
 
   // Writes the batch atomically and durably (WAL fsync). Throws on failure.
   void write(rocksdb::WriteBatch& batch);
@@ -48,8 +59,13 @@ class store {
   std::uint64_t disk_bytes() const;
 
  private:
+  rocksdb::Options options() const;
+  bool open_writable(std::string& error);
+
   std::filesystem::path dir_;
   std::unique_ptr<rocksdb::DB> db_;
+  bool writable_ = false;
+  std::string open_error_;
 };
 
 }  // namespace simcap::detail

@@ -84,6 +84,13 @@ struct event {
   unix_seconds period_start = 0;  // period_closed / late_adjustment: which period
 };
 
+// The same event, whatever its id (pending events have none yet).
+constexpr bool same_event(const event& a, const event& b) noexcept {
+  return a.time == b.time && a.sim == b.sim && a.product == b.product && a.type == b.type &&
+         a.reason == b.reason && a.threshold_permille == b.threshold_permille &&
+         a.usage_bytes == b.usage_bytes && a.limit_bytes == b.limit_bytes && a.period_start == b.period_start;
+}
+
 // The reason as it is shown to users: "threshold_0.9" for alerts, else to_string(reason).
 std::string reason_text(const event& e);
 

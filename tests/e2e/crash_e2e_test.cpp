@@ -9,7 +9,10 @@
 #include <sys/socket.h>
 
 #include <boost/json.hpp>
+#include <cstdio>
+#include <cstdlib>
 #include <ctime>
+#include <tuple>
 #include <map>
 #include <random>
 
@@ -292,6 +295,98 @@ TEST_F(Crash, SimulatedClockResumesAfterARestart) {
   // Back to the real time would be backwards.
   EXPECT_EQ(c.request("POST", "/v1/admin/clock", R"({"now":")" + rfc3339(real_now + 86400) + R"("})", "admin").status,
             400u);
+}
+
+
+// Fills the file system holding `dir` with a file, until a write fails; returns its path.
+fs::path fill_disk(const fs::path& dir) {
+  fs::path filler = dir / "filler";
+  std::FILE* f = std::fopen(filler.c_str(), "wb");
+  std::vector<char> block(1 << 16, 'f');
+  if (f != nullptr) {
+    while (std::fwrite(block.data(), 1, block.size(), f) == block.size() && std::fflush(f) == 0) {
+    }
+    std::fclose(f);
+  }
+  return filler;
+}
+
+template <class F>
+bool eventually(F&& f, std::chrono::seconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (f()) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return f();
+}
+
+// A full disk (a 20 MB tmpfs under the data dir): simcapd keeps running, refuses changes and
+// takes back the one it could not make durable, acknowledges nothing, and by itself acks again
+// once there is room; started on a full disk it serves its state read-only until there is room.
+TEST_F(Crash, FullDiskIsSurvivedAndAcksResumeOnceThereIsRoom) {
+  fs::path disk = dir_ / "disk";
+  fs::create_directories(disk);
+  if (::geteuid() != 0 || std::system(("mount -t tmpfs -o size=20m tmpfs " + disk.string()).c_str()) != 0) {
+    GTEST_SKIP() << "needs root to mount a 20 MB tmpfs (the full disk)";
+  }
+  struct unmount {
+    fs::path d;
+    ~unmount() { std::system(("umount -l " + d.string()).c_str()); }
+  } unmount_at_end{disk};
+  for (auto [file, prefix, n] : {std::tuple{"a.txt", "8901", "10"}, std::tuple{"b.txt", "8902", "50000"}}) {
+    child w({SIMCAP_FEED_BIN, "--write-iccids", (dir_ / file).string(), "--sims", n, "--iccid-prefix", prefix},
+            dir_ / "w.out", dir_ / "w.err");
+    ASSERT_EQ(w.wait(30s), 0);
+  }
+  std::ofstream(dir_ / "simcapd.toml") << "[server]\ndata_dir = \"" << (disk / "data").string() << "\"\n"
+                                       << "[[tokens]]\ntoken = \"admin\"\nscope = \"admin\"\n"
+                                       << "[[feeds]]\nname = \"carrier-a\"\ntoken = \"feed-secret\"\n"
+                                       << "[[products]]\nid = \"acme\"\ndefault_mb_limit = 100\n";
+  const std::string a_list = read_file(dir_ / "a.txt"), b_list = read_file(dir_ / "b.txt");
+  const std::string a1 = a_list.substr(0, a_list.find('\n')), b1 = b_list.substr(0, b_list.find('\n'));
+  start_daemon();
+  http_client c(http_port_);
+  ASSERT_EQ(c.request("POST", "/v1/products/acme/sims", a_list, "admin", "text/plain").status, 200u);
+
+  fs::path filler = fill_disk(disk);
+  auto big = c.request("POST", "/v1/products/acme/sims", b_list, "admin", "text/plain");
+  EXPECT_EQ(big.status, 503u) << big.body;
+  EXPECT_EQ(c.request("GET", "/v1/sims/" + b1, "", "admin").status, 404u);  // taken back
+  EXPECT_EQ(c.request("GET", "/readyz").status, 503u);
+  EXPECT_EQ(c.request("PUT", "/v1/sims/" + a1, R"({"mb_limit":77})", "admin").status, 503u);
+  EXPECT_EQ(json::parse(c.request("GET", "/v1/sims/" + a1, "", "admin").body).at("mb_limit").to_number<int>(), 100);
+
+  // Records stream while the disk is full; their last ack comes once there is room.
+  child feed({SIMCAP_FEED_BIN, "--connect", "127.0.0.1:" + std::to_string(feed_port_), "--feed", "carrier-a", "--token",
+              "feed-secret", "--sims", "10", "--iccid-prefix", "8901", "--records", "1000", "--timeout", "120", "--quiet"},
+             dir_ / "f.out", dir_ / "f.err");
+  ASSERT_FALSE(feed.wait(2s).has_value()) << feed.out() << feed.err() << daemon_->err();  // no ack while full
+  fs::remove(filler);
+  auto fed = feed.wait(60s);
+  ASSERT_TRUE(fed.has_value()) << "no ack after the disk had room again";
+  EXPECT_EQ(*fed, 0) << feed.out() << feed.err();
+  EXPECT_NE(feed.out().find("acked up to 1000"), std::string::npos) << feed.out();
+  EXPECT_TRUE(eventually([&] { return c.request("GET", "/readyz").status == 200u; }, 30s));
+  EXPECT_EQ(c.request("GET", "/v1/sims/" + b1, "", "admin").status, 404u);
+  ASSERT_EQ(c.request("PUT", "/v1/sims/" + a1, R"({"mb_limit":42})", "admin").status, 200u);
+
+  // Started on a full disk: the state is served, nothing is ready until there is room.
+  daemon_->signal(SIGKILL);
+  daemon_->wait(10s);
+  filler = fill_disk(disk);
+  start_daemon();
+  http_client r(http_port_);
+  EXPECT_EQ(r.request("GET", "/readyz").status, 503u);
+  auto sim = r.request("GET", "/v1/sims/" + a1, "", "admin");
+  ASSERT_EQ(sim.status, 200u);
+  EXPECT_EQ(json::parse(sim.body).at("mb_limit").to_number<int>(), 42);
+  EXPECT_EQ(r.request("GET", "/v1/sims/" + b1, "", "admin").status, 404u);  // the 503 import never lands
+  fs::remove(filler);
+  EXPECT_TRUE(eventually([&] { return r.request("GET", "/readyz").status == 200u; }, 30s));
+  EXPECT_EQ(r.request("PUT", "/v1/sims/" + a1, R"({"mb_limit":43})", "admin").status, 200u);
+  daemon_->signal(SIGTERM);
+  EXPECT_EQ(daemon_->wait(30s), 0);
 }
 
 }  // namespace

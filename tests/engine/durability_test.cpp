@@ -277,5 +277,22 @@ TEST_F(Durability, SimulatedClockResumesWhereItWas) {
   eng_.reset();
 }
 
+
+// A changed setting of an existing product is in the checkpoint that answers the change.
+TEST_F(Durability, ChangedProductSettingsSurviveARestart) {
+  make_product("acme", 5);
+  import("acme", {1});
+  product_settings p;
+  p.id = "acme";
+  p.default_mb_limit = 9;
+  p.country = "DE";
+  ASSERT_TRUE(eng_->put_product(p));
+  restart();
+  auto v = eng_->get_product("acme");
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->default_mb_limit, 9u);
+  EXPECT_EQ(v->country, "DE");
+}
+
 }  // namespace
 }  // namespace simcap::testing
