@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "../eventually.hpp"
 #include "engine_fixture.hpp"
 #include "feed_client.hpp"
 #include "http_client.hpp"
@@ -174,15 +175,6 @@ std::size_t long_polls_of(http_client& c) {
   return at == std::string::npos ? 999'999 : std::stoul(m.substr(at + 24));
 }
 
-template <class F>
-bool eventually(F&& f, std::chrono::milliseconds timeout = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (f()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return f();
-}
 
 TEST_F(HttpServer, LongPollAnswersEmptyAfterItsWait) {
   http_client c(d_->http_port());

@@ -17,6 +17,7 @@
 #include <random>
 
 #include "../adapters/http_client.hpp"
+#include "../eventually.hpp"
 #include "process.hpp"
 
 namespace simcap::testing {
@@ -311,15 +312,6 @@ fs::path fill_disk(const fs::path& dir) {
   return filler;
 }
 
-template <class F>
-bool eventually(F&& f, std::chrono::seconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (f()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return f();
-}
 
 // A full disk (a 20 MB tmpfs under the data dir): simcapd keeps running, refuses changes and
 // takes back the one it could not make durable, acknowledges nothing, and by itself acks again
