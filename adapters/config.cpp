@@ -89,12 +89,9 @@ class reader {
       }
       out.push_back(*d);
     }
-    for (std::size_t i = 0; i < out.size(); ++i) {
-      if (!(out[i] > 0 && out[i] <= 10) || (i > 0 && out[i] <= out[i - 1]) || out.size() > 8) {
-        error(prefix + "alert_thresholds",
-              "must be at most 8 strictly increasing ratios in (0, 10], e.g. [0.9]");
-        return std::nullopt;
-      }
+    if (auto why = check_alert_thresholds(out)) {
+      error(prefix + "alert_thresholds", *why + ", e.g. [0.9]");
+      return std::nullopt;
     }
     return out;
   }

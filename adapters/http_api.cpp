@@ -109,6 +109,17 @@ http_response control_error_answer(const control_error& e) {
   return error_answer(500, "internal", e.message);
 }
 
+// A data limit in MB from JSON: an integer from 1 to kMaxMbLimit, also written as 5.0.
+std::optional<std::uint32_t> mb_limit_of(const json::value& v) {
+  double d = 0;
+  if (v.is_int64()) d = static_cast<double>(v.as_int64());
+  else if (v.is_uint64()) d = static_cast<double>(v.as_uint64());
+  else if (v.is_double()) d = v.as_double();
+  else return std::nullopt;
+  if (!(d >= 1 && d <= kMaxMbLimit) || std::floor(d) != d) return std::nullopt;
+  return static_cast<std::uint32_t>(d);
+}
+
 json::object sim_json(const sim_view& v) {
   json::object o;
   o["_id"] = v.id.str();
@@ -723,13 +734,7 @@ http_response http_api::handle(const http_request& req) {
         else return error_answer(400, "invalid_request", "action must be activate, deactivate or reactivate");
       }
       if (auto* l = o->if_contains("mb_limit")) {
-        std::optional<std::uint32_t> mb;
-        if (l->is_int64() && l->as_int64() >= 1 && l->as_int64() <= kMaxMbLimit) mb = static_cast<std::uint32_t>(l->as_int64());
-        if (l->is_uint64() && l->as_uint64() >= 1 && l->as_uint64() <= kMaxMbLimit) mb = static_cast<std::uint32_t>(l->as_uint64());
-        if (l->is_double() && l->as_double() >= 1 && l->as_double() <= 1e8 &&
-            std::floor(l->as_double()) == l->as_double()) {
-          mb = static_cast<std::uint32_t>(l->as_double());
-        }
+        auto mb = mb_limit_of(*l);
         if (!mb) return error_answer(400, "invalid_request", "mb_limit must be an integer from 1 to 100000000");
         u.mb_limit = mb;
       }
@@ -787,7 +792,9 @@ http_response http_api::handle(const http_request& req) {
     std::uint64_t page = 1, per_page = 25;
     if (auto p = t->param("page")) {
       auto v = to_uint(*p);
-      if (!v || *v == 0) return error_answer(400, "invalid_request", "page must be a positive integer");
+      if (!v || *v == 0 || *v > 1'000'000'000) {
+        return error_answer(400, "invalid_request", "page must be 1 to 1000000000");
+      }
       page = *v;
     }
     auto pp = t->param("per_page");
@@ -815,6 +822,7 @@ http_response http_api::handle(const http_request& req) {
         if (page == 1) sims.push_back(sim_json(*v));
       }
     } else {
+      // (page is at most 10^9 and per_page 1000: the offset cannot wrap)
       sim_page pg = eng_.list_sims(f, (page - 1) * per_page, per_page);
       total = pg.total;
       for (const auto& v : pg.sims) sims.push_back(sim_json(v));
@@ -890,10 +898,9 @@ http_response http_api::handle(const http_request& req) {
       product_settings ps;
       ps.id = s[2];
       if (auto* v = o->if_contains("default_mb_limit")) {
-        if (!v->is_int64() || v->as_int64() < 1 || v->as_int64() > kMaxMbLimit) {
-          return error_answer(400, "invalid_request", "default_mb_limit must be an integer from 1 to 100000000");
-        }
-        ps.default_mb_limit = static_cast<std::uint32_t>(v->as_int64());
+        auto mb = mb_limit_of(*v);
+        if (!mb) return error_answer(400, "invalid_request", "default_mb_limit must be an integer from 1 to 100000000");
+        ps.default_mb_limit = mb;
       }
       if (auto* v = o->if_contains("alert_thresholds")) {
         const json::array* a = v->if_array();

@@ -88,6 +88,55 @@ simdjson::error_code time_of(F& field, unix_seconds& out, bool& ok) noexcept {
   return simdjson::INCORRECT_TYPE;
 }
 
+// Walks a value the record does not use, so that a line is a record only if it is valid JSON
+// throughout (On-Demand would skip it unchecked). Only lines with unknown fields pay for it.
+template <class V>
+simdjson::error_code check_json(V&& v, int depth) noexcept {
+  if (depth > 32) return simdjson::DEPTH_ERROR;
+  od::json_type t;
+  if (auto e = v.type().get(t)) return e;
+  switch (t) {
+    case od::json_type::object: {
+      od::object o;
+      if (auto e = v.get_object().get(o)) return e;
+      for (auto f : o) {
+        std::string_view k;
+        if (auto e = f.unescaped_key().get(k)) return e;
+        if (auto e = check_json(f.value(), depth + 1)) return e;
+      }
+      return simdjson::SUCCESS;
+    }
+    case od::json_type::array: {
+      od::array a;
+      if (auto e = v.get_array().get(a)) return e;
+      for (auto el : a) {
+        od::value x;
+        if (auto e = el.get(x)) return e;
+        if (auto e = check_json(x, depth + 1)) return e;
+      }
+      return simdjson::SUCCESS;
+    }
+    case od::json_type::string: {
+      std::string_view str;
+      return v.get_string().get(str);
+    }
+    case od::json_type::number: {
+      od::number n;
+      return v.get_number().get(n);
+    }
+    case od::json_type::boolean: {
+      bool b;
+      return v.get_bool().get(b);
+    }
+    case od::json_type::null: {
+      bool null = false;
+      if (auto e = v.is_null().get(null)) return e;
+      return null ? simdjson::SUCCESS : simdjson::TAPE_ERROR;
+    }
+  }
+  return simdjson::TAPE_ERROR;
+}
+
 }  // namespace
 
 void record_parser::emit_reject(parse_sink& sink, std::string_view line, std::uint32_t off,
@@ -118,6 +167,7 @@ bool record_parser::parse_object(od::object obj, unix_seconds now, usage_record&
     while (klen < 8 && kp[klen] != '"') ++klen;
     std::string_view key(kp, kp[klen] == '"' ? klen : 0);
     simdjson::error_code e = simdjson::SUCCESS;
+    bool unknown = false;  // a field the record does not use: its value is only checked
     switch (key.size()) {
       case 2:
         if (key == "up") {
@@ -132,6 +182,8 @@ bool record_parser::parse_object(od::object obj, unix_seconds now, usage_record&
           } else if (is_value_error(e)) {
             fail(reject_reason::bad_value, "id must be a string or a number");
           }
+        } else {
+          unknown = true;
         }
         break;
       case 3:
@@ -160,6 +212,8 @@ bool record_parser::parse_object(od::object obj, unix_seconds now, usage_record&
           } else if (e == simdjson::SUCCESS || is_value_error(e)) {
             fail(reject_reason::bad_value, "sms must be a non-negative integer");
           }
+        } else {
+          unknown = true;
         }
         break;
       case 4:
@@ -167,6 +221,8 @@ bool record_parser::parse_object(od::object obj, unix_seconds now, usage_record&
           e = field.value().get_uint64().get(r.down);
           has_down = e == simdjson::SUCCESS;
           if (is_value_error(e)) fail(reject_reason::bad_value, "down must be a non-negative integer");
+        } else {
+          unknown = true;
         }
         break;
       case 5:
@@ -193,6 +249,8 @@ bool record_parser::parse_object(od::object obj, unix_seconds now, usage_record&
           } else if (is_value_error(e)) {
             fail(reject_reason::bad_value, "start must be Unix seconds or an RFC 3339 time");
           }
+        } else {
+          unknown = true;
         }
         break;
       case 6:
@@ -210,10 +268,13 @@ bool record_parser::parse_object(od::object obj, unix_seconds now, usage_record&
           } else if (e == simdjson::SUCCESS || is_value_error(e)) {
             fail(reject_reason::bad_value, "mccmnc must be 5 or 6 digits");
           }
+        } else {
+          unknown = true;
         }
         break;
-      default: break;  // unknown fields are ignored
+      default: unknown = true; break;  // unknown fields are ignored
     }
+    if (unknown && check_json(field.value(), 0) != simdjson::SUCCESS) return false;
     if (e != simdjson::SUCCESS && !is_value_error(e)) return false;
   }
   if (why) return true;

@@ -28,15 +28,6 @@ using detail::shard_msg;
 
 namespace {
 
-std::optional<std::string> check_thresholds(const std::vector<double>& t) {
-  if (t.size() > 8) return "at most 8 alert thresholds";
-  for (std::size_t i = 0; i < t.size(); ++i) {
-    if (!(t[i] > 0.0 && t[i] <= 10.0)) return "alert thresholds must be in (0, 10]";
-    if (i > 0 && t[i] <= t[i - 1]) return "alert thresholds must be strictly increasing";
-  }
-  return std::nullopt;
-}
-
 std::vector<std::uint16_t> to_permille(const std::vector<double>& t) {
   std::vector<std::uint16_t> out;
   for (double v : t) out.push_back(static_cast<std::uint16_t>(std::lround(v * 1000)));
@@ -773,6 +764,21 @@ std::optional<control_error> refuse_when_not_durable(const engine& e) {
 }
 }  // namespace
 
+std::optional<std::string> check_alert_thresholds(const std::vector<double>& t) {
+  if (t.size() > 8) return "at most 8 alert thresholds";
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    if (!(t[i] > 0.0 && t[i] <= 10.0)) return "alert thresholds must be in (0, 10]";
+    if (i > 0 && t[i] <= t[i - 1]) return "alert thresholds must be strictly increasing";
+  }
+  // They are kept in per mille: two that round to the same one would be one threshold.
+  const auto permille = to_permille(t);
+  for (std::size_t i = 1; i < permille.size(); ++i) {
+    if (permille[i] <= permille[i - 1]) return "alert thresholds must differ by at least 0.001";
+  }
+  if (!permille.empty() && permille.front() == 0) return "alert thresholds must be at least 0.001";
+  return std::nullopt;
+}
+
 bool engine::valid_country(std::string_view code) const {
   if (code.size() != 2 || code[0] < 'A' || code[0] > 'Z' || code[1] < 'A' || code[1] > 'Z') return false;
   const auto& list = impl_->opts.countries;
@@ -843,7 +849,7 @@ control_result<product_view> engine::put_product(const product_settings& s) {
     return std::unexpected(error(control_errc::bad_request, "default_mb_limit must be 1 to 100000000"));
   }
   if (s.alert_thresholds) {
-    if (auto why = check_thresholds(*s.alert_thresholds)) {
+    if (auto why = check_alert_thresholds(*s.alert_thresholds)) {
       return std::unexpected(error(control_errc::bad_request, *why));
     }
   }

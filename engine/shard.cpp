@@ -778,7 +778,11 @@ control_result<sim_view> shard::update(std::uint64_t key, std::optional<std::uin
   auto state = static_cast<sim_state>(s->state);
   touch_all(*s);  // a refused request writes the unchanged SIM again: harmless
   if (state == sim_state::released) {
-    return std::unexpected(transition_error(state, u.action.value_or(sim_action::activate)));
+    if (!u.action) {
+      return std::unexpected(control_error{control_errc::invalid_transition,
+                                           "cannot change the data limit of a SIM that is released", state, {}});
+    }
+    return std::unexpected(transition_error(state, *u.action));
   }
   // Check the action before changing anything, so a refused request changes nothing.
   if (u.action) {

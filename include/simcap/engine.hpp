@@ -28,6 +28,11 @@ namespace simcap {
 // Data limits (a SIM's mb_limit, a product's default_mb_limit) are 1 to this many MB.
 inline constexpr std::uint32_t kMaxMbLimit = 100'000'000;
 
+// Why a list of alert thresholds (ratios of the limit) is not valid, or nullopt: at most 8,
+// strictly increasing, in (0, 10], at least 0.001 apart. The one check the config and the
+// HTTP port use.
+std::optional<std::string> check_alert_thresholds(const std::vector<double>& t);
+
 struct engine_options {
   unsigned shards = 0;  // 0: one per core
   std::uint64_t mb_bytes = 1'000'000;

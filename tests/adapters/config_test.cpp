@@ -118,6 +118,12 @@ TEST(Config, DurationsAndNumbersAreBounded) {
   EXPECT_EQ(ok->engine.future_skew, std::chrono::minutes(10));
 }
 
+TEST(Config, ThresholdsThatRoundToTheSamePermilleAreRefused) {
+  auto cfg = parse_config("[limits]\nalert_thresholds = [0.9, 0.9001]\n", ".");
+  ASSERT_FALSE(cfg);
+  EXPECT_TRUE(has_error(cfg.error(), "limits.alert_thresholds"));
+}
+
 TEST(Config, ProductCountryIsAnIsoCode) {
   auto cfg = parse_config("[[products]]\nid = \"a\"\ncountry = \"XX\"\n", ".");
   ASSERT_FALSE(cfg);

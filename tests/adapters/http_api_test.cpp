@@ -481,5 +481,28 @@ TEST_F(HttpApi, InvalidBytesAreNotEchoedRaw) {
   EXPECT_EQ(v.at("invalid").as_array()[0].at("value").as_string(), "89???bad");
 }
 
+
+TEST_F(HttpApi, SmallValidationGaps) {
+  // Thresholds that round to the same per-mille value are one threshold: refused.
+  auto th = call("PUT", "/v1/products/acme", R"({"alert_thresholds":[0.9,0.9001]})");
+  EXPECT_EQ(th.status, 400u) << th.body;
+  // A limit written as 5.0 is 5, for a SIM as for a product.
+  EXPECT_EQ(call("PUT", "/v1/products/acme", R"({"default_mb_limit":7.0})").status, 200u);
+  EXPECT_EQ(body_of(call("GET", "/v1/products/acme")).at("default_mb_limit").to_number<int>(), 7);
+  EXPECT_EQ(call("PUT", "/v1/products/acme", R"({"default_mb_limit":7.5})").status, 400u);
+  EXPECT_EQ(call("PUT", sim_path(1), R"({"mb_limit":5.0})").status, 200u);
+  // A page far past the end cannot wrap the offset back into range.
+  auto far = call("GET", "/v1/products/acme/sims?page=18446744073709551615&per_page=1000");
+  EXPECT_EQ(far.status, 400u);
+  auto last = call("GET", "/v1/products/acme/sims?page=1000000000&per_page=1000");
+  ASSERT_EQ(last.status, 200u);
+  EXPECT_TRUE(body_of(last).at("sims").as_array().empty());
+  // A limit change on a released SIM says what was refused.
+  ASSERT_EQ(call("DELETE", sim_path(2)).status, 204u);
+  auto rel = call("PUT", sim_path(2), R"({"mb_limit":9})");
+  EXPECT_EQ(rel.status, 409u);
+  EXPECT_NE(std::string(body_of(rel).at("error_description").as_string()).find("data limit"), std::string::npos) << rel.body;
+}
+
 }  // namespace
 }  // namespace simcap::testing

@@ -217,5 +217,53 @@ TEST(RecordParser, UnreadableSeqIsNotTrusted) {
   EXPECT_EQ(zero.rejects[0].reason, reject_reason::bad_value);
 }
 
+
+// A line gets the same reason whether it comes alone or among good lines (the batch pass and
+// the line-by-line pass agree).
+TEST(RecordParser, AMalformedLineHasOneReasonAloneOrInABatch) {
+  const std::string id = "\"iccid\":\"" + kIccid + "\"";
+  const std::vector<std::string> lines = {
+      "{\"seq\":5," + id + ",\"up\":1,\"end\":1763800000}x",
+      "{\"seq\":5," + id + ",\"up\":1,\"end\":1763800000,}",
+      "{\"seq\":5," + id + " \"up\":1,\"end\":1763800000}",
+      "{\"seq\":5," + id + ",\"up\":1,\"end\":1763800000",
+      "{\"seq\":5," + id + ",\"up\":tru,\"end\":1763800000}",
+      "{\"seq\":5," + id + ",\"up\":1,\"end\":1763800000}}",
+      "{\"seq\":5," + id + ",\"up\":1,\"end\":1763800000,\"x\":[}",
+      "{\"seq\":5," + id + ",\"up\":1,\"end\":1763800000,\"x\":{\"y\":}}",
+      "{\"seq\":5,\"up\":1,\"end\":1763800000," + id.substr(0, id.size() - 3),
+      "{\"seq\":5," + id + ",\"up\":1,\"x\":[1,2,\"end\":1763800000}",
+      "{\"seq\":5," + id + ",\"up\":1,\"end\":1763800000,\"x\":\"\\q\"}",
+      "{\"seq\":5," + id + ",\"up\":1,\"end\":1763800000,\"x\":nul}",
+      "{\"seq\":5," + id + ",\"up\":1,\"end\":1763800000,\"x\":01}",
+      "{\"seq\":5," + id + ",\"up\":1,\"end\":1763800000,\"x\":1e}",
+      "{\"seq\":5," + id + ",\"up\":1,\"end\":1763800000,:1}",
+      "{\"seq\":5," + id + ",\"up\":1,\"end\":1763800000,\"x\"}",
+      "{\"seq\":5," + id + ",\"up\":1,\"end\":1763800000,\"x\":[1 2]}",
+      "[1,2]", "\"text\"", "42", "{}", "{\"seq\":5}", "nul", "{\"seq\":5,,}",
+      "{\"seq\":5x," + id + ",\"up\":1,\"end\":1763800000}",
+      "{\"seq\":5," + id + ",\"up\":1x,\"end\":1763800000}",
+      "{\"seq\":5," + id + ",\"up\":1,\"end\":1763800000x}",
+      "{\"seq\":5," + id + ",\"up\":1,\"end\":\"2025-11-22T08:00:00Z}",
+      "{\"seq\":5,\"iccid\":\"" + kIccid + ",\"up\":1,\"end\":1763800000}",
+      "{seq:5," + id + ",\"up\":1,\"end\":1763800000}",
+      "{\"seq\":5," + id + ",\"up\":1,\"end\":1763800000,\"up\":}",
+      "{\"seq\":5," + id + ",\"up\":,\"end\":1763800000}",
+      "{\"seq\":5," + id + ",\"end\":1763800000,\"up\":}",
+      "{\"seq\":5," + id + ",\"end\":1763800000,\"down\":[1}",
+  };
+  for (const auto& line : lines) {
+    auto alone = parse(line + "\n");
+    auto batch = parse(good(1) + line + "\n" + good(9));
+    auto reason = [](const collected& c) {
+      return c.rejects.size() == 1 ? std::string(to_string(c.rejects[0].reason)) : "rejects " + std::to_string(c.rejects.size());
+    };
+    EXPECT_EQ(reason(batch), reason(alone)) << line;
+    EXPECT_EQ(batch.records.size(), 2u) << line;
+    // Broken JSON in a field the record does not use still makes the line malformed.
+    if (line.find("\"x\"") != std::string::npos) EXPECT_EQ(reason(alone), "malformed_json") << line;
+  }
+}
+
 }  // namespace
 }  // namespace simcap::testing
