@@ -39,6 +39,13 @@ class dedup_set {
     while (keep * 10 > cap * 5) cap *= 2;
     rehash(cap, oldest);
   }
+  // Calls f(fingerprint, time) for every entry.
+  template <class F>
+  void for_each(F&& f) const {
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+      if (slots_[i].fp != 0) f(slots_[i].fp, slots_[i].time);
+    }
+  }
   std::size_t size() const noexcept { return size_; }
   std::size_t memory_bytes() const noexcept { return slots_.bytes(); }
 

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <future>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -323,16 +324,13 @@ struct engine::impl final : detail::shard_host {
       detail::reader r(meta);
       checkpoint_no = r.get<std::uint64_t>();
       auto stored_shards = r.get<std::uint32_t>();
-      if (stored_shards != shards.size()) {
-        throw std::runtime_error("data_dir holds state of " + std::to_string(stored_shards) +
-                                 " shards; start with --shards " + std::to_string(stored_shards));
-      }
       // A simulated clock goes on from where it was (SPEC §4), not from the real time.
       const auto stored_now = r.get<unix_seconds>();
       stored_time = stored_now;
       if (auto* mc = dynamic_cast<manual_clock*>(&clk); mc != nullptr && r.ok && opts.resume_clock) {
         mc->set(stored_now);
       }
+      if (stored_shards != shards.size()) reshard(stored_shards);
     }
     std::string codes;
     if (st->get("N", codes)) {
@@ -395,6 +393,68 @@ struct engine::impl final : detail::shard_host {
     }
     for (std::uint32_t f = 0; f < feeds.size(); ++f) apply_recovered_seq(f);
   }
+  // The store holds the state of `from` shards and simcapd runs with another count: moves every
+  // SIM to the shard shard_for() now places it in, in one atomic write, before the normal
+  // recovery reads the store. Only a store stopped cleanly can be re-sharded (every shard at the
+  // same seq of each feed: a crash leaves them apart, and no shard could tell which of the
+  // records between them it has counted).
+  void reshard(std::uint32_t from) {
+    if (!st->writable()) throw std::runtime_error("data_dir: cannot re-shard a store that cannot be written");
+    std::vector<product_entry> catalog;
+    st->scan("P", [&](std::string_view k, std::string_view v) {
+      catalog.push_back(decode_product(v, detail::read_be<std::uint16_t>(k, 1)));
+      return true;
+    });
+    auto make = [&](unsigned count) {
+      std::vector<std::unique_ptr<shard>> out;
+      for (unsigned i = 0; i < count; ++i) {
+        out.push_back(std::make_unique<shard>(i, opts, clk, events, dl, *this));
+        for (const product_entry& e : catalog) out.back()->learn_product(e.info);
+      }
+      return out;
+    };
+    auto old_shards = make(from);
+    auto new_shards = make(static_cast<unsigned>(shards.size()));
+    std::map<std::string, std::vector<std::uint64_t>> seqs;
+    for (auto& sh : old_shards) {
+      for (auto& [name, seq] : sh->recover(*st)) seqs[name].push_back(seq);
+    }
+    for (const auto& [name, list] : seqs) {
+      if (list.size() != from || std::adjacent_find(list.begin(), list.end(), std::not_equal_to<>()) != list.end()) {
+        throw std::runtime_error("data_dir holds " + std::to_string(from) + " shards that were not stopped cleanly (feed " +
+                                 name + "): start once with --shards " + std::to_string(from) +
+                                 ", stop with SIGTERM, then start with the new count");
+      }
+    }
+    std::vector<shard*> targets;
+    for (auto& sh : new_shards) targets.push_back(sh.get());
+    for (auto& sh : old_shards) sh->hand_over(targets);
+    rocksdb::WriteBatch wb;
+    for (char kind : {'G', 'B', 'Z', 'Y', 'H', 'C', 'L', 'R', 'D', 'W'}) {
+      wb.DeleteRange(detail::key_builder(kind).be(std::uint16_t{0}).str(), detail::key_builder(kind).be(std::uint16_t{0xffff}).str());
+    }
+    const std::uint64_t n = checkpoint_no + 1;
+    for (auto& sh : new_shards) {
+      detail::shard_cut cut;
+      rocksdb::WriteBatch part;
+      sh->cut(part, cut, n);
+      merge_into m(wb);
+      part.Iterate(&m);
+      for (auto& [k, v] : cut.blobs) wb.Put(k, v);
+      for (const auto& [name, list] : seqs) {
+        const std::uint64_t seq = list.front();
+        wb.Put(detail::key_builder('W').be(static_cast<std::uint16_t>(sh->index())).text(name).str(),
+               rocksdb::Slice(reinterpret_cast<const char*>(&seq), sizeof seq));
+      }
+    }
+    detail::writer meta;
+    meta.put(n).put(static_cast<std::uint32_t>(shards.size())).put(stored_time);
+    wb.Put("M", meta.str());
+    st->write(wb);
+    checkpoint_no = n;
+    spdlog::info("store re-sharded from {} to {} shards", from, shards.size());
+  }
+
   // feeds_mu held.
   void apply_recovered_seq(std::uint32_t f) {
     auto it = recovered_seqs.find(feeds[f]);

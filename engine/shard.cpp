@@ -1408,6 +1408,74 @@ void shard::cut(rocksdb::WriteBatch& wb, shard_cut& out, std::uint64_t checkpoin
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+void shard::hand_over(const std::vector<shard*>& to) {
+  const auto n = static_cast<unsigned>(to.size());
+  auto dest = [&](std::uint64_t key) -> shard& { return *to[engine::shard_for(key, n)]; };
+  for (std::size_t i = 0; i < products_.size(); ++i) {
+    const shard_product& p = products_[i];
+    if (!p.known) continue;
+    for (std::size_t k = 0; k < to.size(); ++k) {
+      shard_product& q = to[k]->product(static_cast<std::uint16_t>(i));
+      q.period_start = p.period_start;
+      q.period_end = p.period_end;
+      if (q.hourly.size() < p.hourly.size()) q.hourly.resize(p.hourly.size(), 0);
+      if (k == 0) {
+        for (std::size_t h = 0; h < p.hourly.size(); ++h) sat_inc(q.hourly[h], p.hourly[h]);
+      }
+      q.changed = true;
+      for (const closed_period& cp : p.closed) {
+        auto it = std::find_if(q.closed.begin(), q.closed.end(), [&](const closed_period& c) { return c.start == cp.start; });
+        if (it == q.closed.end()) {
+          it = q.closed.insert(std::upper_bound(q.closed.begin(), q.closed.end(), cp.start,
+                                                [](unix_seconds s, const closed_period& c) { return s < c.start; }),
+                               closed_period{cp.start, cp.end, 0, 0, {}});
+        }
+      }
+    }
+    for (const closed_period& cp : p.closed) {
+      for (const closed_line& l : cp.lines) {
+        shard& d = dest(l.sim);
+        auto& closed = d.products_[i].closed;
+        auto it = std::find_if(closed.begin(), closed.end(), [&](const closed_period& c) { return c.start == cp.start; });
+        it->lines.push_back(l);
+        sat_inc(it->total_bytes, sat_add(l.bytes_up, l.bytes_down));
+        it->chargeable_sims += l.chargeable;
+      }
+    }
+    for (const auto& [key, l] : p.retired) {
+      shard& d = dest(key);
+      d.products_[i].retired[key] = l;
+      d.retired_changed_.push_back({static_cast<std::uint16_t>(i), key});
+    }
+  }
+  for (shard* d : to) {
+    for (std::size_t i = 0; i < d->products_.size(); ++i) {
+      for (closed_period& cp : d->products_[i].closed) {
+        std::sort(cp.lines.begin(), cp.lines.end(), [](const closed_line& a, const closed_line& b) { return a.sim < b.sim; });
+        d->closed_changed_.push_back({static_cast<std::uint16_t>(i), cp.start, 0});
+      }
+    }
+  }
+  table_.for_each([&](const sim_slot& s) {
+    shard& d = dest(s.key);
+    auto [slot, created] = d.table_.insert(s.key);
+    *slot = s;
+    slot->flags &= static_cast<std::uint8_t>(~sim_slot::kFlagDirty);
+    d.touch_all(*slot);
+    const shard_product& p = products_[s.product];
+    if (p.period_start == kNoPeriod) return;
+    const std::int32_t first = day_index(p.period_start);
+    for (unsigned day = 0; day < s.open_day; ++day) {
+      const std::uint64_t bytes = days_.get(s.key, first + static_cast<std::int32_t>(day));
+      if (bytes == 0) continue;
+      d.add_day(s.key, s.product, first + static_cast<std::int32_t>(day), bytes);
+    }
+  });
+  dedup_.for_each([&](std::uint64_t fp, unix_seconds t) {
+    for (shard* d : to) d->remember_id(fp, t);
+  });
+}
+
 std::vector<std::pair<std::string, std::uint64_t>> shard::recover(const store& st) {
   SIMCAP_ASSERT_OWNER();
   const std::size_t prefix = 3;  // kind + shard

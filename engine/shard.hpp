@@ -196,6 +196,11 @@ class shard {
   // Loads the shard's part of the store (products must be learnt first). Returns the feeds'
   // watermarks by feed name.
   std::vector<std::pair<std::string, std::uint64_t>> recover(const store& st);
+  // Re-sharding (before any shard starts): moves this shard's SIMs, their per-day usage,
+  // closed-period and retired lines to the shard of `to` that shard_for() places each in, gives
+  // every one of them all record ids (ids carry no SIM), the products' periods, and the hourly
+  // usage to the first; everything moved is marked for the next cut.
+  void hand_over(const std::vector<shard*>& to);
   // The highest seq of the feed applied here (any thread). Records at or below it are
   // duplicates; set at start-up from the store.
   std::uint64_t feed_seq(std::uint32_t feed) const noexcept {

@@ -294,5 +294,91 @@ TEST_F(Durability, ChangedProductSettingsSurviveARestart) {
   EXPECT_EQ(v->country, "DE");
 }
 
+
+// A store written with 2 shards opens with 3 (and back with 2): every SIM, its usage and days,
+// closed periods, retired lines, record ids and watermarks come along.
+TEST_F(Durability, StoreIsReshardedAtStart) {
+  make_product("acme", 100);
+  import("acme", {1, 2, 3, 4, 5, 6, 7, 8});
+  const unix_seconds start = eng_->get_product("acme")->period_start;
+  std::vector<usage_record> rs;
+  for (std::uint64_t n = 1; n <= 8; ++n) rs.push_back(rec(n, 100 * n, start + 3600, 1000 + n, n));
+  feed_seq(rs);
+  ASSERT_TRUE(eng_->advance_clock(eng_->get_product("acme")->period_end + 3600));
+  feed_seq({rec(1, 7, start + 7200, 0, 9), rec(2, 5, eng_->get_product("acme")->period_start + 86400 + 60, 0, 10)});
+  ASSERT_TRUE(eng_->advance_clock(eng_->get_product("acme")->period_start + 2 * 86400 + 60));
+  feed_seq({rec(2, 11, eng_->get_product("acme")->period_start + 2 * 86400, 77, 11)});
+  ASSERT_TRUE(act(3, sim_action::release));
+  import("acme", {3});
+  auto closed_before = eng_->closed_periods("acme", true);
+  auto fleet_before = eng_->product_usage("acme");
+  auto days_before = eng_->sim_usage_by_day(test_iccid(2))->second;
+  eng_->stop();
+  eng_.reset();
+  std::uint64_t resume = 11;
+  for (unsigned count : {3u, 2u}) {
+    engine_options o = durable_options(dir_);
+    o.shards = count;
+    eng_ = std::make_unique<engine>(std::move(o), clock_, dead_letters_);
+    eng_->start();
+    feed_ = eng_->register_feed("test-feed");
+    EXPECT_EQ(eng_->shard_count(), count);
+    for (std::uint64_t n = 1; n <= 8; ++n) EXPECT_TRUE(eng_->get_sim(test_iccid(n))) << n;
+    EXPECT_EQ(usage(2), 16u);
+    EXPECT_EQ(eng_->resume_after(feed_), resume);
+    auto fleet = eng_->product_usage("acme");
+    EXPECT_EQ(fleet->usage_bytes(), fleet_before->usage_bytes());
+    EXPECT_EQ(fleet->chargeable_sims, fleet_before->chargeable_sims);
+    auto closed = eng_->closed_periods("acme", true);
+    ASSERT_EQ(closed->size(), 1u);
+    EXPECT_EQ(closed->front().total_bytes, closed_before->front().total_bytes);
+    EXPECT_EQ(closed->front().chargeable_sims, closed_before->front().chargeable_sims);
+    EXPECT_EQ(closed->front().lines.size(), closed_before->front().lines.size());
+    auto days = eng_->sim_usage_by_day(test_iccid(2))->second;
+    ASSERT_EQ(days.size(), days_before.size());
+    for (std::size_t d = 0; d < days.size(); ++d) EXPECT_EQ(days[d].bytes, days_before[d].bytes) << d;
+    // A known record id is still a duplicate; resent seqs are too.
+    feed_seq({rec(2, 11, eng_->get_product("acme")->period_start + 2 * 86400, 77, 12)});
+    feed_seq({rec(4, 999, eng_->get_product("acme")->period_start + 2 * 86400, 0, 11)});
+    EXPECT_EQ(usage(2), 16u);
+    EXPECT_EQ(usage(4), 0u);
+    resume = 12;
+    eng_->stop();
+    eng_.reset();
+  }
+  open();
+}
+
+
+// Shards that stopped at different seqs of a feed (a crash) cannot be re-sharded: start says so.
+TEST_F(Durability, ReshardingRefusesAStoreThatDidNotStopCleanly) {
+  make_product("acme", 100);
+  import("acme", {1});
+  feed_seq({rec(1, 10, kStart, 0, 1)});
+  {
+    engine::producer prod(*eng_);
+    test_batch only_one;
+    only_one.feed = feed_;
+    only_one.upto_seq = 20;  // shard 0 alone moves on, as when a crash cut a chunk short
+    only_one.records = only_one.storage;
+    prod.submit(0, only_one);
+    while (!only_one.done()) std::this_thread::yield();
+  }
+  eng_->stop();
+  eng_.reset();
+  engine_options o = durable_options(dir_);
+  o.shards = 3;
+  auto e = std::make_unique<engine>(std::move(o), clock_, dead_letters_);
+  try {
+    e->start();
+    ADD_FAILURE() << "started";
+  } catch (const std::runtime_error& err) {
+    EXPECT_NE(std::string(err.what()).find("not stopped cleanly"), std::string::npos) << err.what();
+  }
+  e.reset();
+  open();  // with 2 shards it still opens
+  EXPECT_EQ(usage(1), 10u);
+}
+
 }  // namespace
 }  // namespace simcap::testing
