@@ -583,9 +583,10 @@ struct engine::impl final : detail::shard_host {
     const bool clock_moved = clk.is_manual() && clk.now() != stored_time;
     if (p.ops.Count() == 0 && p.events.empty() && !clock_moved) return true;
     if (test_pause.count() > 0) std::this_thread::sleep_for(test_pause);  // crash tests only
-    rocksdb::WriteBatch wb;
-    merge_into m(wb);
-    p.ops.Iterate(&m);
+    // The events and the meta key go on top of the state writes; a failed write takes them off
+    // again (the events may still change, and their ids with them).
+    rocksdb::WriteBatch& wb = p.ops;
+    wb.SetSavePoint();
     // The checkpoint's events, in values of up to kBlobBytes keyed by their first id.
     std::uint64_t id = events.last_id() + 1;
     for (event& e : p.events) e.id = id++;
@@ -601,6 +602,7 @@ struct engine::impl final : detail::shard_host {
     try {
       st->write(wb);
     } catch (const std::exception& e) {
+      wb.RollbackToSavePoint();
       std::lock_guard lock(stats_mu);
       if (!store_failed.load()) spdlog::error("checkpoint not written, acks stop until it is: {}", e.what());
       store_failure = e.what();

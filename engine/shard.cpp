@@ -387,7 +387,8 @@ void shard::reject(record_batch& b, const usage_record& r, reject_reason why,
   b.on_reject(r, why, detail);
 }
 
-inline void shard::count_in_period(sim_slot& s, shard_product& p, const usage_record& r,
+// (always inlined: it is the body of the record loop, run once a record)
+[[gnu::always_inline]] inline void shard::count_in_period(sim_slot& s, shard_product& p, const usage_record& r,
                                    unix_seconds t, unix_seconds now) {
   const auto state = static_cast<sim_state>(s.state);
   touch(s);

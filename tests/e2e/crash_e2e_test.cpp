@@ -198,6 +198,7 @@ TEST_F(Crash, StoreThatCannotWriteRefusesChangesAndIsNotReady) {
   }
   std::ofstream(dir_ / "simcapd.toml") << "[server]\ndata_dir = \"" << (dir_ / "data").string() << "\"\n"
                                        << "[[tokens]]\ntoken = \"admin\"\nscope = \"admin\"\n"
+                                       << "[[feeds]]\nname = \"carrier-a\"\ntoken = \"feed-secret\"\n"
                                        << "[[products]]\nid = \"acme\"\n";
   // sh: ignore SIGXFSZ so a write past the limit fails with EFBIG instead of killing simcapd.
   const std::string cmd = std::string("trap '' XFSZ; ulimit -f 1024; exec ") + SIMCAPD_BIN + " --config " +
@@ -225,8 +226,17 @@ TEST_F(Crash, StoreThatCannotWriteRefusesChangesAndIsNotReady) {
   EXPECT_EQ(put.status, 503u) << put.body;
   auto sim = json::parse(c.request("GET", "/v1/sims/" + first, "", "admin").body);
   EXPECT_EQ(sim.at("mb_limit").to_number<std::uint64_t>(), 5u);
+  // A feed streaming while the store cannot write gets no ack; stopping does not wait for one.
+  auto fport = d.wait_for_line("feed listening on 127.0.0.1:", 5s);
+  ASSERT_TRUE(fport);
+  child feed({SIMCAP_FEED_BIN, "--connect", "127.0.0.1:" + *fport, "--feed", "carrier-a", "--token", "feed-secret",
+              "--sims", "1", "--records", "1000", "--timeout", "60", "--quiet"},
+             dir_ / "f.out", dir_ / "f.err");
+  ASSERT_FALSE(feed.wait(1s).has_value()) << feed.out() << feed.err();
+  const auto t0 = std::chrono::steady_clock::now();
   d.signal(SIGTERM);
   EXPECT_TRUE(d.wait(30s).has_value());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s) << "stopping waited for acks that cannot come";
 }
 
 
