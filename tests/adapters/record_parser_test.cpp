@@ -261,7 +261,9 @@ TEST(RecordParser, AMalformedLineHasOneReasonAloneOrInABatch) {
     EXPECT_EQ(reason(batch), reason(alone)) << line;
     EXPECT_EQ(batch.records.size(), 2u) << line;
     // Broken JSON in a field the record does not use still makes the line malformed.
-    if (line.find("\"x\"") != std::string::npos) EXPECT_EQ(reason(alone), "malformed_json") << line;
+    if (line.find("\"x\"") != std::string::npos) {
+      EXPECT_EQ(reason(alone), "malformed_json") << line;
+    }
   }
 }
 
