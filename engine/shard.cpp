@@ -393,7 +393,7 @@ void shard::reject(record_batch& b, const usage_record& r, reject_reason why,
   const auto state = static_cast<sim_state>(s.state);
   touch(s);
   p.changed = true;
-  const std::uint64_t bytes = r.up + r.down;  // at most 2 x max_record_bytes: no overflow
+  const std::uint64_t bytes = sat_add(r.up, r.down);
   if (state != sim_state::factory_test) {
     add_to_buckets(s, p, t, bytes);
     fleet_usage& u = p.totals;
@@ -921,15 +921,17 @@ void shard::restore(const undo_point& u) {
   // A re-import moved the old life to a retired line: take that back too (its bytes and its
   // chargeable count return with the slot). The new life's cleared days stay cleared.
   shard_product& old = products_[u.before.product];
-  if (auto it = old.retired.find(u.key); it != old.retired.end() && !(u.retired && u.retired->bytes_up == it->second.bytes_up &&
-                                                                         u.retired->bytes_down == it->second.bytes_down &&
-                                                                         u.retired->sms == it->second.sms)) {
-    const closed_line was = u.retired.value_or(closed_line{u.key, 0, 0, 0, false});
+  auto it = old.retired.find(u.key);
+  const closed_line was = u.retired.value_or(closed_line{u.key, 0, 0, 0, false});
+  const bool retired_since = it != old.retired.end() &&
+                             (!u.retired || it->second.bytes_up != was.bytes_up ||
+                              it->second.bytes_down != was.bytes_down || it->second.sms != was.sms ||
+                              it->second.chargeable != was.chargeable);
+  if (retired_since) {
     old.totals.bytes_up -= it->second.bytes_up - was.bytes_up;
     old.totals.bytes_down -= it->second.bytes_down - was.bytes_down;
     old.totals.sms -= it->second.sms - was.sms;
     old.totals.chargeable_sims -= it->second.chargeable && !was.chargeable;
-    old.totals.sims_by_state[static_cast<std::size_t>(sim_state::released)]++;
     if (u.retired) {
       it->second = *u.retired;
     } else {
