@@ -12,7 +12,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
-#include <tuple>
 #include <map>
 #include <random>
 
@@ -61,6 +60,21 @@ class Crash : public ::testing::Test {
         dir_ / (std::string("d") + std::to_string(starts_) + ".out"), dir_ / (std::string("d") + std::to_string(starts_) + ".err"));
     ++starts_;
     ASSERT_TRUE(daemon_->wait_for_line("feed listening on", 60s)) << daemon_->err();
+  }
+  // The ICCIDs of simcap-feed's synthetic fleet, one per line.
+  void write_iccids(const fs::path& file, const std::string& sims, const std::string& prefix = "8901") {
+    child w({SIMCAP_FEED_BIN, "--write-iccids", file.string(), "--sims", sims, "--iccid-prefix", prefix}, dir_ / "w.out",
+            dir_ / "w.err");
+    ASSERT_EQ(w.wait(30s), 0);
+  }
+  // A config with the admin token "admin", the feed carrier-a (token feed-secret) and the
+  // product acme, with `product_keys` added to it.
+  void write_config(const fs::path& data_dir, const std::string& product_keys = "") {
+    std::ofstream(dir_ / "simcapd.toml") << "[server]\ndata_dir = \"" << data_dir.string() << "\"\n"
+                                         << "[[tokens]]\ntoken = \"admin\"\nscope = \"admin\"\n"
+                                         << "[[feeds]]\nname = \"carrier-a\"\ntoken = \"feed-secret\"\n"
+                                         << "[[products]]\nid = \"acme\"\n"
+                                         << product_keys;
   }
   void kill_daemon() {
     daemon_->signal(SIGKILL);
@@ -191,15 +205,8 @@ TEST_F(Crash, KilledSixTimesWhileStreamingCountsEveryRecordExactlyOnce) {
 // The disk refuses writes (a file size limit stands in for a full disk): the change that cannot
 // be made durable is not reported as done, and simcapd says it is not ready.
 TEST_F(Crash, StoreThatCannotWriteRefusesChangesAndIsNotReady) {
-  {
-    child w({SIMCAP_FEED_BIN, "--write-iccids", (dir_ / "iccids.txt").string(), "--sims", "5000"}, dir_ / "w.out",
-            dir_ / "w.err");
-    ASSERT_EQ(w.wait(30s), 0);
-  }
-  std::ofstream(dir_ / "simcapd.toml") << "[server]\ndata_dir = \"" << (dir_ / "data").string() << "\"\n"
-                                       << "[[tokens]]\ntoken = \"admin\"\nscope = \"admin\"\n"
-                                       << "[[feeds]]\nname = \"carrier-a\"\ntoken = \"feed-secret\"\n"
-                                       << "[[products]]\nid = \"acme\"\n";
+  write_iccids(dir_ / "iccids.txt", "5000");
+  write_config(dir_ / "data");
   // sh: ignore SIGXFSZ so a write past the limit fails with EFBIG instead of killing simcapd.
   const std::string cmd = std::string("trap '' XFSZ; ulimit -f 1024; exec ") + SIMCAPD_BIN + " --config " +
                           (dir_ / "simcapd.toml").string() + " --feed 127.0.0.1:0 --http 127.0.0.1:" +
@@ -243,15 +250,8 @@ TEST_F(Crash, StoreThatCannotWriteRefusesChangesAndIsNotReady) {
 // The config's iccids_file is read at every start; a SIM the store knows, released included,
 // is left as it is (it used to come back active and billable).
 TEST_F(Crash, ReleasedSimStaysReleasedAcrossRestarts) {
-  {
-    child w({SIMCAP_FEED_BIN, "--write-iccids", (dir_ / "iccids.txt").string(), "--sims", "3"}, dir_ / "w.out",
-            dir_ / "w.err");
-    ASSERT_EQ(w.wait(30s), 0);
-  }
-  std::ofstream(dir_ / "simcapd.toml") << "[server]\ndata_dir = \"" << (dir_ / "data").string() << "\"\n"
-                                       << "[[tokens]]\ntoken = \"admin\"\nscope = \"admin\"\n"
-                                       << "[[products]]\nid = \"acme\"\niccids_file = \""
-                                       << (dir_ / "iccids.txt").string() << "\"\n";
+  write_iccids(dir_ / "iccids.txt", "3");
+  write_config(dir_ / "data", "iccids_file = \"" + (dir_ / "iccids.txt").string() + "\"\n");
   std::string a;
   std::getline(std::ifstream(dir_ / "iccids.txt") >> std::ws, a);
   start_daemon();
@@ -279,14 +279,8 @@ std::string rfc3339(std::int64_t t) {
 
 // --clock simulated: after a restart the clock is where it was, not at the real time.
 TEST_F(Crash, SimulatedClockResumesAfterARestart) {
-  {
-    child w({SIMCAP_FEED_BIN, "--write-iccids", (dir_ / "iccids.txt").string(), "--sims", "1"}, dir_ / "w.out",
-            dir_ / "w.err");
-    ASSERT_EQ(w.wait(30s), 0);
-  }
-  std::ofstream(dir_ / "simcapd.toml") << "[server]\ndata_dir = \"" << (dir_ / "data").string() << "\"\n"
-                                       << "[[tokens]]\ntoken = \"admin\"\nscope = \"admin\"\n"
-                                       << "[[products]]\nid = \"acme\"\n";
+  write_iccids(dir_ / "iccids.txt", "1");
+  write_config(dir_ / "data");
   const auto real_now = std::chrono::duration_cast<std::chrono::seconds>(
                             std::chrono::system_clock::now().time_since_epoch()).count();
   const std::string later = rfc3339(real_now + 40 * 86400);
@@ -336,15 +330,9 @@ TEST_F(Crash, FullDiskIsSurvivedAndAcksResumeOnceThereIsRoom) {
     fs::path d;
     ~unmount() { std::system(("umount -l " + d.string()).c_str()); }
   } unmount_at_end{disk};
-  for (auto [file, prefix, n] : {std::tuple{"a.txt", "8901", "10"}, std::tuple{"b.txt", "8902", "50000"}}) {
-    child w({SIMCAP_FEED_BIN, "--write-iccids", (dir_ / file).string(), "--sims", n, "--iccid-prefix", prefix},
-            dir_ / "w.out", dir_ / "w.err");
-    ASSERT_EQ(w.wait(30s), 0);
-  }
-  std::ofstream(dir_ / "simcapd.toml") << "[server]\ndata_dir = \"" << (disk / "data").string() << "\"\n"
-                                       << "[[tokens]]\ntoken = \"admin\"\nscope = \"admin\"\n"
-                                       << "[[feeds]]\nname = \"carrier-a\"\ntoken = \"feed-secret\"\n"
-                                       << "[[products]]\nid = \"acme\"\ndefault_mb_limit = 100\n";
+  write_iccids(dir_ / "a.txt", "10", "8901");
+  write_iccids(dir_ / "b.txt", "50000", "8902");
+  write_config(disk / "data", "default_mb_limit = 100\n");
   const std::string a_list = read_file(dir_ / "a.txt"), b_list = read_file(dir_ / "b.txt");
   const std::string a1 = a_list.substr(0, a_list.find('\n')), b1 = b_list.substr(0, b_list.find('\n'));
   start_daemon();
