@@ -197,6 +197,8 @@ asio::awaitable<void> http_server::session(tcp::socket sock) {
         };
         if (!api_.handle_async(req, [resume](http_response r) { resume(std::move(r)); })) resume(std::nullopt);
       };
+      // Taken before the answer is computed: an event landing after this wakes a long-poll.
+      std::uint64_t generation = event_generation_.load(std::memory_order_acquire);
       std::optional<http_response> quick =
           co_await asio::async_initiate<decltype(asio::use_awaitable), void(std::optional<http_response>)>(
               try_async, asio::use_awaitable);
@@ -220,11 +222,11 @@ asio::awaitable<void> http_server::session(tcp::socket sock) {
           const auto deadline = std::chrono::steady_clock::now() + out.long_poll;
           bool watch_client = true;
           while (out.long_poll.count() > 0 && std::chrono::steady_clock::now() < deadline) {
-            const std::uint64_t generation = event_generation_.load(std::memory_order_acquire);
             if (!co_await wait_for_event(stream, buffer, deadline, generation, watch_client)) {
               api_.count(http_api::route_of(req), 499);  // the client closed while waiting
               co_return;
             }
+            generation = event_generation_.load(std::memory_order_acquire);
             out = co_await asio::co_spawn(workers_, run(), asio::use_awaitable);
           }
         }
