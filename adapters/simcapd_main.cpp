@@ -1,7 +1,10 @@
 // simcapd: usage ingest and data-limit enforcement for fleets of IoT SIM cards.
 #include <CLI/CLI.hpp>
 #include <malloc.h>
+#include <condition_variable>
 #include <csignal>
+#include <mutex>
+#include <thread>
 #include <cstdio>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -25,6 +28,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"real", "simulated"}));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  // Test only: holds every checkpoint this long between taking the shards' cuts and writing them,
+  // so that a crash test's kills land inside checkpoints.
+  unsigned checkpoint_pause_ms = 0;
+  app.add_option("--test-checkpoint-pause-ms", checkpoint_pause_ms)->group("")->check(CLI::Range(0u, 10000u));
   CLI11_PARSE(app, argc, argv);
   // Logs go to stderr; stdout carries only the "... listening on ..." lines.
   spdlog::set_default_logger(spdlog::stderr_color_mt("simcapd"));
@@ -53,6 +60,7 @@ int main(int argc, char** argv) {
     if (*shards > 256) flag_errors.push_back("--shards: must be 0 to 256");
     cfg.engine.shards = *shards;
   }
+  cfg.engine.test_checkpoint_pause = std::chrono::milliseconds(checkpoint_pause_ms);
   for (const auto& e : flag_errors) std::fprintf(stderr, "simcapd: %s\n", e.c_str());
   if (!flag_errors.empty()) return 2;
 
@@ -73,23 +81,31 @@ int main(int argc, char** argv) {
     spdlog::info("simcapd ready: {} shards, data dir {}, {} clock", d.eng().shard_count(),
                  d.config().data_dir.string(), clock_kind);
 
-    std::atomic<bool> done{false};
+    // The stats line every 10 s while it changes.
+    std::mutex stats_mu;
+    std::condition_variable stats_cv;
+    bool done = false;
     std::thread stats([&] {
       std::string last;
-      while (!done.load()) {
-        for (int i = 0; i < 100 && !done.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        if (done.load()) break;
+      std::unique_lock lock(stats_mu);
+      while (!stats_cv.wait_for(lock, std::chrono::seconds(10), [&] { return done; })) {
+        lock.unlock();
         std::string line = d.stats_line();
         if (line != last) spdlog::info("{}", line);
-        last = line;
+        last = std::move(line);
+        lock.lock();
       }
     });
     int sig = 0;
     sigwait(&stop_signals, &sig);
     spdlog::info("signal {}: stopping", sig);
-    d.stop();
-    done.store(true);
+    {
+      std::lock_guard lock(stats_mu);
+      done = true;
+    }
+    stats_cv.notify_all();
     stats.join();
+    d.stop();
     spdlog::info("{}", d.stats_line());
     spdlog::info("stopped");
   } catch (const std::exception& e) {

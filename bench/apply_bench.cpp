@@ -7,7 +7,7 @@
 #include <random>
 
 #include "bench_util.hpp"
-#include "shard.hpp"
+#include "shard/shard.hpp"
 
 namespace {
 

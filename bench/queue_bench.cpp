@@ -6,7 +6,7 @@
 #include <atomic>
 #include <thread>
 
-#include "shard.hpp"
+#include "shard/shard.hpp"
 
 namespace {
 

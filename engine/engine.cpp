@@ -15,11 +15,13 @@
 #include <spdlog/spdlog.h>
 
 #include "simcap/thread_name.hpp"
-#include "calendar.hpp"
-#include "codec.hpp"
-#include "hash.hpp"
-#include "shard.hpp"
-#include "store.hpp"
+#include "catalog/calendar.hpp"
+#include "durability/codec.hpp"
+#include "state/hash.hpp"
+#include "shard/shard.hpp"
+#include "durability/keys.hpp"
+#include "durability/sim_blobs.hpp"
+#include "durability/store.hpp"
 
 namespace simcap {
 
@@ -320,7 +322,7 @@ struct engine::impl final : detail::shard_host {
       store_failed.store(true);
     }
     std::string meta;
-    if (st->get("M", meta)) {
+    if (st->get(detail::key_of(detail::key_kind::meta).str(), meta)) {
       detail::reader r(meta);
       checkpoint_no = r.get<std::uint64_t>();
       auto stored_shards = r.get<std::uint32_t>();
@@ -333,13 +335,13 @@ struct engine::impl final : detail::shard_host {
       if (stored_shards != shards.size()) reshard(stored_shards);
     }
     std::string codes;
-    if (st->get("N", codes)) {
+    if (st->get(detail::key_of(detail::key_kind::countries).str(), codes)) {
       for (std::size_t at = 0; at + 2 <= codes.size() && at / 2 + 1 < countries.size(); at += 2) {
         countries[at / 2 + 1] = {codes[at], codes[at + 1]};
       }
       country_count.store(static_cast<unsigned>(std::min(codes.size() / 2 + 1, countries.size())));
     }
-    st->scan("P", [&](std::string_view k, std::string_view v) {
+    st->scan(detail::key_of(detail::key_kind::product).str(), [&](std::string_view k, std::string_view v) {
       auto idx = detail::read_be<std::uint16_t>(k, 1);
       if (idx != products.size()) throw std::runtime_error("store: products are not dense");
       products.push_back(decode_product(v, idx));
@@ -350,7 +352,7 @@ struct engine::impl final : detail::shard_host {
     std::exception_ptr events_failed;
     std::thread event_loader([&] {
       try {
-        st->scan("E", [&](std::string_view, std::string_view v) {
+        st->scan(detail::key_of(detail::key_kind::events).str(), [&](std::string_view, std::string_view v) {
           for (std::size_t at = 0; at + sizeof(event) <= v.size(); at += sizeof(event)) {
             event e;
             std::memcpy(static_cast<void*>(&e), v.data() + at, sizeof e);
@@ -401,7 +403,7 @@ struct engine::impl final : detail::shard_host {
   void reshard(std::uint32_t from) {
     if (!st->writable()) throw std::runtime_error("data_dir: cannot re-shard a store that cannot be written");
     std::vector<product_entry> catalog;
-    st->scan("P", [&](std::string_view k, std::string_view v) {
+    st->scan(detail::key_of(detail::key_kind::product).str(), [&](std::string_view k, std::string_view v) {
       catalog.push_back(decode_product(v, detail::read_be<std::uint16_t>(k, 1)));
       return true;
     });
@@ -429,27 +431,26 @@ struct engine::impl final : detail::shard_host {
     std::vector<shard*> targets;
     for (auto& sh : new_shards) targets.push_back(sh.get());
     for (auto& sh : old_shards) sh->hand_over(targets);
-    rocksdb::WriteBatch wb;
-    for (char kind : {'G', 'B', 'Z', 'Y', 'H', 'C', 'L', 'R', 'D', 'W'}) {
-      wb.DeleteRange(detail::key_builder(kind).be(std::uint16_t{0}).str(), detail::key_builder(kind).be(std::uint16_t{0xffff}).str());
+    detail::write_batch wb;
+    for (detail::key_kind kind : detail::kShardKinds) {
+      wb.del_range(detail::shard_key(kind, 0).str(), detail::shard_key(kind, 0xffff).str());
     }
     const std::uint64_t n = checkpoint_no + 1;
     for (auto& sh : new_shards) {
       detail::shard_cut cut;
-      rocksdb::WriteBatch part;
+      detail::write_batch part;
       sh->cut(part, cut, n);
-      merge_into m(wb);
-      part.Iterate(&m);
-      for (auto& [k, v] : cut.blobs) wb.Put(k, v);
+      wb.append(part);
+      for (auto& [k, v] : cut.blobs) wb.put(k, v);
       for (const auto& [name, list] : seqs) {
         const std::uint64_t seq = list.front();
-        wb.Put(detail::key_builder('W').be(static_cast<std::uint16_t>(sh->index())).text(name).str(),
-               rocksdb::Slice(reinterpret_cast<const char*>(&seq), sizeof seq));
+        wb.put(detail::shard_key(detail::key_kind::watermark, sh->index()).text(name).str(),
+               std::string_view(reinterpret_cast<const char*>(&seq), sizeof seq));
       }
     }
     detail::writer meta;
     meta.put(n).put(static_cast<std::uint32_t>(shards.size())).put(stored_time);
-    wb.Put("M", meta.str());
+    wb.put(detail::key_of(detail::key_kind::meta).str(), meta.str());
     st->write(wb);
     checkpoint_no = n;
     spdlog::info("store re-sharded from {} to {} shards", from, shards.size());
@@ -467,17 +468,6 @@ struct engine::impl final : detail::shard_host {
     durable[f].store(low, std::memory_order_release);
   }
 
-  struct merge_into final : rocksdb::WriteBatch::Handler {
-    explicit merge_into(rocksdb::WriteBatch& b) : into(b) {}
-    rocksdb::Status PutCF(std::uint32_t, const rocksdb::Slice& k, const rocksdb::Slice& v) override {
-      return into.Put(k, v);
-    }
-    rocksdb::Status DeleteCF(std::uint32_t, const rocksdb::Slice& k) override { return into.Delete(k); }
-    rocksdb::Status DeleteRangeCF(std::uint32_t, const rocksdb::Slice& b, const rocksdb::Slice& e) override {
-      return into.DeleteRange(b, e);
-    }
-    rocksdb::WriteBatch& into;
-  };
 
   // A control change on one shard, as it can be taken back: the SIMs as they were, and the
   // events it made.
@@ -516,7 +506,7 @@ struct engine::impl final : detail::shard_host {
   // write, so that events taken out (an undone control change) leave no gap.
   struct pending_checkpoint {
     std::uint64_t number = 0;
-    rocksdb::WriteBatch ops;
+    detail::write_batch ops;
     std::vector<event> events;
     std::vector<std::uint64_t> low = std::vector<std::uint64_t>(detail::kMaxFeeds, std::numeric_limits<std::uint64_t>::max());
     std::vector<unsigned> seen = std::vector<unsigned>(detail::kMaxFeeds, 0);
@@ -535,7 +525,7 @@ struct engine::impl final : detail::shard_host {
       for (std::size_t i = 0; i < products.size(); ++i) {
         if (!products[i].dirty) continue;
         products[i].dirty = false;
-        p.ops.Put(detail::key_builder('P').be(static_cast<std::uint16_t>(i)).str(), encode(products[i]));
+        p.ops.put(detail::key_of(detail::key_kind::product).be(static_cast<std::uint16_t>(i)).str(), encode(products[i]));
       }
       p.events = std::move(pending_events);
       pending_events.clear();
@@ -543,17 +533,16 @@ struct engine::impl final : detail::shard_host {
         countries_dirty = false;
         std::string codes;
         for (unsigned i = 1; i < country_count.load(); ++i) codes.append(countries[i].data(), 2);
-        p.ops.Put("N", codes);
+        p.ops.put(detail::key_of(detail::key_kind::countries).str(), codes);
       }
     }
-    std::vector<rocksdb::WriteBatch> parts(shards.size());
+    std::vector<detail::write_batch> parts(shards.size());
     std::vector<detail::shard_cut> cuts(shards.size());
     each_shard([&](shard& sh) { sh.cut(parts[sh.index()], cuts[sh.index()], n); });
-    merge_into m(p.ops);
     for (unsigned s = 0; s < shards.size(); ++s) {
       p.longest_cut = std::max(p.longest_cut, cuts[s].seconds);
-      parts[s].Iterate(&m);
-      for (auto& [k, v] : cuts[s].blobs) p.ops.Put(k, v);
+      p.ops.append(parts[s]);
+      for (auto& [k, v] : cuts[s].blobs) p.ops.put(k, v);
       p.sims += cuts[s].sims;
       for (event& e : cuts[s].events) p.events.push_back(e);
       // Durable watermarks: every shard's, the lowest counts.
@@ -568,8 +557,7 @@ struct engine::impl final : detail::shard_host {
   // A checkpoint that could not be written goes first into the next one: its writes, then the
   // newer ones, in one atomic write.
   static void append(pending_checkpoint& older, pending_checkpoint&& newer) {
-    merge_into m(older.ops);
-    newer.ops.Iterate(&m);
+    older.ops.append(newer.ops);
     older.number = newer.number;
     for (event& e : newer.events) older.events.push_back(e);
     older.low = std::move(newer.low);
@@ -581,28 +569,28 @@ struct engine::impl final : detail::shard_host {
   // Writes p; false (and p kept for the next try) when the store cannot write.
   bool write(pending_checkpoint& p, std::chrono::steady_clock::time_point t0) {
     const bool clock_moved = clk.is_manual() && clk.now() != stored_time;
-    if (p.ops.Count() == 0 && p.events.empty() && !clock_moved) return true;
-    if (test_pause.count() > 0) std::this_thread::sleep_for(test_pause);  // crash tests only
+    if (p.ops.count() == 0 && p.events.empty() && !clock_moved) return true;
+    if (opts.test_checkpoint_pause.count() > 0) std::this_thread::sleep_for(opts.test_checkpoint_pause);  // crash tests only
     // The events and the meta key go on top of the state writes; a failed write takes them off
     // again (the events may still change, and their ids with them).
-    rocksdb::WriteBatch& wb = p.ops;
-    wb.SetSavePoint();
+    detail::write_batch& wb = p.ops;
+    wb.set_save_point();
     // The checkpoint's events, in values of up to kBlobBytes keyed by their first id.
     std::uint64_t id = events.last_id() + 1;
     for (event& e : p.events) e.id = id++;
     const std::size_t per_value = detail::kBlobBytes / sizeof(event);
     for (std::size_t at = 0; at < p.events.size(); at += per_value) {
       const std::size_t k = std::min(per_value, p.events.size() - at);
-      wb.Put(detail::key_builder('E').be(p.events[at].id).str(),
-             rocksdb::Slice(reinterpret_cast<const char*>(p.events.data() + at), k * sizeof(event)));
+      wb.put(detail::key_of(detail::key_kind::events).be(p.events[at].id).str(),
+             std::string_view(reinterpret_cast<const char*>(p.events.data() + at), k * sizeof(event)));
     }
     detail::writer meta;
     meta.put(p.number).put(static_cast<std::uint32_t>(shards.size())).put(clk.now());
-    wb.Put("M", meta.str());
+    wb.put(detail::key_of(detail::key_kind::meta).str(), meta.str());
     try {
       st->write(wb);
     } catch (const std::exception& e) {
-      wb.RollbackToSavePoint();
+      wb.rollback_to_save_point();
       std::lock_guard lock(stats_mu);
       if (!store_failed.load()) spdlog::error("checkpoint not written, acks stop until it is: {}", e.what());
       store_failure = e.what();
@@ -628,7 +616,7 @@ struct engine::impl final : detail::shard_host {
     if (!store_failed.load()) return true;
     const auto now = std::chrono::steady_clock::now();
     if (now < next_retry) return false;
-    const std::uint64_t needed = std::max<std::uint64_t>(1 << 20, 2 * (unwritten ? unwritten->ops.GetDataSize() : 0));
+    const std::uint64_t needed = std::max<std::uint64_t>(1 << 20, 2 * (unwritten ? unwritten->ops.data_size() : 0));
     if (st->free_bytes() < needed || !st->recover_writes()) {
       retry_wait = std::min(retry_wait * 2, std::chrono::milliseconds(5000));
       next_retry = now + retry_wait;
@@ -688,7 +676,7 @@ struct engine::impl final : detail::shard_host {
       const auto t0 = std::chrono::steady_clock::now();
       checkpoint();
       const auto took =
-          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0) - test_pause;
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0) - opts.test_checkpoint_pause;
       wait = std::clamp(9 * took, opts.checkpoint_interval,
                         std::max(opts.checkpoint_interval, std::chrono::milliseconds(2000)));
       lock.lock();
@@ -728,12 +716,6 @@ struct engine::impl final : detail::shard_host {
   engine_stats stats;  // the checkpoint fields only
   bool recovered = false;
   bool checkpointer_stop = false;
-  // Test hook: SIMCAP_TEST_CHECKPOINT_PAUSE_MS holds every checkpoint that long between taking
-  // the shards' cuts and writing them, so that a crash test's kills land inside checkpoints.
-  std::chrono::milliseconds test_pause{[] {
-    const char* v = std::getenv("SIMCAP_TEST_CHECKPOINT_PAUSE_MS");
-    return v != nullptr ? std::atoi(v) : 0;
-  }()};
   std::atomic<bool> store_failed{false};
   std::string store_failure;  // stats_mu
   // A checkpoint the store could not write (checkpoint_mu): written first, with what changed
@@ -1243,10 +1225,6 @@ bool engine::advance_clock(unix_seconds t) {
   impl_->do_tick();
   impl_->checkpoint();  // the rollovers and their events, durable and visible
   return true;
-}
-
-void engine::post_to_shard(unsigned shard, std::function<void()> fn) {
-  impl_->post(shard, [fn = std::move(fn)](detail::shard&) { fn(); });
 }
 
 engine_stats engine::stats() const {

@@ -59,6 +59,9 @@ struct engine_options {
   std::vector<std::string> countries;
   // up + down of one record above this is bad_value (API.md [limits] max_record_bytes).
   std::uint64_t max_record_bytes = 1ULL << 40;
+  // Tests only (simcapd --test-checkpoint-pause-ms): every checkpoint waits this long between
+  // taking the shards' cuts and writing them, so that a crash test's kills land inside one.
+  std::chrono::milliseconds test_checkpoint_pause{0};
 };
 
 struct product_settings {
@@ -300,9 +303,6 @@ class engine {
   std::uint64_t resume_after(std::uint32_t feed) const noexcept;
   // Called on the checkpointing thread after each checkpoint that moved a feed's durable_seq.
   void set_checkpoint_listener(std::function<void()> f);
-
-  // Runs fn on the shard's own thread, between record batches (diagnostics, tests).
-  void post_to_shard(unsigned shard, std::function<void()> fn);
 
   engine_stats stats() const;
 

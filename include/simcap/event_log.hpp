@@ -29,7 +29,6 @@ class event_log {
   std::uint64_t last_id() const;
   // Puts back an event read from the store (ids ascending, after any already here); no listener.
   void restore(const event& e);
-  std::size_t count_of(event_type t) const;
   // Listeners are called synchronously for every appended event, in id order, under the log's
   // lock: keep them short (post anything longer elsewhere). Any number may be added.
   std::uint64_t add_listener(listener l);

@@ -236,7 +236,7 @@ TEST_F(FeedServer, FeedFasterThanTheShardsIsHeldBackWithBoundedMemory) {
   // Stall both shards.
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
-  for (unsigned s = 0; s < eng_->shard_count(); ++s) eng_->post_to_shard(s, [released] { released.wait(); });
+  simcap::testing::shard_stall stall(*eng_, released);
 
   constexpr std::uint64_t kRecords = 600000;  // about 60 MB of lines
   std::string all;

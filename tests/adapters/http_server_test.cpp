@@ -11,7 +11,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "../eventually.hpp"
+#include "eventually.hpp"
 #include "engine_fixture.hpp"
 #include "feed_client.hpp"
 #include "http_client.hpp"

@@ -15,8 +15,8 @@
 #include <map>
 #include <random>
 
-#include "../adapters/http_client.hpp"
-#include "../eventually.hpp"
+#include "http_client.hpp"
+#include "eventually.hpp"
 #include "process.hpp"
 
 namespace simcap::testing {
@@ -53,11 +53,15 @@ class Crash : public ::testing::Test {
   }
 
   void start_daemon() {
+    std::vector<std::string> args{SIMCAPD_BIN, "--config", (dir_ / "simcapd.toml").string(), "--feed",
+                                  std::string("127.0.0.1:") + std::to_string(feed_port_), "--http",
+                                  std::string("127.0.0.1:") + std::to_string(http_port_), "--clock", "simulated"};
+    if (checkpoint_pause_ms_ != 0) {
+      args.push_back("--test-checkpoint-pause-ms");
+      args.push_back(std::to_string(checkpoint_pause_ms_));
+    }
     daemon_ = std::make_unique<child>(
-        std::vector<std::string>{SIMCAPD_BIN, "--config", (dir_ / "simcapd.toml").string(), "--feed",
-                                 std::string("127.0.0.1:") + std::to_string(feed_port_), "--http",
-                                 std::string("127.0.0.1:") + std::to_string(http_port_), "--clock", "simulated"},
-        dir_ / (std::string("d") + std::to_string(starts_) + ".out"), dir_ / (std::string("d") + std::to_string(starts_) + ".err"));
+        args, dir_ / (std::string("d") + std::to_string(starts_) + ".out"), dir_ / (std::string("d") + std::to_string(starts_) + ".err"));
     ++starts_;
     ASSERT_TRUE(daemon_->wait_for_line("feed listening on", 60s)) << daemon_->err();
   }
@@ -85,13 +89,12 @@ class Crash : public ::testing::Test {
   std::uint16_t feed_port_ = 0, http_port_ = 0;
   std::unique_ptr<child> daemon_;
   int starts_ = 0;
+  // Holds every checkpoint that long between the cut and the write, so that kills land in them.
+  int checkpoint_pause_ms_ = 0;
 };
 
 TEST_F(Crash, KilledSixTimesWhileStreamingCountsEveryRecordExactlyOnce) {
-  ::setenv("SIMCAP_TEST_CHECKPOINT_PAUSE_MS", "30", 1);
-  struct unset {
-    ~unset() { ::unsetenv("SIMCAP_TEST_CHECKPOINT_PAUSE_MS"); }
-  } unset_pause;
+  checkpoint_pause_ms_ = 30;
   constexpr int kSims = 300;
   constexpr int kRecords = 400'000;
   {

@@ -141,7 +141,7 @@ TEST_F(Durability, CheckpointRoundTripKeepsSimsEventsWatermarksAndIds) {
   auto evs = eng_->events().read(events_before.back().id, 100);
   ASSERT_FALSE(evs.empty());
   EXPECT_EQ(evs.front().id, events_before.back().id + 1);
-  EXPECT_EQ(eng_->events().count_of(event_type::paused), 2u);  // SIMs 2 and 1, once each
+  EXPECT_EQ(simcap::testing::count_of(eng_->events(), event_type::paused), 2u);  // SIMs 2 and 1, once each
 }
 
 TEST_F(Durability, ClosedPeriodsDaysAndRolloverOfMissedPeriodsRecover) {
@@ -177,7 +177,7 @@ TEST_F(Durability, ClosedPeriodsDaysAndRolloverOfMissedPeriodsRecover) {
   eng_->tick();
   eng_->checkpoint();
   EXPECT_EQ(eng_->closed_periods("acme", false)->size(), 3u);
-  EXPECT_EQ(eng_->events().count_of(event_type::period_closed), 3u);
+  EXPECT_EQ(simcap::testing::count_of(eng_->events(), event_type::period_closed), 3u);
 }
 
 TEST_F(Durability, TornOrCorruptLastCheckpointIsSkippedWhole) {

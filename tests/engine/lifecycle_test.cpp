@@ -1,6 +1,7 @@
 // SIM life cycle (SPEC §2): every allowed transition and every forbidden one.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "engine_fixture.hpp"
@@ -176,6 +177,51 @@ TEST_F(Lifecycle, ForbiddenTransitionsChangeNothing) {
     EXPECT_EQ(eng_->events().last_id(), events_before);
     ++n;
   }
+}
+
+TEST_F(Lifecycle, TheAllowedActionsAreWhatAnUpdateAccepts) {
+  // The 409's list of allowed actions and the update itself come from one table: an action is
+  // offered exactly when it moves the SIM (a paused SIM's activate needs headroom, 409
+  // limit_reached, but is offered).
+  const std::pair<sim_state, sim_action> refused_in[] = {
+      {sim_state::issued, sim_action::deactivate},        {sim_state::factory_test, sim_action::activate},
+      {sim_state::active, sim_action::start_factory_test}, {sim_state::paused, sim_action::start_factory_test},
+      {sim_state::deactivated, sim_action::start_factory_test}, {sim_state::released, sim_action::activate},
+  };
+  std::uint64_t n = 500;
+  for (auto [state, refused] : refused_in) {
+    make_in(n, state);
+    auto r = act(n++, refused);
+    ASSERT_FALSE(r);
+    const std::vector<sim_action> allowed = r.error().allowed;
+    for (sim_action a : {sim_action::activate, sim_action::reactivate, sim_action::deactivate, sim_action::release,
+                         sim_action::start_factory_test}) {
+      make_in(n, state);
+      auto done = act(n, a);
+      const bool offered = std::find(allowed.begin(), allowed.end(), a) != allowed.end();
+      const bool moves = done ? done->state != state : done.error().code == control_errc::limit_reached;
+      EXPECT_EQ(offered, moves) << to_string(state) << " " << to_string(a);
+      if (!done && !moves) {
+        EXPECT_EQ(done.error().code, control_errc::invalid_transition);
+      }
+      ++n;
+    }
+  }
+}
+
+TEST_F(Lifecycle, ActivateWithALimitBelowUsageIsRefusedAndChangesNothing) {
+  import("acme", {1});
+  feed({rec(1, 3'000'000, clock_.now())});
+  const auto events_before = eng_->events().last_id();
+  sim_update u;
+  u.action = sim_action::activate;
+  u.mb_limit = 2;  // the new limit pauses it: the activate would need headroom
+  auto r = eng_->update_sim(test_iccid(1), u);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, control_errc::limit_reached);
+  EXPECT_EQ(sim(1).state, sim_state::active);
+  EXPECT_EQ(sim(1).mb_limit, 5u);
+  EXPECT_EQ(eng_->events().last_id(), events_before);
 }
 
 TEST_F(Lifecycle, IssuedIsNeverReentered) {

@@ -53,7 +53,7 @@ TEST_F(Limits, RecordsAfterPauseStillCountWithoutANewPause) {
   feed({rec(1, 5'000'000, kStart)});
   feed({rec(1, 1'000, kStart), rec(1, 2'000, kStart)});
   EXPECT_EQ(sim(1).usage_bytes(), 5'003'000u);
-  EXPECT_EQ(eng_->events().count_of(event_type::paused), 1u);
+  EXPECT_EQ(simcap::testing::count_of(eng_->events(), event_type::paused), 1u);
 }
 
 TEST_F(Limits, RaisingTheLimitUnpausesAtOnce) {

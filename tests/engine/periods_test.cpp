@@ -50,14 +50,14 @@ TEST_F(Periods, PausedSimUnpausesAtAnniversaryWithNoRecord) {
   EXPECT_EQ((*closed)[0].chargeable_sims, 3u);
   ASSERT_EQ((*closed)[0].lines.size(), 3u);
   // And a period_closed event was emitted once.
-  EXPECT_EQ(eng_->events().count_of(event_type::period_closed), 1u);
+  EXPECT_EQ(simcap::testing::count_of(eng_->events(), event_type::period_closed), 1u);
 }
 
 TEST_F(Periods, AlertsRearmAfterRollover) {
   feed({rec(1, 4'600'000, kStart)});
   ASSERT_TRUE(eng_->advance_clock(at(2025, 2, 16)));
   feed({rec(1, 4'600'000, at(2025, 2, 16))});
-  EXPECT_EQ(eng_->events().count_of(event_type::alert), 2u);
+  EXPECT_EQ(simcap::testing::count_of(eng_->events(), event_type::alert), 2u);
 }
 
 TEST_F(Periods, SeveralPeriodsAtOnceCloseInOrder) {
@@ -67,7 +67,7 @@ TEST_F(Periods, SeveralPeriodsAtOnceCloseInOrder) {
   ASSERT_EQ(closed->size(), 3u);
   EXPECT_EQ((*closed)[0].start, at(2025, 3, 15));  // newest first
   EXPECT_EQ((*closed)[2].start, at(2025, 1, 15));
-  EXPECT_EQ(eng_->events().count_of(event_type::period_closed), 3u);
+  EXPECT_EQ(simcap::testing::count_of(eng_->events(), event_type::period_closed), 3u);
   EXPECT_EQ(eng_->get_product("acme")->period_start, at(2025, 4, 15));
 }
 
@@ -86,7 +86,7 @@ TEST_F(Periods, LateRecordNeverPausesTheNewPeriod) {
   ASSERT_TRUE(eng_->advance_clock(at(2025, 2, 15, 1)));
   feed({rec(1, 9'000'000, at(2025, 2, 14, 23))});
   EXPECT_EQ(sim(1).state, sim_state::active);
-  EXPECT_EQ(eng_->events().count_of(event_type::paused), 0u);
+  EXPECT_EQ(simcap::testing::count_of(eng_->events(), event_type::paused), 0u);
   auto closed = eng_->closed_periods("acme", true);
   ASSERT_EQ((*closed)[0].lines.size(), 3u);
   EXPECT_EQ((*closed)[0].lines[0].sim < (*closed)[0].lines[1].sim, true);

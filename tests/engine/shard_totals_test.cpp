@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "shard_host_fixture.hpp"
+#include "shard_scan.hpp"
 
 namespace simcap::detail {
 namespace {
@@ -99,7 +100,7 @@ TEST(ShardTotals, MatchAScanAfterRandomOperations) {
         }
         b.records = recs;
         s.apply(b);
-        expect_same(s.usage_of(0), s.usage_by_scan(0), step);
+        expect_same(s.usage_of(0), usage_by_scan(s, 0), step);
         continue;  // records are never taken back
       }
     }
@@ -116,13 +117,13 @@ TEST(ShardTotals, MatchAScanAfterRandomOperations) {
         EXPECT_EQ(after.retired.has_value(), before.retired.has_value()) << "step " << step;
       }
     }
-    expect_same(s.usage_of(0), s.usage_by_scan(0), step);
+    expect_same(s.usage_of(0), usage_by_scan(s, 0), step);
     if (::testing::Test::HasFailure()) return;
   }
   // The run went through pauses, releases and rollovers.
-  EXPECT_GT(events.count_of(event_type::paused), 10u);
-  EXPECT_GT(events.count_of(event_type::released), 10u);
-  EXPECT_GT(events.count_of(event_type::unpaused), 0u);
+  EXPECT_GT(simcap::testing::count_of(events, event_type::paused), 10u);
+  EXPECT_GT(simcap::testing::count_of(events, event_type::released), 10u);
+  EXPECT_GT(simcap::testing::count_of(events, event_type::unpaused), 0u);
 }
 
 }  // namespace

@@ -1,10 +1,10 @@
-#include "sim_table.hpp"
+#include "state/sim_table.hpp"
 
 #include <gtest/gtest.h>
 
 #include <vector>
 
-#include "dedup_set.hpp"
+#include "state/dedup_set.hpp"
 
 namespace simcap::detail {
 namespace {

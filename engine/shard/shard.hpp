@@ -1,7 +1,18 @@
 #pragma once
-// One shard: an owner thread, its bounded message queue, and the accumulators of the SIMs that
-// shard_for() places here. Everything below "owner thread only" is called from the shard's own
-// thread (via a posted task), or before start() / after stop().
+// One shard: an owner thread, its bounded message queue, and the state of the SIMs that
+// shard_for() places here.
+//
+// Threading model. The owner thread (the shard's own, started by start()) is the only one that
+// changes the shard: record batches, posted tasks (control changes) and due work all run there.
+// Another thread may *borrow* the shard to read it: try_read_here() takes the shard's busy lock,
+// which the owner holds whenever it works and releases only while it waits for work, so a
+// borrower reads an idle shard, never one in the middle of a batch. Reads posted with
+// post_read() run on the owner between batches, and in the middle of a checkpoint's cut. So:
+//   - members below "owner thread only" are called on the owner thread, by a borrower holding the
+//     busy lock (const reads only), or before start() / after stop();
+//   - feed_seq(), read_counters() and queue_depth() are safe from any thread (atomics).
+// SIMCAP_ASSERT_OWNER() checks, in debug builds, that the caller is the owner thread or a
+// borrower holding the lock (the owner's id is set by start(); before it, anyone may).
 #include <atomic>
 #include <cassert>
 #include <concurrentqueue/blockingconcurrentqueue.h>
@@ -16,17 +27,13 @@
 #include <unordered_map>
 #include <vector>
 
-#include <rocksdb/write_batch.h>
-
-#include "day_usage.hpp"
-#include "dedup_set.hpp"
-#include "sim_table.hpp"
-#include "store.hpp"
 #include "simcap/engine.hpp"
+#include "state/day_usage.hpp"
+#include "state/dedup_set.hpp"
+#include "state/sim_table.hpp"
 
 #ifndef NDEBUG
-#define SIMCAP_ASSERT_OWNER() \
-  assert(owner_ == std::thread::id{} || holder_.load(std::memory_order_relaxed) == std::this_thread::get_id())
+#define SIMCAP_ASSERT_OWNER() assert(may_touch() && "shard state touched off its owner thread")
 #else
 #define SIMCAP_ASSERT_OWNER() ((void)0)
 #endif
@@ -34,6 +41,8 @@
 namespace simcap::detail {
 
 class shard;
+class store;
+class write_batch;
 
 // A unit of work run on a shard's thread; deleted by the shard after it ran.
 struct shard_task {
@@ -82,8 +91,6 @@ enum class import_outcome { imported, already_present, other_product };
 
 // Feeds a shard tracks a sequence watermark for (engine::register_feed ids).
 inline constexpr std::size_t kMaxFeeds = 256;
-// Big values (SIM and event blobs) are cut at about this size.
-inline constexpr std::size_t kBlobBytes = 256 << 10;
 
 // What a shard hands to a checkpoint besides its writes: the events since the last one (they
 // get their ids from the checkpoint) and its applied watermark of each feed.
@@ -128,8 +135,9 @@ class shard {
   bool try_read_here(F&& read) {
     std::unique_lock l(busy_, std::try_to_lock);
     if (!l) return false;
-    holder_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+    borrower_.store(std::this_thread::get_id(), std::memory_order_relaxed);
     read(*this);
+    borrower_.store(std::thread::id{}, std::memory_order_relaxed);
     return true;
   }
   unsigned index() const noexcept { return index_; }
@@ -163,8 +171,8 @@ class shard {
   std::vector<std::uint64_t> select(std::optional<std::uint16_t> product,
                                     std::optional<sim_state> state, bool include_released) const;
   fleet_usage usage_of(std::uint16_t product) const;
-  // The same figures computed by scanning every SIM (checks usage_of in tests).
-  fleet_usage usage_by_scan(std::uint16_t product) const;
+  // Earlier lives, in the product's current period, of SIMs released and imported again.
+  const std::unordered_map<std::uint64_t, closed_line>& retired_of(std::uint16_t product) const;
   // Bytes per day of the SIM's current period, from its first day up to `now` (nullopt: no such
   // SIM in scope).
   std::optional<std::vector<day_bytes>> days_of(std::uint64_t key, std::optional<std::uint16_t> scope,
@@ -192,7 +200,7 @@ class shard {
   // ---- durability (owner thread, or before start() / after stop())
   // Writes everything changed since the last cut into wb (consistent: it runs between batches)
   // and hands over the events and watermarks that go with it.
-  void cut(rocksdb::WriteBatch& wb, shard_cut& out, std::uint64_t checkpoint);
+  void cut(write_batch& wb, shard_cut& out, std::uint64_t checkpoint);
   // Loads the shard's part of the store (products must be learnt first). Returns the feeds'
   // watermarks by feed name.
   std::vector<std::pair<std::string, std::uint64_t>> recover(const store& st);
@@ -307,12 +315,20 @@ class shard {
   shard_queue queue_;
   moodycamel::ConcurrentQueue<shard_task*> tasks_;
   moodycamel::ConcurrentQueue<shard_task*> reads_;
+  // Whether this thread may use the owner-only members now: the owner thread, a borrower
+  // inside try_read_here, or anyone before start().
+  bool may_touch() const noexcept {
+    const auto me = std::this_thread::get_id();
+    const auto owner = owner_.load(std::memory_order_acquire);
+    return owner == std::thread::id{} || owner == me || borrower_.load(std::memory_order_relaxed) == me;
+  }
+
   std::thread thread_;
-  std::thread::id owner_{};
+  std::atomic<std::thread::id> owner_{};
   // Held by the shard thread while it works (released only while it waits for work), and by a
   // thread answering a query of the idle shard (try_read_here).
   std::mutex busy_;
-  std::atomic<std::thread::id> holder_{};  // who holds busy_ (owner checks in debug builds)
+  std::atomic<std::thread::id> borrower_{};  // who borrows the idle shard (debug checks)
   std::atomic<bool> stopping_{false};
 
   sim_table table_;

@@ -9,8 +9,8 @@
 #include <new>
 #include <utility>
 
-#include "hash.hpp"
-#include "huge_array.hpp"
+#include "state/hash.hpp"
+#include "state/huge_array.hpp"
 
 namespace simcap::detail {
 

@@ -4,6 +4,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
+#include <latch>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -20,6 +23,41 @@ inline std::string test_iccid_text(std::uint64_t n) {
   return make_iccid(body);
 }
 inline iccid test_iccid(std::uint64_t n) { return *iccid::parse(test_iccid_text(n)); }
+
+// How many events of a type the log holds.
+inline std::size_t count_of(const event_log& log, event_type t) {
+  event_filter f;
+  f.type = t;
+  return log.read(0, std::numeric_limits<std::size_t>::max(), f).size();
+}
+
+// Holds every shard thread of e (each inside an empty record batch) until `release` is set, so
+// that what is submitted meanwhile queues up.
+class shard_stall {
+ public:
+  shard_stall(engine& e, std::shared_future<void> release) : producer_(e), left_(e.shard_count()) {
+    for (unsigned s = 0; s < e.shard_count(); ++s) {
+      batches_.push_back(std::make_unique<held>(release, left_));
+      producer_.submit(s, *batches_.back());
+    }
+  }
+  // (release must have been set: the shards are let go before the batches go)
+  ~shard_stall() { left_.wait(); }
+
+ private:
+  struct held final : record_batch {
+    held(std::shared_future<void> f, std::latch& l) : release(std::move(f)), left(l) {}
+    void on_applied() noexcept override {
+      release.wait();
+      left.count_down();
+    }
+    std::shared_future<void> release;
+    std::latch& left;
+  };
+  engine::producer producer_;
+  std::latch left_;
+  std::vector<std::unique_ptr<held>> batches_;
+};
 
 class memory_dead_letters final : public dead_letter_sink {
  public:

@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <utility>
 
-#include "hash.hpp"
-#include "huge_array.hpp"
+#include "state/hash.hpp"
+#include "state/huge_array.hpp"
 
 namespace simcap::detail {
 

@@ -1,8 +1,10 @@
-#include "store.hpp"
+#include "durability/store.hpp"
 
+#include <rocksdb/db.h>
 #include <rocksdb/memtablerep.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
 
 #include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
@@ -131,10 +133,45 @@ std::uint64_t store::free_bytes() const {
   return static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
 }
 
-void store::write(rocksdb::WriteBatch& batch) {
+namespace {
+rocksdb::Slice slice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+
+// Replays one batch's writes into another.
+struct copy_into final : rocksdb::WriteBatch::Handler {
+  explicit copy_into(rocksdb::WriteBatch& b) : into(b) {}
+  rocksdb::Status PutCF(std::uint32_t, const rocksdb::Slice& k, const rocksdb::Slice& v) override {
+    return into.Put(k, v);
+  }
+  rocksdb::Status DeleteCF(std::uint32_t, const rocksdb::Slice& k) override { return into.Delete(k); }
+  rocksdb::Status DeleteRangeCF(std::uint32_t, const rocksdb::Slice& b, const rocksdb::Slice& e) override {
+    return into.DeleteRange(b, e);
+  }
+  rocksdb::WriteBatch& into;
+};
+}  // namespace
+
+write_batch::write_batch() : b_(std::make_unique<rocksdb::WriteBatch>()) {}
+write_batch::~write_batch() = default;
+write_batch::write_batch(write_batch&&) noexcept = default;
+write_batch& write_batch::operator=(write_batch&&) noexcept = default;
+
+void write_batch::put(std::string_view key, std::string_view value) { b_->Put(slice(key), slice(value)); }
+void write_batch::del(std::string_view key) { b_->Delete(slice(key)); }
+void write_batch::del_range(std::string_view from, std::string_view to) { b_->DeleteRange(slice(from), slice(to)); }
+void write_batch::append(const write_batch& other) {
+  copy_into c(*b_);
+  rocksdb::Status st = other.b_->Iterate(&c);
+  if (!st.ok()) throw std::runtime_error("store batch: " + st.ToString());
+}
+std::size_t write_batch::count() const { return static_cast<std::size_t>(b_->Count()); }
+std::size_t write_batch::data_size() const { return b_->GetDataSize(); }
+void write_batch::set_save_point() { b_->SetSavePoint(); }
+void write_batch::rollback_to_save_point() { b_->RollbackToSavePoint(); }
+
+void store::write(write_batch& batch) {
   rocksdb::WriteOptions w;
   w.sync = true;
-  rocksdb::Status st = db_->Write(w, &batch);
+  rocksdb::Status st = db_->Write(w, batch.b_.get());
   if (!st.ok()) throw std::runtime_error("store write: " + st.ToString());
 }
 

@@ -1,4 +1,4 @@
-#include "calendar.hpp"
+#include "catalog/calendar.hpp"
 
 #include <algorithm>
 

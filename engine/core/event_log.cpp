@@ -51,12 +51,6 @@ std::uint64_t event_log::last_id() const {
   return next_id_ - 1;
 }
 
-std::size_t event_log::count_of(event_type t) const {
-  std::lock_guard lock(mu_);
-  return static_cast<std::size_t>(
-      std::count_if(events_.begin(), events_.end(), [t](const event& e) { return e.type == t; }));
-}
-
 std::uint64_t event_log::add_listener(listener l) {
   std::lock_guard lock(mu_);
   listeners_.emplace_back(next_listener_, std::move(l));

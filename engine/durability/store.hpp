@@ -4,32 +4,46 @@
 // stops at the first torn or corrupt WAL record (point-in-time recovery), so a checkpoint is
 // either there whole or not at all.
 //
-// Keys (first byte the kind; numbers big-endian, so a kind's keys sort by them):
-//   M                               meta: checkpoint number, shard count, clock time
-//   P product(u16)                  a product of the catalog
-//   E id(u64)                       a checkpoint's events (64 bytes each), from this id on
-//   G shard(u16)                    the shard's last complete base (its generation)
-//   B shard(u16) gen(u64) n(u32)    slice n of a base: every SIM of the slice
-//   Z shard(u16) checkpoint(u64) n(u32)  the SIMs a checkpoint changed (usage only, or whole)
-//   Y shard(u16) product(u16) sim(u64) day(u32)  bytes of one closed day of the SIM's current period
-//   H shard(u16) product(u16)       the shard's period and hourly usage of a product
-//   C shard(u16) product(u16) start(u64)           a closed period's header in the shard
-//   L shard(u16) product(u16) start(u64) sim(u64)  one SIM's line of a closed period
-//   R shard(u16) product(u16) sim(u64)             a released and re-imported SIM's earlier
-//                                                  life in the product's current period
-//   N                               the country list (2 letters each; SIMs keep an index of it)
-//   D shard(u16) newest(u64) checkpoint(u64)       record-id fingerprints added in a checkpoint
-//   W shard(u16) feed name          the feed's highest seq applied by the shard
-#include <rocksdb/db.h>
-#include <rocksdb/write_batch.h>
-
+// Keys: durability/keys.hpp. This file and store.cpp are the only ones that see RocksDB.
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 
+namespace rocksdb {
+class DB;
+class WriteBatch;
+struct Options;
+}  // namespace rocksdb
+
 namespace simcap::detail {
+
+// The writes of one checkpoint, applied atomically by store::write.
+class write_batch {
+ public:
+  write_batch();
+  ~write_batch();
+  write_batch(write_batch&&) noexcept;
+  write_batch& operator=(write_batch&&) noexcept;
+
+  void put(std::string_view key, std::string_view value);
+  void del(std::string_view key);
+  // Deletes the keys in [from, to).
+  void del_range(std::string_view from, std::string_view to);
+  // Adds other's writes after this batch's own (in their order).
+  void append(const write_batch& other);
+  std::size_t count() const;
+  std::size_t data_size() const;
+  // A failed write takes back what was added since the save point.
+  void set_save_point();
+  void rollback_to_save_point();
+
+ private:
+  friend class store;
+  std::unique_ptr<rocksdb::WriteBatch> b_;
+};
 
 class store {
  public:
@@ -51,7 +65,7 @@ class store {
   std::uint64_t free_bytes() const;
 
   // Writes the batch atomically and durably (WAL fsync). Throws on failure.
-  void write(rocksdb::WriteBatch& batch);
+  void write(write_batch& batch);
   // Calls f(key, value) for every key starting with prefix, in key order; f returns false to stop.
   void scan(std::string_view prefix, const std::function<bool(std::string_view, std::string_view)>& f) const;
   bool get(std::string_view key, std::string& value) const;

@@ -2,7 +2,7 @@
 // A shard_host for tests that drive one shard without an engine: a single product whose first
 // activation sets its anniversary.
 #include "engine_fixture.hpp"
-#include "shard.hpp"
+#include "shard/shard.hpp"
 
 namespace simcap::detail::testing_host {
 

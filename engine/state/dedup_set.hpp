@@ -6,8 +6,8 @@
 #include <limits>
 #include <utility>
 
-#include "hash.hpp"
-#include "huge_array.hpp"
+#include "state/hash.hpp"
+#include "state/huge_array.hpp"
 #include "simcap/time.hpp"
 
 namespace simcap::detail {
