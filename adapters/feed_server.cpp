@@ -577,7 +577,7 @@ feed_server::~feed_server() { stop(std::chrono::milliseconds(0)); }
 tcp::endpoint feed_server::local_endpoint() const { return acceptor_.local_endpoint(); }
 
 void feed_server::start() {
-  engine_.set_checkpoint_listener([this] {
+  checkpoint_listener_ = engine_.add_checkpoint_listener([this] {
     std::lock_guard lock(sessions_mu_);
     for (auto& w : sessions_) {
       if (auto s = w.lock()) s->on_durable();
@@ -618,8 +618,11 @@ void feed_server::stop(std::chrono::milliseconds grace) {
   if (stopping_.exchange(true)) return;
   struct unhook {
     engine& e;
-    ~unhook() { e.set_checkpoint_listener(nullptr); }
-  } unhook_listener{engine_};
+    std::uint64_t id;
+    ~unhook() {
+      if (id != 0) e.remove_checkpoint_listener(id);
+    }
+  } unhook_listener{engine_, checkpoint_listener_};
   asio::post(io_, [this] {
     boost::system::error_code ignore;
     acceptor_.close(ignore);

@@ -99,6 +99,7 @@ class feed_server {
   mutable std::mutex sessions_mu_;
   std::list<std::weak_ptr<feed_session>> sessions_;
   std::atomic<bool> stopping_{false};
+  std::uint64_t checkpoint_listener_ = 0;  // engine::add_checkpoint_listener
 };
 
 }  // namespace simcap

@@ -27,6 +27,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "catalog/feeds.hpp"
+#include "catalog/product.hpp"
 #include "simcap/engine.hpp"
 #include "state/day_usage.hpp"
 #include "state/dedup_set.hpp"
@@ -66,17 +68,6 @@ using shard_queue = moodycamel::BlockingConcurrentQueue<shard_msg>;
 inline constexpr unix_seconds kNoPeriod = std::numeric_limits<unix_seconds>::min();
 inline constexpr unix_seconds kNever = std::numeric_limits<unix_seconds>::max();
 
-// What a shard knows of a product; the engine's catalog is the source, versions only grow.
-struct product_info {
-  std::uint16_t index = 0;
-  std::uint64_t version = 0;
-  std::string id;
-  std::uint32_t default_mb_limit = 0;
-  std::vector<std::uint16_t> thresholds;  // permille, ascending, at most 8
-  unsigned anniversary_day = 0;           // 0: no SIM activated yet
-  unix_seconds first_period_start = 0;
-};
-
 // The engine's side of the shard: called from shard threads.
 class shard_host {
  public:
@@ -89,8 +80,6 @@ class shard_host {
 
 enum class import_outcome { imported, already_present, other_product };
 
-// Feeds a shard tracks a sequence watermark for (engine::register_feed ids).
-inline constexpr std::size_t kMaxFeeds = 256;
 
 // What a shard hands to a checkpoint besides its writes: the events since the last one (they
 // get their ids from the checkpoint) and its applied watermark of each feed.

@@ -1,8 +1,10 @@
 #pragma once
 // The engine's C++ API: products, SIM import and control, queries, time, and the ingest path.
-// Every SIM lives in one shard (shard_for); control requests and queries are posted to the
-// owning shard's queue and answered from its thread. The synchronous calls below block the
-// calling thread (never a shard thread) until the shards have answered.
+// Every SIM lives in one shard (shard_for), whose own thread is the only one that changes it.
+// Control requests are posted to the owning shard and run there between record batches;
+// queries read the shard in the calling thread when it is idle (under its lock), else on its
+// thread between batches. The synchronous calls below block the calling thread (never call them
+// from a shard thread) until the shards have answered.
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -261,14 +263,16 @@ class engine {
   bool valid_country(std::string_view code) const;
   control_result<sim_view> update_sim(iccid id, const sim_update& u, std::string_view scope = {});
   control_result<sim_view> get_sim(iccid id, std::string_view scope = {}) const;
-  // The same without waiting: `done` runs on the SIM's shard thread (keep it short; post the
-  // answer on to where it is needed).
+  // The same without waiting: `done` runs in the calling thread, before this returns, when the
+  // shard is idle, else later on the SIM's shard thread (keep it short; post the answer on to
+  // where it is needed).
   void get_sim_async(iccid id, std::string_view scope,
                      std::function<void(control_result<sim_view>)> done) const;
   sim_page list_sims(const sim_filter& f, std::size_t offset, std::size_t limit) const;
   control_result<fleet_usage> product_usage(std::string_view product) const;
-  // The same without waiting: each shard adds its part; `done` runs on the shard thread that
-  // answers last (keep it short).
+  // The same without waiting: each shard adds its part; `done` runs where the last part is
+  // added: in the calling thread when every shard was idle, else on a shard thread (keep it
+  // short).
   void product_usage_async(std::string_view product,
                            std::function<void(control_result<fleet_usage>)> done) const;
   // The SIM and its bytes per day of the current period (first day to today, zeros included).
@@ -301,8 +305,10 @@ class engine {
   // Where a feed resumes: its highest seq applied by every shard (records up to it are counted
   // or rejected; later ones a shard has seen already are dropped as duplicates there).
   std::uint64_t resume_after(std::uint32_t feed) const noexcept;
-  // Called on the checkpointing thread after each checkpoint that moved a feed's durable_seq.
-  void set_checkpoint_listener(std::function<void()> f);
+  // Listeners called on the checkpointing thread after each checkpoint that moved a feed's
+  // durable_seq (keep them short). Any number; remove by the id add returned.
+  std::uint64_t add_checkpoint_listener(std::function<void()> f);
+  void remove_checkpoint_listener(std::uint64_t id);
 
   engine_stats stats() const;
 

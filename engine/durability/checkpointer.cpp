@@ -1,0 +1,195 @@
+#include <algorithm>
+#include <spdlog/spdlog.h>
+
+#include "durability/keys.hpp"
+#include "durability/sim_blobs.hpp"
+#include "engine_impl.hpp"
+
+// Checkpoints: what changed since the last one is cut from the catalog and the shards (each cut
+// between its record batches), written in one atomic, synced batch, and only then are the
+// feeds' durable seqs moved and their acks sent. A checkpoint the store cannot write is kept and
+// written first once it can (the acks wait meanwhile).
+namespace simcap {
+
+// Takes back a control change whose checkpoint failed (indexed by shard): it was answered 503,
+// so it must not be seen, now or after the store writes again. Its events leave the unwritten
+// checkpoint (or the shards, if no cut took them); the SIMs are put back and marked, so the
+// next checkpoint writes them as they were, in the same write as the unwritten one.
+void engine::impl::take_back(std::vector<change> changes) {
+  {
+    std::lock_guard ck(checkpoint_mu);
+    for (change& c : changes) {
+      std::erase_if(c.events, [&](const event& e) {
+        if (!unwritten) return false;
+        auto& evs = unwritten->events;
+        auto it = std::find_if(evs.begin(), evs.end(), [&](const event& p) { return same_event(p, e); });
+        if (it == evs.end()) return false;
+        evs.erase(it);
+        return true;
+      });
+    }
+  }
+  for (unsigned s = 0; s < changes.size(); ++s) {
+    if (changes[s].points.empty() && changes[s].events.empty()) continue;
+    shards.call(s, [&](detail::shard& sh) {
+      for (auto it = changes[s].points.rbegin(); it != changes[s].points.rend(); ++it) sh.restore(*it);
+      sh.drop_events(changes[s].events);
+    });
+  }
+}
+
+// Takes what changed since the last cut from the catalog and the shards.
+engine::impl::pending_checkpoint engine::impl::cut(std::uint64_t n) {
+  pending_checkpoint p;
+  p.number = n;
+  // The catalog before the shards: a period the catalog closes after this point is closed
+  // again (with its event) after a crash.
+  products.cut(p.ops, p.events);
+  std::vector<detail::write_batch> parts(shards.size());
+  std::vector<detail::shard_cut> cuts(shards.size());
+  shards.call_all([&](detail::shard& sh) { sh.cut(parts[sh.index()], cuts[sh.index()], n); });
+  for (unsigned s = 0; s < shards.size(); ++s) {
+    p.longest_cut = std::max(p.longest_cut, cuts[s].seconds);
+    p.ops.append(parts[s]);
+    for (auto& [k, v] : cuts[s].blobs) p.ops.put(k, v);
+    p.sims += cuts[s].sims;
+    for (event& e : cuts[s].events) p.events.push_back(e);
+    // Durable watermarks: every shard's, the lowest counts.
+    for (auto [f, seq] : cuts[s].watermarks) {
+      p.low[f] = std::min(p.low[f], seq);
+      p.seen[f]++;
+    }
+  }
+  return p;
+}
+
+// A checkpoint that could not be written goes first into the next one: its writes, then the
+// newer ones, in one atomic write.
+void engine::impl::append(pending_checkpoint& older, pending_checkpoint&& newer) {
+  older.ops.append(newer.ops);
+  older.number = newer.number;
+  for (event& e : newer.events) older.events.push_back(e);
+  older.low = std::move(newer.low);
+  older.seen = std::move(newer.seen);
+  older.sims += newer.sims;
+  older.longest_cut = std::max(older.longest_cut, newer.longest_cut);
+}
+
+// Writes p; false (and p kept for the next try) when the store cannot write.
+bool engine::impl::write(pending_checkpoint& p, std::chrono::steady_clock::time_point t0) {
+  const bool clock_moved = clk.is_manual() && clk.now() != stored_time;
+  if (p.ops.count() == 0 && p.events.empty() && !clock_moved) return true;
+  if (opts.test_checkpoint_pause.count() > 0) std::this_thread::sleep_for(opts.test_checkpoint_pause);  // crash tests only
+  // The events and the meta key go on top of the state writes; a failed write takes them off
+  // again (the events may still change, and their ids with them).
+  detail::write_batch& wb = p.ops;
+  wb.set_save_point();
+  // The checkpoint's events, in values of up to kBlobBytes keyed by their first id.
+  std::uint64_t id = events.last_id() + 1;
+  for (event& e : p.events) e.id = id++;
+  const std::size_t per_value = detail::kBlobBytes / sizeof(event);
+  for (std::size_t at = 0; at < p.events.size(); at += per_value) {
+    const std::size_t k = std::min(per_value, p.events.size() - at);
+    wb.put(detail::key_of(detail::key_kind::events).be(p.events[at].id).str(),
+           std::string_view(reinterpret_cast<const char*>(p.events.data() + at), k * sizeof(event)));
+  }
+  detail::writer meta;
+  meta.put(p.number).put(static_cast<std::uint32_t>(shards.size())).put(clk.now());
+  wb.put(detail::key_of(detail::key_kind::meta).str(), meta.str());
+  try {
+    st->write(wb);
+  } catch (const std::exception& e) {
+    wb.rollback_to_save_point();
+    std::lock_guard lock(stats_mu);
+    if (!store_failed.load()) spdlog::error("checkpoint not written, acks stop until it is: {}", e.what());
+    store_failure = e.what();
+    store_failed.store(true);
+    return false;
+  }
+  checkpoint_no = p.number;
+  stored_time = clk.now();
+  for (const event& e : p.events) events.append(e);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::lock_guard lock(stats_mu);
+  stats.checkpoints++;
+  stats.last_checkpoint_seconds = secs;
+  stats.last_checkpoint_time = clk.now();
+  stats.last_checkpoint_sims = p.sims;
+  stats.last_cut_seconds = p.longest_cut;
+  return true;
+}
+
+// checkpoint_mu held. While the store cannot write, nothing more is taken from the shards
+// (their changes wait there, marked): a try every retry_wait checks whether it can write again.
+bool engine::impl::store_writable() {
+  if (!store_failed.load()) return true;
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_retry) return false;
+  const std::uint64_t needed = std::max<std::uint64_t>(1 << 20, 2 * (unwritten ? unwritten->ops.data_size() : 0));
+  if (st->free_bytes() < needed || !st->recover_writes()) {
+    retry_wait = std::min(retry_wait * 2, std::chrono::milliseconds(5000));
+    next_retry = now + retry_wait;
+    return false;
+  }
+  retry_wait = std::chrono::milliseconds(500);
+  return true;
+}
+
+void engine::impl::checkpoint() {
+  if (!st) return;
+  std::lock_guard ck(checkpoint_mu);
+  if (!store_writable()) return;
+  const auto t0 = std::chrono::steady_clock::now();
+  pending_checkpoint p = cut(std::max(checkpoint_no, unwritten ? unwritten->number : 0) + 1);
+  if (unwritten) {
+    append(*unwritten, std::move(p));
+    p = std::move(*unwritten);
+    unwritten.reset();
+  }
+  if (!write(p, t0)) {
+    unwritten = std::move(p);
+    next_retry = std::chrono::steady_clock::now() + retry_wait;
+    return;
+  }
+  if (store_failed.exchange(false)) {
+    spdlog::info("the store writes again: acks resume");
+    std::lock_guard lock(stats_mu);
+    store_failure.clear();
+  }
+  bool moved = false;
+  for (std::uint32_t f = 0; f < detail::kMaxFeeds; ++f) {
+    if (p.seen[f] != shards.size()) continue;  // some shard has not seen the feed yet
+    moved = feeds.raise_durable(f, p.low[f]) || moved;
+  }
+  if (moved) notify_checkpoint_listeners();
+}
+
+// A checkpoint every checkpoint_interval. When one takes long (most of a big fleet changed
+// since the last), the next waits nine times as long as it took (at most 2 s), so that
+// checkpoints take about a tenth of the time and ingest keeps the rest; a feed waiting for
+// its last ack asks for one at once (request_checkpoint).
+void engine::impl::checkpointer_loop() {
+  std::unique_lock lock(ticker_mu);
+  auto wait = opts.checkpoint_interval;
+  while (!checkpointer_stop) {
+    ticker_cv.wait_for(lock, wait, [&] { return checkpointer_stop || checkpoint_requested; });
+    if (checkpointer_stop) break;
+    checkpoint_requested = false;
+    lock.unlock();
+    const auto t0 = std::chrono::steady_clock::now();
+    checkpoint();
+    const auto took =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0) - opts.test_checkpoint_pause;
+    wait = std::clamp(9 * took, opts.checkpoint_interval,
+                      std::max(opts.checkpoint_interval, std::chrono::milliseconds(2000)));
+    lock.lock();
+  }
+}
+
+
+void engine::impl::notify_checkpoint_listeners() {
+  std::lock_guard lock(listener_mu);
+  for (auto& [id, f] : checkpoint_listeners) f();
+}
+
+}  // namespace simcap

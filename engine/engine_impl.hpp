@@ -1,0 +1,120 @@
+#pragma once
+// The engine's insides, shared by its files:
+//   engine.cpp                  start/stop, the ticker, feeds, stats, the producer
+//   control.cpp                 products, imports and SIM changes (validated here, once)
+//   queries.cpp                 SIMs, fleet usage, closed periods
+//   durability/checkpointer.cpp checkpoints: cut, write, retry, taking a change back
+//   durability/recovery.cpp     loading the store at start, re-sharding
+#include <chrono>
+#include <condition_variable>
+#include <expected>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "catalog/catalog.hpp"
+#include "catalog/feeds.hpp"
+#include "durability/store.hpp"
+#include "shard/shard_set.hpp"
+#include "simcap/engine.hpp"
+
+namespace simcap {
+
+struct engine::impl final : detail::shard_host {
+  impl(engine_options o, clock& c, dead_letter_sink& d);
+
+  // ---- shard_host (called on shard threads)
+  detail::product_info first_activation(std::uint16_t product, unix_seconds when) override;
+  std::string feed_name(std::uint32_t feed) const override { return feeds.name(feed); }
+
+  // ---- time (engine.cpp)
+  void ticker_loop();
+  // Runs what is due by the clock's now: the shards' rollovers and factory-test ends, then the
+  // catalog's periods and their period_closed events.
+  void do_tick();
+  // An engine-level event (period_closed): with the next checkpoint, or at once without a store.
+  void publish(const event& e);
+  // Resolves a caller's product scope: nullopt for "all", or the index; not_found when the
+  // named product does not exist (then nothing is visible).
+  std::expected<std::optional<std::uint16_t>, control_error> scope_of(std::string_view scope) const;
+
+  // ---- durability (durability/checkpointer.cpp)
+  // A control change on one shard, as it can be taken back: the SIMs as they were, and the
+  // events it made.
+  struct change {
+    std::vector<detail::shard::undo_point> points;
+    std::vector<event> events;
+  };
+  // Takes back a control change whose checkpoint failed (indexed by shard).
+  void take_back(std::vector<change> changes);
+  // What one checkpoint writes, kept whole until it is on disk. Event ids are given at the
+  // write, so that events taken out (an undone control change) leave no gap.
+  struct pending_checkpoint {
+    std::uint64_t number = 0;
+    detail::write_batch ops;
+    std::vector<event> events;
+    std::vector<std::uint64_t> low = std::vector<std::uint64_t>(detail::kMaxFeeds, std::numeric_limits<std::uint64_t>::max());
+    std::vector<unsigned> seen = std::vector<unsigned>(detail::kMaxFeeds, 0);
+    std::uint64_t sims = 0;
+    double longest_cut = 0;
+  };
+  pending_checkpoint cut(std::uint64_t n);
+  static void append(pending_checkpoint& older, pending_checkpoint&& newer);
+  bool write(pending_checkpoint& p, std::chrono::steady_clock::time_point t0);
+  bool store_writable();
+  void checkpoint();
+  void checkpointer_loop();
+  void notify_checkpoint_listeners();
+
+  // ---- recovery (durability/recovery.cpp)
+  void recover();
+  void reshard(std::uint32_t from);
+
+  engine_options opts;
+  clock& clk;
+  dead_letter_sink& dl;
+  event_log events;
+  detail::catalog products{opts};
+  detail::feed_book feeds;
+  detail::shard_set shards;
+
+  // Durability.
+  std::unique_ptr<detail::store> st;
+  std::mutex checkpoint_mu;  // one checkpoint at a time
+  std::uint64_t checkpoint_no = 0;
+  unix_seconds stored_time = 0;  // the clock's time in the last checkpoint
+  std::mutex listener_mu;
+  std::vector<std::pair<std::uint64_t, std::function<void()>>> checkpoint_listeners;
+  std::uint64_t next_listener = 1;
+  std::mutex stats_mu;
+  engine_stats stats;  // the checkpoint fields only
+  bool recovered = false;
+  bool checkpointer_stop = false;
+  std::atomic<bool> store_failed{false};
+  std::string store_failure;  // stats_mu
+  // A checkpoint the store could not write (checkpoint_mu): written first, with what changed
+  // since, once the store can write again; when to try.
+  std::optional<pending_checkpoint> unwritten;
+  std::chrono::steady_clock::time_point next_retry{};
+  std::chrono::milliseconds retry_wait{500};
+  bool checkpoint_requested = false;  // ticker_mu
+  std::thread checkpointer;
+
+  std::mutex tick_mu;  // one tick at a time
+  std::mutex ticker_mu;
+  std::condition_variable ticker_cv;
+  bool ticker_stop = false;
+  std::thread ticker;
+  bool started = false;
+};
+
+// A control change is checkpointed before it is answered: nullopt once it is durable, else why
+// not (the store failed).
+std::optional<control_error> make_durable(engine& e);
+// While the store cannot write, control changes are refused before anything changes.
+std::optional<control_error> refuse_when_not_durable(const engine& e);
+inline control_error error(control_errc c, std::string msg) { return control_error{c, std::move(msg), {}, {}}; }
+
+}  // namespace simcap
