@@ -276,7 +276,7 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
     product_config pc;
     auto id = rd.get<std::string>(*t, prefix, "id");
     if (!id || id->empty()) rd.error(prefix + "id", "is required");
-    else if (id->size() > 128) rd.error(prefix + "id", "must be at most 128 characters");
+    else if (auto why = check_product_id(*id)) rd.error(prefix + "id", *why);
     else if (!product_ids.insert(*id).second) rd.error(prefix + "id", "duplicate product id");
     pc.settings.id = id.value_or("");
     if (auto n = rd.number(*t, prefix, "default_mb_limit", 1, kMaxMbLimit, "1 to 100000000")) {

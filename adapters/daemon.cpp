@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "countries.hpp"
+#include "http/metrics.hpp"
 #include "simcap/iccid_list.hpp"
 
 namespace simcap {
@@ -178,23 +179,15 @@ std::string daemon::http_address() const { return address_of(http_server_->local
 std::string daemon::feed_address() const { return address_of(feed_server_->local_endpoint()); }
 
 std::string daemon::stats_line() const {
-  engine_stats st = engine_->stats();
-  // Every record comes through a feed, whose counters hold the rejects found while parsing and
-  // those the shards reported.
-  std::uint64_t rejected = 0, duplicates = 0;
-  for (const auto* f : feeds_->all()) {
-    duplicates += f->duplicates.load();
-    for (const auto& r : f->rejected) rejected += r.load();
-  }
+  const engine_stats st = engine_->stats();
+  const record_totals t = totals_of(st, feeds_.get());
   std::size_t depth = 0;
   for (auto d : st.queue_depth) depth += d;
   std::ostringstream os;
-  os << "records counted=" << st.records_counted << " late=" << st.late_records
-     << " duplicate=" << duplicates + st.duplicate_ids << " rejected=" << rejected
-     << " | sims active=" << st.sims_by_state[static_cast<int>(sim_state::active)]
+  os << "records counted=" << t.counted << " late=" << t.late << " duplicate=" << t.duplicates
+     << " rejected=" << t.rejected << " | sims active=" << st.sims_by_state[static_cast<int>(sim_state::active)]
      << " paused=" << st.sims_by_state[static_cast<int>(sim_state::paused)]
-     << " deactivated=" << st.sims_by_state[static_cast<int>(sim_state::deactivated)]
-     << " | queue=" << depth;
+     << " deactivated=" << st.sims_by_state[static_cast<int>(sim_state::deactivated)] << " | queue=" << depth;
   return os.str();
 }
 

@@ -7,9 +7,9 @@
 #include <string>
 
 #include "config.hpp"
-#include "feed_server.hpp"
-#include "http_api.hpp"
-#include "http_server.hpp"
+#include "feed/feed_server.hpp"
+#include "http/http_api.hpp"
+#include "http/http_server.hpp"
 #include "simcap/clock.hpp"
 #include "simcap/dead_letter.hpp"
 #include "simcap/engine.hpp"

@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "bench_util.hpp"
-#include "record_parser.hpp"
+#include "feed/record_parser.hpp"
 
 namespace {
 

@@ -19,6 +19,16 @@ std::optional<control_error> refuse_when_not_durable(const engine& e) {
   }
   return std::nullopt;
 }
+std::optional<std::string> check_product_id(std::string_view id) {
+  if (id.empty() || id.size() > kMaxProductIdLength) return "must be 1-128 characters";
+  return std::nullopt;
+}
+
+std::optional<std::string> check_mb_limit(std::uint64_t mb) {
+  if (mb == 0 || mb > kMaxMbLimit) return "must be 1 to 100000000";
+  return std::nullopt;
+}
+
 std::optional<std::string> check_alert_thresholds(const std::vector<double>& t) {
   if (t.size() > 8) return "at most 8 alert thresholds";
   for (std::size_t i = 0; i < t.size(); ++i) {
@@ -41,14 +51,11 @@ bool engine::valid_country(std::string_view code) const {
 }
 
 control_result<product_view> engine::put_product(const product_settings& s) {
-  if (s.id.empty() || s.id.size() > 128) {
-    return std::unexpected(error(control_errc::bad_request, "product id must be 1-128 characters"));
-  }
-  if (s.default_mb_limit && *s.default_mb_limit == 0) {
-    return std::unexpected(error(control_errc::bad_request, "default_mb_limit must be at least 1"));
-  }
-  if (s.default_mb_limit && *s.default_mb_limit > kMaxMbLimit) {
-    return std::unexpected(error(control_errc::bad_request, "default_mb_limit must be 1 to 100000000"));
+  if (auto why = check_product_id(s.id)) return std::unexpected(error(control_errc::bad_request, "product id " + *why));
+  if (s.default_mb_limit) {
+    if (auto why = check_mb_limit(*s.default_mb_limit)) {
+      return std::unexpected(error(control_errc::bad_request, "default_mb_limit " + *why));
+    }
   }
   if (s.alert_thresholds) {
     if (auto why = check_alert_thresholds(*s.alert_thresholds)) {
@@ -134,8 +141,8 @@ control_result<import_result> engine::import_sims(std::string_view product,
 control_result<sim_view> engine::update_sim(iccid id, const sim_update& u, std::string_view scope) {
   auto sc = impl_->scope_of(scope);
   if (!sc) return std::unexpected(sc.error());
-  if (u.mb_limit && (*u.mb_limit == 0 || *u.mb_limit > kMaxMbLimit)) {
-    return std::unexpected(error(control_errc::bad_request, "mb_limit must be 1 to 100000000"));
+  if (u.mb_limit) {
+    if (auto why = check_mb_limit(*u.mb_limit)) return std::unexpected(error(control_errc::bad_request, "mb_limit " + *why));
   }
   if (auto why = refuse_when_not_durable(*this)) return std::unexpected(*why);
   const unix_seconds now = impl_->clk.now();

@@ -30,6 +30,15 @@ namespace simcap {
 // Data limits (a SIM's mb_limit, a product's default_mb_limit) are 1 to this many MB.
 inline constexpr std::uint32_t kMaxMbLimit = 100'000'000;
 
+// Product ids are 1 to this many bytes.
+inline constexpr std::size_t kMaxProductIdLength = 128;
+
+// The checks every caller of the engine shares (the engine runs them again on every change;
+// the config and the HTTP port run them to name the key or field at fault). Each returns why
+// the value is not valid, or nullopt.
+std::optional<std::string> check_product_id(std::string_view id);
+std::optional<std::string> check_mb_limit(std::uint64_t mb);
+
 // Why a list of alert thresholds (ratios of the limit) is not valid, or nullopt: at most 8,
 // strictly increasing, in (0, 10], at least 0.001 apart. The one check the config and the
 // HTTP port use.

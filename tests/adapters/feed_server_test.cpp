@@ -1,5 +1,5 @@
 // The feed port over real sockets on 127.0.0.1 (SPEC §6, §7).
-#include "feed_server.hpp"
+#include "feed/feed_server.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,14 +1,17 @@
 // The HTTP API as a function from request to response: routing, auth, each handler's answers
 // and every error path.
-#include "http_api.hpp"
+#include "http/http_api.hpp"
 
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
 #include <future>
+#include <set>
 
 #include "countries.hpp"
 #include "engine_fixture.hpp"
+#include "error_text.hpp"
+#include "http/routes.hpp"
 
 namespace simcap::testing {
 namespace {
@@ -502,6 +505,44 @@ TEST_F(HttpApi, SmallValidationGaps) {
   auto rel = call("PUT", sim_path(2), R"({"mb_limit":9})");
   EXPECT_EQ(rel.status, 409u);
   EXPECT_NE(std::string(body_of(rel).at("error_description").as_string()).find("data limit"), std::string::npos) << rel.body;
+}
+
+}  // namespace
+}  // namespace simcap::testing
+
+namespace simcap::testing {
+namespace {
+
+TEST(ErrorText, BothProtocolsEscapeWhatTheyQuote) {
+  // The one helper each protocol's errors are written with: quotes, backslashes and control
+  // characters in the text still give valid JSON with the text intact.
+  const std::string text = "a \"quoted\" \\ text\nwith a newline";
+  const json::value http = json::parse(http_error_body("payload_too_large", text));
+  EXPECT_EQ(http.at("ok").as_bool(), false);
+  EXPECT_EQ(http.at("error").as_string(), "payload_too_large");
+  EXPECT_EQ(http.at("error_description").as_string(), text);
+  std::string line = feed_error_line("bad_hello", text);
+  ASSERT_EQ(line.back(), '\n');
+  line.pop_back();
+  const json::value feed = json::parse(line);
+  EXPECT_EQ(feed.at("error").at("code").as_string(), "bad_hello");
+  EXPECT_EQ(feed.at("error").at("message").as_string(), text);
+}
+
+TEST(RouteTable, EveryRouteHasOneNameAndTheMostLiteralMatchWins) {
+  std::set<std::string> names;
+  for (const auto& r : web::route_table()) {
+    EXPECT_TRUE(names.insert(web::route_name(r)).second) << web::route_name(r);
+    EXPECT_NE(r.handle, nullptr) << web::route_name(r);
+  }
+  http_request req;
+  req.method = "GET";
+  req.target = "/v1/products/acme/sims/data_usage";
+  EXPECT_EQ(http_api::route_of(req), "/v1/products/:p/sims/data_usage");
+  req.target = "/v1/products/acme/sims/89883070000123456782";
+  EXPECT_EQ(http_api::route_of(req), "/v1/products/:p/sims/:iccid");
+  req.target = "/v1/nothing/here";
+  EXPECT_EQ(http_api::route_of(req), "unmatched");
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-#include "record_parser.hpp"
+#include "feed/record_parser.hpp"
 
 #include <gtest/gtest.h>
 

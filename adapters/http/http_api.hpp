@@ -1,7 +1,8 @@
 #pragma once
 // The HTTP control and query API (API.md) as a function from request to response, testable
-// without sockets. handle() calls the engine's synchronous API, so it blocks on the shards'
-// answers: the server runs it on a worker pool, never on an I/O thread or a shard thread.
+// without sockets. The routes are a table (routes.hpp, handlers in routes_*.cpp). handle()
+// calls the engine's synchronous API, so it blocks on the shards' answers: the server runs it on
+// a worker pool, never on an I/O thread or a shard thread.
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -13,7 +14,7 @@
 #include <vector>
 
 #include "config.hpp"
-#include "feed_server.hpp"
+#include "feed/feed_server.hpp"
 #include "simcap/engine.hpp"
 
 namespace simcap {
@@ -41,15 +42,19 @@ class http_api {
 
   http_response handle(const http_request& req);
   // Answers, without a worker thread, the reads the shards can answer on their own (GET of one
-  // SIM, fleet usage): calls `done` once, on a shard thread, and returns true. Returns false, and calls
-  // nothing, for every other request (including errors): handle() answers those.
+  // SIM, fleet usage: the routes with a `read`): calls `done` once, in this thread or on a shard
+  // thread, and returns true. Returns false, and calls nothing, for every other request
+  // (including errors): handle() answers those.
   bool handle_async(const http_request& req, std::function<void(http_response)> done);
 
   void set_ready(bool r) noexcept { ready_.store(r); }
+  bool ready() const noexcept { return ready_.load(); }
+  bool simulated_clock() const noexcept { return simulated_clock_; }
+  const feed_registry* feeds() const noexcept { return feeds_; }
   // The event log long-polls wait on, and how many wait now (kept by the server).
   event_log& events() noexcept { return eng_.events(); }
   std::atomic<std::size_t>& long_polls() noexcept { return long_polls_; }
-  // Prometheus text of the HTTP counters (the rest of /metrics is built in handle()).
+  // Prometheus text of the HTTP counters (the rest of /metrics: metrics.cpp).
   std::string http_metrics() const;
   // The route a request matched, for metrics ("/v1/sims/:iccid", or "unmatched").
   static std::string route_of(const http_request& req);

@@ -1,4 +1,4 @@
-#include "feed_server.hpp"
+#include "feed/feed_server.hpp"
 
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
@@ -10,7 +10,8 @@
 #include <deque>
 
 #include "simcap/thread_name.hpp"
-#include "record_parser.hpp"
+#include "feed/record_parser.hpp"
+#include "error_text.hpp"
 #include "secret.hpp"
 #include "simcap/json_text.hpp"
 
@@ -54,14 +55,6 @@ void append_reject(std::string& out, const pending_reject& r) {
   out += "}}\n";
 }
 
-std::string error_line(std::string_view code, std::string_view message) {
-  std::string out = "{\"error\":{\"code\":";
-  append_json_string(out, code);
-  out += ",\"message\":";
-  append_json_string(out, message);
-  out += "}}\n";
-  return out;
-}
 
 }  // namespace
 
@@ -274,7 +267,7 @@ class feed_session final : public std::enable_shared_from_this<feed_session>, pr
   }
 
   asio::awaitable<void> send_error(std::string_view code, std::string_view message) {
-    std::string line = error_line(code, message);
+    std::string line = feed_error_line(code, message);
     boost::system::error_code ec;
     co_await asio::async_write(sock_, asio::buffer(line), asio::redirect_error(asio::use_awaitable, ec));
     sock_.shutdown(tcp::socket::shutdown_both, ec);

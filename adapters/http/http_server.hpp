@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "http_api.hpp"
+#include "http/http_api.hpp"
 
 namespace simcap {
 

@@ -1,4 +1,4 @@
-#include "http_server.hpp"
+#include "http/http_server.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -6,6 +6,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
+#include "error_text.hpp"
 #include "simcap/thread_name.hpp"
 
 namespace simcap {
@@ -17,18 +18,13 @@ using asio::ip::tcp;
 
 namespace {
 
-std::string json_error(std::string_view code, std::string_view text) {
-  return std::string("{\"ok\":false,\"error\":\"") + std::string(code) + "\",\"error_description\":\"" +
-         std::string(text) + "\"}";
-}
-
 // Answers 413 and closes gracefully: the client may still be sending its body, so the rest of
 // it is read and dropped (for a bounded time and amount) before the close, or the client would
 // see a reset instead of the answer.
 asio::awaitable<void> refuse_too_large(beast::tcp_stream& stream, std::string_view what) {
   http::response<http::string_body> res{http::status::payload_too_large, 11};
   res.set(http::field::content_type, "application/json");
-  res.body() = json_error("payload_too_large", what);
+  res.body() = http_error_body("payload_too_large", what);
   res.keep_alive(false);
   res.prepare_payload();
   auto [ec, n] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
@@ -217,7 +213,7 @@ asio::awaitable<void> http_server::session(tcp::socket sock) {
           ~release() { n.fetch_sub(1); }
         } slot{api_.long_polls()};
         if (api_.long_polls().fetch_add(1) >= opts_.max_long_polls) {
-          out = http_response{429, json_error("too_many_requests", "too many long-polls are waiting; try again")};
+          out = http_response{429, http_error_body("too_many_requests", "too many long-polls are waiting; try again")};
         } else {
           const auto deadline = std::chrono::steady_clock::now() + out.long_poll;
           bool watch_client = true;
