@@ -1,15 +1,12 @@
 #pragma once
-// The feed port (SPEC §6): TCP, JSON lines both ways. Each connection is a session on its own
-// strand; it parses what it reads with a record_parser, hands records to the shards in batches
-// and answers with rejects and acks in order.
-//
-// Memory is bounded per session: a session owns a fixed pool of read chunks; a chunk is busy
-// until every shard has applied its records, and a session with no free chunk stops reading
-// (TCP back-pressure).
+// The feed port (SPEC §6): TCP, JSON lines both ways. The server accepts connections and runs
+// each as a feed_session (session.hpp) on its own strand; the registry holds the configured
+// feeds, their credentials and counters.
 #include <array>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -85,6 +82,8 @@ class feed_server {
   dead_letter_sink& dead_letters() noexcept { return dead_letters_; }
   const feed_server_options& options() const noexcept { return opts_; }
   bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
+  // A session has drained (stop() waits for that).
+  void session_drained();
 
  private:
   void do_accept();
@@ -100,6 +99,8 @@ class feed_server {
   std::list<std::weak_ptr<feed_session>> sessions_;
   std::atomic<bool> stopping_{false};
   std::uint64_t checkpoint_listener_ = 0;  // engine::add_checkpoint_listener
+  std::mutex drain_mu_;
+  std::condition_variable drain_cv_;
 };
 
 }  // namespace simcap
