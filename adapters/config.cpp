@@ -1,13 +1,14 @@
 #include "config.hpp"
 
-#include "countries.hpp"
+#include <toml++/toml.h>
 
 #include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
+
+#include "countries.hpp"
 
 namespace simcap {
 
@@ -17,12 +18,15 @@ class reader {
  public:
   explicit reader(std::vector<std::string>& errors) : errors_(errors) {}
 
-  void error(const std::string& key, const std::string& why) { errors_.push_back(key + ": " + why); }
+  void error(const std::string& key, const std::string& why) {
+    errors_.push_back(key + ": " + why);
+  }
 
   // Complains about keys of a table that are not in `known`.
   void only(const toml::table& t, const std::string& prefix, std::set<std::string> known) {
     for (auto&& [k, v] : t) {
-      if (!known.contains(std::string(k.str()))) error(prefix + std::string(k.str()), "unknown key");
+      if (!known.contains(std::string(k.str())))
+        error(prefix + std::string(k.str()), "unknown key");
     }
   }
 
@@ -38,7 +42,8 @@ class reader {
   // A duration from min to max (both named in the message).
   std::optional<std::chrono::milliseconds> duration(const toml::table& t, const std::string& prefix,
                                                     const char* key, std::chrono::milliseconds min,
-                                                    std::chrono::milliseconds max, const char* range) {
+                                                    std::chrono::milliseconds max,
+                                                    const char* range) {
     auto s = get<std::string>(t, prefix, key);
     if (!s) return std::nullopt;
     auto d = parse_duration(*s);
@@ -52,8 +57,9 @@ class reader {
   }
 
   // An integer from min to max.
-  std::optional<std::int64_t> number(const toml::table& t, const std::string& prefix, const char* key,
-                                     std::int64_t min, std::int64_t max, const char* range) {
+  std::optional<std::int64_t> number(const toml::table& t, const std::string& prefix,
+                                     const char* key, std::int64_t min, std::int64_t max,
+                                     const char* range) {
     auto n = get<std::int64_t>(t, prefix, key);
     if (n && (*n < min || *n > max)) {
       error(prefix + key, std::string("must be ") + range);
@@ -113,7 +119,8 @@ std::optional<std::pair<std::string, std::uint16_t>> split_host_port(std::string
   auto colon = s.rfind(':');
   if (colon == std::string_view::npos || colon == 0) return std::nullopt;
   std::string host(s.substr(0, colon));
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   std::string_view port = s.substr(colon + 1);
   unsigned p = 0;
   auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
@@ -141,24 +148,29 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
   using std::chrono::milliseconds;
   using std::chrono::seconds;
   if (const toml::table* s = root["server"].as_table()) {
-    rd.only(*s, "server.", {"http", "feed", "data_dir", "shards", "io_threads", "ack_interval", "checkpoint_interval",
-                      "http_nice", "max_long_polls"});
+    rd.only(*s, "server.",
+            {"http", "feed", "data_dir", "shards", "io_threads", "ack_interval",
+             "checkpoint_interval", "http_nice", "max_long_polls"});
     rd.address(*s, "server.", "http", cfg.http);
     rd.address(*s, "server.", "feed", cfg.feed);
     if (auto d = rd.get<std::string>(*s, "server.", "data_dir")) cfg.data_dir = *d;
     if (auto n = rd.number(*s, "server.", "shards", 0, 256, "0 (one per core) to 256")) {
       cfg.engine.shards = static_cast<unsigned>(*n);
     }
-    if (auto n = rd.number(*s, "server.", "io_threads", 1, 64, "1 to 64")) cfg.io_threads = static_cast<unsigned>(*n);
-    if (auto n = rd.number(*s, "server.", "http_nice", -20, 19, "-20 to 19")) cfg.http_nice = static_cast<int>(*n);
+    if (auto n = rd.number(*s, "server.", "io_threads", 1, 64, "1 to 64"))
+      cfg.io_threads = static_cast<unsigned>(*n);
+    if (auto n = rd.number(*s, "server.", "http_nice", -20, 19, "-20 to 19"))
+      cfg.http_nice = static_cast<int>(*n);
     if (auto n = rd.number(*s, "server.", "max_long_polls", 1, 100'000, "1 to 100000")) {
       cfg.max_long_polls = static_cast<std::size_t>(*n);
     }
     // 0: no store, state in memory only.
-    if (auto d = rd.duration(*s, "server.", "checkpoint_interval", milliseconds(0), hours(1), "0s to 1h")) {
+    if (auto d = rd.duration(*s, "server.", "checkpoint_interval", milliseconds(0), hours(1),
+                             "0s to 1h")) {
       cfg.engine.checkpoint_interval = *d;
     }
-    if (auto d = rd.duration(*s, "server.", "ack_interval", milliseconds(1), seconds(60), "1ms to 60s")) {
+    if (auto d = rd.duration(*s, "server.", "ack_interval", milliseconds(1), seconds(60),
+                             "1ms to 60s")) {
       cfg.ack_interval = *d;
     }
   } else if (root.contains("server")) {
@@ -166,25 +178,31 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
   }
 
   if (const toml::table* l = root["limits"].as_table()) {
-    rd.only(*l, "limits.", {"mb_bytes", "default_mb_limit", "alert_thresholds", "late_grace",
-                            "future_skew", "dedup_window", "max_record_bytes"});
-    if (auto n = rd.number(*l, "limits.", "mb_bytes", 1, 1'000'000'000'000, "1 to 1000000000000 bytes")) {
+    rd.only(*l, "limits.",
+            {"mb_bytes", "default_mb_limit", "alert_thresholds", "late_grace", "future_skew",
+             "dedup_window", "max_record_bytes"});
+    if (auto n = rd.number(*l, "limits.", "mb_bytes", 1, 1'000'000'000'000,
+                           "1 to 1000000000000 bytes")) {
       cfg.engine.mb_bytes = static_cast<std::uint64_t>(*n);
     }
     if (auto n = rd.number(*l, "limits.", "default_mb_limit", 1, kMaxMbLimit, "1 to 100000000")) {
       cfg.engine.default_mb_limit = static_cast<std::uint32_t>(*n);
     }
     if (auto t = rd.thresholds(*l, "limits.")) cfg.engine.alert_thresholds = *t;
-    if (auto d = rd.duration(*l, "limits.", "late_grace", milliseconds(0), hours(24 * 31), "0s to 31d")) {
+    if (auto d = rd.duration(*l, "limits.", "late_grace", milliseconds(0), hours(24 * 31),
+                             "0s to 31d")) {
       cfg.engine.late_grace = duration_cast<seconds>(*d);
     }
-    if (auto d = rd.duration(*l, "limits.", "future_skew", milliseconds(0), hours(24), "0s to 24h")) {
+    if (auto d =
+            rd.duration(*l, "limits.", "future_skew", milliseconds(0), hours(24), "0s to 24h")) {
       cfg.engine.future_skew = duration_cast<seconds>(*d);
     }
-    if (auto d = rd.duration(*l, "limits.", "dedup_window", milliseconds(0), hours(24 * 366), "0s to 366d")) {
+    if (auto d = rd.duration(*l, "limits.", "dedup_window", milliseconds(0), hours(24 * 366),
+                             "0s to 366d")) {
       cfg.engine.dedup_window = duration_cast<seconds>(*d);
     }
-    if (auto n = rd.number(*l, "limits.", "max_record_bytes", 1, std::int64_t{1} << 50, "1 to 1125899906842624 (1 PiB)")) {
+    if (auto n = rd.number(*l, "limits.", "max_record_bytes", 1, std::int64_t{1} << 50,
+                           "1 to 1125899906842624 (1 PiB)")) {
       cfg.engine.max_record_bytes = static_cast<std::uint64_t>(*n);
     }
   } else if (root.contains("limits")) {
@@ -203,13 +221,15 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
 
   if (const toml::table* f = root["factory_test"].as_table()) {
     rd.only(*f, "factory_test.", {"data_bytes", "sms", "period"});
-    if (auto n = rd.number(*f, "factory_test.", "data_bytes", 1, 1'000'000'000'000, "1 to 1000000000000")) {
+    if (auto n = rd.number(*f, "factory_test.", "data_bytes", 1, 1'000'000'000'000,
+                           "1 to 1000000000000")) {
       cfg.engine.factory_test_bytes = static_cast<std::uint64_t>(*n);
     }
     if (auto n = rd.number(*f, "factory_test.", "sms", 1, 1'000'000, "1 to 1000000")) {
       cfg.engine.factory_test_sms = static_cast<std::uint32_t>(*n);
     }
-    if (auto d = rd.duration(*f, "factory_test.", "period", seconds(1), hours(24 * 366), "1s to 366d")) {
+    if (auto d =
+            rd.duration(*f, "factory_test.", "period", seconds(1), hours(24 * 366), "1s to 366d")) {
       cfg.engine.factory_test_period = duration_cast<seconds>(*d);
     }
   }
@@ -232,8 +252,10 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
     }
     for (std::size_t i = 0; i < a->size(); ++i) {
       std::string prefix = std::string(name) + "[" + std::to_string(i) + "].";
-      if (const toml::table* t = (*a)[i].as_table()) out.push_back({prefix, t});
-      else rd.error(prefix.substr(0, prefix.size() - 1), "must be a table");
+      if (const toml::table* t = (*a)[i].as_table())
+        out.push_back({prefix, t});
+      else
+        rd.error(prefix.substr(0, prefix.size() - 1), "must be a table");
     }
     return out;
   };
@@ -242,8 +264,10 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
     rd.only(*t, prefix, {"token", "scope", "product"});
     token_config tc;
     auto tok = rd.get<std::string>(*t, prefix, "token");
-    if (!tok || tok->empty()) rd.error(prefix + "token", "is required");
-    else tc.token = *tok;
+    if (!tok || tok->empty())
+      rd.error(prefix + "token", "is required");
+    else
+      tc.token = *tok;
     auto scope = rd.get<std::string>(*t, prefix, "scope");
     auto product = rd.get<std::string>(*t, prefix, "product");
     if (scope && *scope == "admin" && !product) {
@@ -262,8 +286,10 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
     feed_config fc;
     auto name = rd.get<std::string>(*t, prefix, "name");
     auto tok = rd.get<std::string>(*t, prefix, "token");
-    if (!name || name->empty()) rd.error(prefix + "name", "is required");
-    else if (!feed_names.insert(*name).second) rd.error(prefix + "name", "duplicate feed name");
+    if (!name || name->empty())
+      rd.error(prefix + "name", "is required");
+    else if (!feed_names.insert(*name).second)
+      rd.error(prefix + "name", "duplicate feed name");
     if (!tok || tok->empty()) rd.error(prefix + "token", "is required");
     fc.name = name.value_or("");
     fc.token = tok.value_or("");
@@ -275,16 +301,20 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
     rd.only(*t, prefix, {"id", "default_mb_limit", "country", "iccids_file", "alert_thresholds"});
     product_config pc;
     auto id = rd.get<std::string>(*t, prefix, "id");
-    if (!id || id->empty()) rd.error(prefix + "id", "is required");
-    else if (auto why = check_product_id(*id)) rd.error(prefix + "id", *why);
-    else if (!product_ids.insert(*id).second) rd.error(prefix + "id", "duplicate product id");
+    if (!id || id->empty())
+      rd.error(prefix + "id", "is required");
+    else if (auto why = check_product_id(*id))
+      rd.error(prefix + "id", *why);
+    else if (!product_ids.insert(*id).second)
+      rd.error(prefix + "id", "duplicate product id");
     pc.settings.id = id.value_or("");
     if (auto n = rd.number(*t, prefix, "default_mb_limit", 1, kMaxMbLimit, "1 to 100000000")) {
       pc.settings.default_mb_limit = static_cast<std::uint32_t>(*n);
     }
     if (auto c = rd.get<std::string>(*t, prefix, "country")) {
       const auto& known = cfg.engine.countries;
-      if (c->size() != 2 || (!known.empty() && !std::binary_search(known.begin(), known.end(), *c))) {
+      if (c->size() != 2 ||
+          (!known.empty() && !std::binary_search(known.begin(), known.end(), *c))) {
         rd.error(prefix + "country", "must be an ISO 3166-1 alpha-2 code, e.g. \"US\"");
       } else {
         pc.settings.country = *c;
@@ -307,7 +337,8 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
   return cfg;
 }
 
-std::expected<daemon_config, std::vector<std::string>> load_config(const std::filesystem::path& file) {
+std::expected<daemon_config, std::vector<std::string>> load_config(
+    const std::filesystem::path& file) {
   std::ifstream in(file);
   if (!in) return std::unexpected(std::vector<std::string>{"config: cannot read " + file.string()});
   std::stringstream ss;

@@ -43,7 +43,8 @@ struct daemon_config {
 };
 
 // Problems are "key: reason" strings.
-std::expected<daemon_config, std::vector<std::string>> load_config(const std::filesystem::path& file);
+std::expected<daemon_config, std::vector<std::string>> load_config(
+    const std::filesystem::path& file);
 std::expected<daemon_config, std::vector<std::string>> parse_config(
     std::string_view toml_text, const std::filesystem::path& base_dir);
 

@@ -7,7 +7,8 @@
 
 namespace simcap {
 
-std::expected<std::vector<std::string>, std::string> load_iso3166(const std::filesystem::path& file) {
+std::expected<std::vector<std::string>, std::string> load_iso3166(
+    const std::filesystem::path& file) {
   std::ifstream in(file);
   if (!in) return std::unexpected("cannot read " + file.string() + " (Debian package iso-codes)");
   std::stringstream ss;
@@ -18,7 +19,8 @@ std::expected<std::vector<std::string>, std::string> load_iso3166(const std::fil
   if (!ec && doc.is_object()) {
     if (const auto* v = doc.as_object().if_contains("3166-1")) list = v->if_array();
   }
-  if (list == nullptr) return std::unexpected(file.string() + " is not the iso-codes ISO 3166-1 list");
+  if (list == nullptr)
+    return std::unexpected(file.string() + " is not the iso-codes ISO 3166-1 list");
   std::vector<std::string> codes;
   for (const auto& entry : *list) {
     const auto* o = entry.if_object();

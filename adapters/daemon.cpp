@@ -37,7 +37,8 @@ class event_logger {
     if (now - window_ > std::chrono::seconds(1)) {
       for (std::size_t t = 0; t < suppressed_.size(); ++t) {
         if (suppressed_[t] > 0) {
-          spdlog::info("... and {} more {} events", suppressed_[t], to_string(static_cast<event_type>(t)));
+          spdlog::info("... and {} more {} events", suppressed_[t],
+                       to_string(static_cast<event_type>(t)));
         }
       }
       window_ = now;
@@ -68,10 +69,13 @@ class event_logger {
 
 }  // namespace
 
-daemon::daemon(daemon_config cfg, bool simulated_clock) : cfg_(std::move(cfg)), simulated_(simulated_clock) {
+daemon::daemon(daemon_config cfg, bool simulated_clock)
+    : cfg_(std::move(cfg)), simulated_(simulated_clock) {
   std::error_code ec;
   std::filesystem::create_directories(cfg_.data_dir, ec);
-  if (ec) throw std::runtime_error("data_dir: cannot create " + cfg_.data_dir.string() + ": " + ec.message());
+  if (ec)
+    throw std::runtime_error("data_dir: cannot create " + cfg_.data_dir.string() + ": " +
+                             ec.message());
   if (simulated_clock) {
     clock_ = std::make_unique<manual_clock>(real_clock().now());
   } else {
@@ -114,7 +118,8 @@ void daemon::load_products() {
     import_options how;
     how.only_new = true;
     auto imported = engine_->import_sims(p.settings.id, list.ids, how);
-    if (!imported) throw std::runtime_error("products: " + p.settings.id + ": " + imported.error().message);
+    if (!imported)
+      throw std::runtime_error("products: " + p.settings.id + ": " + imported.error().message);
     spdlog::info("product {}: {} SIMs imported, {} already present, {} refused, {} invalid lines",
                  p.settings.id, imported->imported, imported->already_present,
                  imported->refused.size(), list.invalid.size());
@@ -130,8 +135,8 @@ void daemon::start() {
     engine_stats st = engine_->stats();
     std::size_t sims = 0;
     for (auto n : st.sims_by_state) sims += n;
-    spdlog::info("recovered {} SIMs and {} events from {} in {:.3f} s", sims, engine_->events().last_id(),
-                 (cfg_.data_dir / "store").string(),
+    spdlog::info("recovered {} SIMs and {} events from {} in {:.3f} s", sims,
+                 engine_->events().last_id(), (cfg_.data_dir / "store").string(),
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   load_products();
@@ -146,7 +151,8 @@ void daemon::start() {
   http_server_options ho;
   ho.nice = cfg_.http_nice;
   ho.max_long_polls = cfg_.max_long_polls;
-  http_server_ = std::make_unique<http_server>(*http_api_, endpoint_of("server.http", cfg_.http), ho);
+  http_server_ =
+      std::make_unique<http_server>(*http_api_, endpoint_of("server.http", cfg_.http), ho);
   http_server_->start();
   http_api_->set_ready(true);
   started_ = true;
@@ -185,9 +191,11 @@ std::string daemon::stats_line() const {
   for (auto d : st.queue_depth) depth += d;
   std::ostringstream os;
   os << "records counted=" << t.counted << " late=" << t.late << " duplicate=" << t.duplicates
-     << " rejected=" << t.rejected << " | sims active=" << st.sims_by_state[static_cast<int>(sim_state::active)]
+     << " rejected=" << t.rejected
+     << " | sims active=" << st.sims_by_state[static_cast<int>(sim_state::active)]
      << " paused=" << st.sims_by_state[static_cast<int>(sim_state::paused)]
-     << " deactivated=" << st.sims_by_state[static_cast<int>(sim_state::deactivated)] << " | queue=" << depth;
+     << " deactivated=" << st.sims_by_state[static_cast<int>(sim_state::deactivated)]
+     << " | queue=" << depth;
   return os.str();
 }
 

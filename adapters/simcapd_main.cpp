@@ -1,13 +1,14 @@
 // simcapd: usage ingest and data-limit enforcement for fleets of IoT SIM cards.
-#include <CLI/CLI.hpp>
 #include <malloc.h>
-#include <condition_variable>
-#include <csignal>
-#include <mutex>
-#include <thread>
-#include <cstdio>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <mutex>
+#include <thread>
 
 #include "daemon.hpp"
 
@@ -31,7 +32,9 @@ int main(int argc, char** argv) {
   // Test only: holds every checkpoint this long between taking the shards' cuts and writing them,
   // so that a crash test's kills land inside checkpoints.
   unsigned checkpoint_pause_ms = 0;
-  app.add_option("--test-checkpoint-pause-ms", checkpoint_pause_ms)->group("")->check(CLI::Range(0u, 10000u));
+  app.add_option("--test-checkpoint-pause-ms", checkpoint_pause_ms)
+      ->group("")
+      ->check(CLI::Range(0u, 10000u));
   CLI11_PARSE(app, argc, argv);
   // Logs go to stderr; stdout carries only the "... listening on ..." lines.
   spdlog::set_default_logger(spdlog::stderr_color_mt("simcapd"));
@@ -41,7 +44,8 @@ int main(int argc, char** argv) {
   if (!config_path.empty()) {
     auto loaded = simcap::load_config(config_path);
     if (!loaded) {
-      for (const auto& e : loaded.error()) std::fprintf(stderr, "simcapd: config error: %s\n", e.c_str());
+      for (const auto& e : loaded.error())
+        std::fprintf(stderr, "simcapd: config error: %s\n", e.c_str());
       return 2;
     }
     cfg = std::move(*loaded);

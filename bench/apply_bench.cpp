@@ -103,12 +103,16 @@ void BM_shard_apply(benchmark::State& state) {
   if (f.s->read_counters().counted - before != state.iterations() * kBatch) {
     state.SkipWithError("records were not all counted");
   }
-  state.counters["records/s"] =
-      benchmark::Counter(static_cast<double>(state.iterations() * kBatch), benchmark::Counter::kIsRate);
+  state.counters["records/s"] = benchmark::Counter(static_cast<double>(state.iterations() * kBatch),
+                                                   benchmark::Counter::kIsRate);
   state.counters["bytes_per_sim"] =
       static_cast<double>(f.s->table().memory_bytes()) / static_cast<double>(f.s->table().size());
 }
-BENCHMARK(BM_shard_apply)->Arg(10'000)->Arg(1'000'000)->Arg(10'000'000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_shard_apply)
+    ->Arg(10'000)
+    ->Arg(1'000'000)
+    ->Arg(10'000'000)
+    ->Unit(benchmark::kMicrosecond);
 
 // The same records with record ids: each also goes through the id dedup set.
 void BM_shard_apply_with_ids(benchmark::State& state) {
@@ -130,8 +134,8 @@ void BM_shard_apply_with_ids(benchmark::State& state) {
     f.s->apply(b);
   }
   state.counters["id_set_entries"] = static_cast<double>(state.iterations() * kBatch);
-  state.counters["records/s"] =
-      benchmark::Counter(static_cast<double>(state.iterations() * kBatch), benchmark::Counter::kIsRate);
+  state.counters["records/s"] = benchmark::Counter(static_cast<double>(state.iterations() * kBatch),
+                                                   benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_shard_apply_with_ids)->Arg(1'000'000)->Unit(benchmark::kMicrosecond);
 

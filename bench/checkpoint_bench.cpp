@@ -86,7 +86,8 @@ class fleet {
   void reopen() { eng_ = open(); }
   std::uint64_t disk_bytes() const {
     std::uint64_t total = 0;
-    for (const auto& e : fs::directory_iterator(dir_)) total += e.is_regular_file() ? e.file_size() : 0;
+    for (const auto& e : fs::directory_iterator(dir_))
+      total += e.is_regular_file() ? e.file_size() : 0;
     return total;
   }
 
@@ -113,12 +114,18 @@ void BM_checkpoint(benchmark::State& state) {
     state.ResumeTiming();
     f.eng().checkpoint();
   }
-  state.counters["sims/s"] = benchmark::Counter(static_cast<double>(dirty) * static_cast<double>(state.iterations()),
-                                                benchmark::Counter::kIsRate);
+  state.counters["sims/s"] =
+      benchmark::Counter(static_cast<double>(dirty) * static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate);
   state.counters["last_sims"] = static_cast<double>(f.eng().stats().last_checkpoint_sims);
   state.counters["shard_stop_ms"] = f.eng().stats().last_cut_seconds * 1000;
 }
-BENCHMARK(BM_checkpoint)->Arg(10'000)->Arg(100'000)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_checkpoint)
+    ->Arg(10'000)
+    ->Arg(100'000)
+    ->Arg(1'000'000)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // Start-up (recovery) of a fleet whose every SIM has usage, after a clean stop.
 void BM_recover(benchmark::State& state) {
@@ -133,9 +140,15 @@ void BM_recover(benchmark::State& state) {
     f.close();
     state.ResumeTiming();
   }
-  state.counters["store_bytes_per_sim"] = static_cast<double>(f.disk_bytes()) / static_cast<double>(sims);
+  state.counters["store_bytes_per_sim"] =
+      static_cast<double>(f.disk_bytes()) / static_cast<double>(sims);
 }
-BENCHMARK(BM_recover)->Arg(1'000'000)->Arg(10'000'000)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
+BENCHMARK(BM_recover)
+    ->Arg(1'000'000)
+    ->Arg(10'000'000)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(3);
 
 }  // namespace
 }  // namespace simcap::bench

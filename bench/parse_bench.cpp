@@ -24,7 +24,8 @@ struct counting_sink final : parse_sink {
 
 std::string chunk_of_lines(std::size_t target, int shape = 1) {
   std::string s;
-  for (std::uint64_t seq = 1; s.size() < target; ++seq) s += bench::record_line(seq, 1'000'000, kNow, shape);
+  for (std::uint64_t seq = 1; s.size() < target; ++seq)
+    s += bench::record_line(seq, 1'000'000, kNow, shape);
   s.resize(s.rfind('\n') + 1);
   return s;
 }
@@ -40,7 +41,8 @@ void BM_parse_iterate_many(benchmark::State& state) {
   }
   if (sink.rejects) state.SkipWithError("unexpected rejects");
   std::uint64_t lines = static_cast<std::uint64_t>(std::count(text.begin(), text.end(), '\n'));
-  state.counters["records/s"] = benchmark::Counter(static_cast<double>(lines * state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["records/s"] = benchmark::Counter(static_cast<double>(lines * state.iterations()),
+                                                   benchmark::Counter::kIsRate);
   state.counters["line_bytes"] = static_cast<double>(text.size()) / static_cast<double>(lines);
   state.SetBytesProcessed(static_cast<std::int64_t>(text.size() * state.iterations()));
 }
@@ -64,7 +66,8 @@ void BM_parse_line_by_line(benchmark::State& state) {
       ++lines;
     }
   }
-  state.counters["records/s"] = benchmark::Counter(static_cast<double>(lines), benchmark::Counter::kIsRate);
+  state.counters["records/s"] =
+      benchmark::Counter(static_cast<double>(lines), benchmark::Counter::kIsRate);
   state.SetBytesProcessed(static_cast<std::int64_t>(text.size() * state.iterations()));
 }
 BENCHMARK(BM_parse_line_by_line);
@@ -79,7 +82,8 @@ void BM_parse_with_one_bad_line(benchmark::State& state) {
   counting_sink sink;
   for (auto _ : state) p.parse(buf.data(), 0, text.size(), kNow, sink);
   std::uint64_t lines = static_cast<std::uint64_t>(std::count(text.begin(), text.end(), '\n'));
-  state.counters["records/s"] = benchmark::Counter(static_cast<double>(lines * state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["records/s"] = benchmark::Counter(static_cast<double>(lines * state.iterations()),
+                                                   benchmark::Counter::kIsRate);
   state.SetBytesProcessed(static_cast<std::int64_t>(text.size() * state.iterations()));
 }
 BENCHMARK(BM_parse_with_one_bad_line);

@@ -58,8 +58,10 @@ void BM_queue_handoff(benchmark::State& state) {
   stop.store(true);
   q.enqueue(detail::shard_msg{});
   consumer.join();
-  state.counters["batches/s"] = benchmark::Counter(static_cast<double>(produced), benchmark::Counter::kIsRate);
-  state.counters["records/s"] = benchmark::Counter(static_cast<double>(produced * 2048), benchmark::Counter::kIsRate);
+  state.counters["batches/s"] =
+      benchmark::Counter(static_cast<double>(produced), benchmark::Counter::kIsRate);
+  state.counters["records/s"] =
+      benchmark::Counter(static_cast<double>(produced * 2048), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_queue_handoff<true>)->Name("BM_queue_handoff/producer_token")->UseRealTime();
 BENCHMARK(BM_queue_handoff<false>)->Name("BM_queue_handoff/implicit_producer")->UseRealTime();

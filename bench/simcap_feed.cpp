@@ -55,8 +55,8 @@ struct options {
   std::uint64_t records = 100000;
   double rate = 0;  // records/s; 0: flat out
   std::uint64_t mean_bytes = 4000;
-  double hot_share = 0.05;     // share of SIMs that are busy
-  double hot_traffic = 0.5;    // share of records that go to them
+  double hot_share = 0.05;   // share of SIMs that are busy
+  double hot_traffic = 0.5;  // share of records that go to them
   std::string prefix = "8901000";
   std::string replay;
   std::string write_iccids;
@@ -182,7 +182,11 @@ class replay final : public source {
       out += l;  // sent as it is: the engine judges it
     } else {
       out.append(l, 0, brace + 1);
-      out += "\"seq\":" + std::to_string(seq) + (l.find_first_not_of(" \t", brace + 1) != std::string::npos && l[l.find_first_not_of(" \t", brace + 1)] == '}' ? "" : ",");
+      out += "\"seq\":" + std::to_string(seq) +
+             (l.find_first_not_of(" \t", brace + 1) != std::string::npos &&
+                      l[l.find_first_not_of(" \t", brace + 1)] == '}'
+                  ? ""
+                  : ",");
       out.append(l, brace + 1);
     }
     out += '\n';
@@ -214,7 +218,8 @@ class replay final : public source {
     }
     return cells;
   }
-  static std::string to_json(const std::vector<std::string>& header, const std::vector<std::string>& cells) {
+  static std::string to_json(const std::vector<std::string>& header,
+                             const std::vector<std::string>& cells) {
     std::string out = "{";
     for (std::size_t i = 0; i < header.size() && i < cells.size(); ++i) {
       if (cells[i].empty()) continue;
@@ -339,7 +344,8 @@ int main(int argc, char** argv) {
   app.add_option("--hot-traffic", o.hot_traffic, "share of records that go to the busy SIMs");
   app.add_option("--iccid-prefix", o.prefix, "digits the fleet's ICCIDs start with");
   app.add_option("--replay", o.replay, "replay a JSON-lines or .csv file instead");
-  app.add_option("--write-iccids", o.write_iccids, "write the fleet's ICCIDs to this file and exit");
+  app.add_option("--write-iccids", o.write_iccids,
+                 "write the fleet's ICCIDs to this file and exit");
   app.add_option("--time", o.time, "record time, Unix seconds or RFC 3339 (default: now)");
   app.add_option("--seed", o.seed, "random seed");
   app.add_option("--reconnects", o.reconnects, "reconnect attempts after a dropped connection");
@@ -355,12 +361,15 @@ int main(int argc, char** argv) {
   if (!o.write_iccids.empty()) {
     std::ofstream out(o.write_iccids);
     for (std::uint64_t i = 0; i < o.sims; ++i) out << fleet_iccid(o.prefix, i) << '\n';
-    if (!o.quiet) std::fprintf(stderr, "wrote %llu ICCIDs to %s\n", static_cast<unsigned long long>(o.sims), o.write_iccids.c_str());
+    if (!o.quiet)
+      std::fprintf(stderr, "wrote %llu ICCIDs to %s\n", static_cast<unsigned long long>(o.sims),
+                   o.write_iccids.c_str());
     return out ? 0 : 1;
   }
   if (!o.progress) o.progress = isatty(2) && !o.quiet;
   std::int64_t t = std::chrono::duration_cast<std::chrono::seconds>(
-                       std::chrono::system_clock::now().time_since_epoch()).count();
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
   if (!o.time.empty()) {
     std::int64_t v;
     auto [ptr, ec] = std::from_chars(o.time.data(), o.time.data() + o.time.size(), v);
@@ -399,7 +408,8 @@ int main(int argc, char** argv) {
     }
     auto welcome = rd.next();
     if (!welcome || welcome->find("\"welcome\"") == std::string::npos) {
-      std::fprintf(stderr, "simcap-feed: refused: %s\n", welcome ? welcome->c_str() : "(connection closed)");
+      std::fprintf(stderr, "simcap-feed: refused: %s\n",
+                   welcome ? welcome->c_str() : "(connection closed)");
       close(fd);
       if (welcome) return 1;  // a definite answer (bad token, ...): do not retry
       if (++attempts > o.reconnects) return 1;
@@ -420,10 +430,12 @@ int main(int argc, char** argv) {
       if (!o.quiet) {
         std::fprintf(stderr, "connected: feed %s resumes after %llu; sending seq %llu..%llu\n",
                      o.feed.c_str(), static_cast<unsigned long long>(resume),
-                     static_cast<unsigned long long>(first_seq), static_cast<unsigned long long>(last_seq));
+                     static_cast<unsigned long long>(first_seq),
+                     static_cast<unsigned long long>(last_seq));
       }
     } else if (!o.quiet) {
-      std::fprintf(stderr, "\nreconnected: resuming after %llu\n", static_cast<unsigned long long>(resume));
+      std::fprintf(stderr, "\nreconnected: resuming after %llu\n",
+                   static_cast<unsigned long long>(resume));
     }
     st.acked.store(std::max(resume, st.acked.load()));
     st.broken.store(false);
@@ -453,11 +465,13 @@ int main(int argc, char** argv) {
     while (seq <= last_seq && !st.broken.load()) {
       if (o.rate > 0) {
         double due = static_cast<double>(seq - first_seq) / o.rate;
-        auto until = started + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(due));
+        auto until =
+            started + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(due));
         if (until > clk::now()) std::this_thread::sleep_until(until);
       }
       buf.clear();
-      std::size_t batch = o.rate > 0 ? std::max<std::size_t>(1, static_cast<std::size_t>(o.rate / 1000)) : 4096;
+      std::size_t batch =
+          o.rate > 0 ? std::max<std::size_t>(1, static_cast<std::size_t>(o.rate / 1000)) : 4096;
       for (std::size_t i = 0; i < batch && seq <= last_seq; ++i) src->append(seq++, buf);
       if (first_byte == clk::time_point{}) first_byte = clk::now();
       if (!write_all(fd, buf.data(), buf.size())) {
@@ -478,7 +492,8 @@ int main(int argc, char** argv) {
     }
     if (ok && !st.broken.load()) {
       ::shutdown(fd, SHUT_WR);  // no more records: simcapd acks the rest and closes
-      auto deadline = clk::now() + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(o.timeout));
+      auto deadline = clk::now() + std::chrono::duration_cast<clk::duration>(
+                                       std::chrono::duration<double>(o.timeout));
       while (st.acked.load() < last_seq && !st.broken.load() && clk::now() < deadline) {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
       }
@@ -498,12 +513,14 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   }
-  double secs = std::chrono::duration<double>(clk::now() - (first_byte == clk::time_point{} ? started : first_byte)).count();
+  double secs = std::chrono::duration<double>(
+                    clk::now() - (first_byte == clk::time_point{} ? started : first_byte))
+                    .count();
   std::uint64_t n = last_seq >= first_seq ? last_seq - first_seq + 1 : 0;
   if (o.progress) std::fprintf(stderr, "\n");
   std::printf("records %llu acked up to %llu, rejects %llu, %.3f s, %.0f records/s, %.1f MB/s\n",
               static_cast<unsigned long long>(n), static_cast<unsigned long long>(st.acked.load()),
-              static_cast<unsigned long long>(st.rejects.load()), secs, static_cast<double>(n) / secs,
-              static_cast<double>(bytes_sent) / secs / 1e6);
+              static_cast<unsigned long long>(st.rejects.load()), secs,
+              static_cast<double>(n) / secs, static_cast<double>(bytes_sent) / secs / 1e6);
   return 0;
 }

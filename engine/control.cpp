@@ -10,12 +10,14 @@ namespace simcap {
 
 std::optional<control_error> make_durable(engine& e) {
   e.checkpoint();
-  if (auto why = e.store_error()) return control_error{control_errc::unavailable, "the change is not durable: " + *why, {}, {}};
+  if (auto why = e.store_error())
+    return control_error{control_errc::unavailable, "the change is not durable: " + *why, {}, {}};
   return std::nullopt;
 }
 std::optional<control_error> refuse_when_not_durable(const engine& e) {
   if (auto why = e.store_error()) {
-    return control_error{control_errc::unavailable, "the store cannot write, nothing was changed: " + *why, {}, {}};
+    return control_error{
+        control_errc::unavailable, "the store cannot write, nothing was changed: " + *why, {}, {}};
   }
   return std::nullopt;
 }
@@ -45,13 +47,15 @@ std::optional<std::string> check_alert_thresholds(const std::vector<double>& t) 
 }
 
 bool engine::valid_country(std::string_view code) const {
-  if (code.size() != 2 || code[0] < 'A' || code[0] > 'Z' || code[1] < 'A' || code[1] > 'Z') return false;
+  if (code.size() != 2 || code[0] < 'A' || code[0] > 'Z' || code[1] < 'A' || code[1] > 'Z')
+    return false;
   const auto& list = impl_->opts.countries;
   return list.empty() || std::find(list.begin(), list.end(), code) != list.end();
 }
 
 control_result<product_view> engine::put_product(const product_settings& s) {
-  if (auto why = check_product_id(s.id)) return std::unexpected(error(control_errc::bad_request, "product id " + *why));
+  if (auto why = check_product_id(s.id))
+    return std::unexpected(error(control_errc::bad_request, "product id " + *why));
   if (s.default_mb_limit) {
     if (auto why = check_mb_limit(*s.default_mb_limit)) {
       return std::unexpected(error(control_errc::bad_request, "default_mb_limit " + *why));
@@ -63,7 +67,8 @@ control_result<product_view> engine::put_product(const product_settings& s) {
     }
   }
   if (s.country && !valid_country(*s.country)) {
-    return std::unexpected(error(control_errc::bad_request, "country must be an ISO 3166-1 alpha-2 code, e.g. \"US\""));
+    return std::unexpected(error(control_errc::bad_request,
+                                 "country must be an ISO 3166-1 alpha-2 code, e.g. \"US\""));
   }
   if (auto why = refuse_when_not_durable(*this)) return std::unexpected(*why);
   auto put = impl_->products.put(s);
@@ -78,26 +83,31 @@ control_result<product_view> engine::put_product(const product_settings& s) {
   return put->view;
 }
 
-std::optional<product_view> engine::get_product(std::string_view id) const { return impl_->products.view(id); }
+std::optional<product_view> engine::get_product(std::string_view id) const {
+  return impl_->products.view(id);
+}
 
 std::vector<product_view> engine::products() const { return impl_->products.views(); }
 
 control_result<import_result> engine::import_sims(std::string_view product,
-                                                  std::span<const iccid> ids, const import_options& how) {
+                                                  std::span<const iccid> ids,
+                                                  const import_options& how) {
   const sim_state initial = how.initial;
   if (!detail::import_state(initial)) {
-    return std::unexpected(error(control_errc::bad_request,
-                                 "imported SIMs start active, issued or factory_test"));
+    return std::unexpected(
+        error(control_errc::bad_request, "imported SIMs start active, issued or factory_test"));
   }
   if (how.country && !valid_country(*how.country)) {
-    return std::unexpected(error(control_errc::bad_request, "country must be an ISO 3166-1 alpha-2 code, e.g. \"US\""));
+    return std::unexpected(error(control_errc::bad_request,
+                                 "country must be an ISO 3166-1 alpha-2 code, e.g. \"US\""));
   }
   if (auto why = refuse_when_not_durable(*this)) return std::unexpected(*why);
   const auto found = impl_->products.info(product);
   if (!found) return std::unexpected(error(control_errc::unknown_product, "no such product"));
   const detail::product_info info = *found;
   // The SIMs keep their home country: a later change of the product's is for SIMs after.
-  const std::uint8_t country = impl_->products.country_index(how.country.value_or(impl_->products.country_of(info.index)));
+  const std::uint8_t country =
+      impl_->products.country_index(how.country.value_or(impl_->products.country_of(info.index)));
   const unsigned n = shard_count();
   std::vector<std::vector<std::size_t>> by_shard(n);
   for (std::size_t i = 0; i < ids.size(); ++i) by_shard[shard_for(ids[i])].push_back(i);
@@ -121,8 +131,12 @@ control_result<import_result> engine::import_sims(std::string_view product,
   for (unsigned s = 0; s < n; ++s) {
     for (std::size_t k = 0; k < by_shard[s].size(); ++k) {
       switch (outcomes[s][k]) {
-        case detail::import_outcome::imported: r.imported++; break;
-        case detail::import_outcome::already_present: r.already_present++; break;
+        case detail::import_outcome::imported:
+          r.imported++;
+          break;
+        case detail::import_outcome::already_present:
+          r.already_present++;
+          break;
         case detail::import_outcome::other_product:
           r.refused.push_back({by_shard[s][k], ids[by_shard[s][k]], "belongs_to_other_product"});
           break;
@@ -142,7 +156,8 @@ control_result<sim_view> engine::update_sim(iccid id, const sim_update& u, std::
   auto sc = impl_->scope_of(scope);
   if (!sc) return std::unexpected(sc.error());
   if (u.mb_limit) {
-    if (auto why = check_mb_limit(*u.mb_limit)) return std::unexpected(error(control_errc::bad_request, "mb_limit " + *why));
+    if (auto why = check_mb_limit(*u.mb_limit))
+      return std::unexpected(error(control_errc::bad_request, "mb_limit " + *why));
   }
   if (auto why = refuse_when_not_durable(*this)) return std::unexpected(*why);
   const unix_seconds now = impl_->clk.now();

@@ -20,7 +20,9 @@ engine::impl::impl(engine_options o, clock& c, dead_letter_sink& d)
       }()),
       clk(c),
       dl(d),
-      shards(opts.shards, [this](unsigned i) { return std::make_unique<detail::shard>(i, opts, clk, events, dl, *this); }) {}
+      shards(opts.shards, [this](unsigned i) {
+        return std::make_unique<detail::shard>(i, opts, clk, events, dl, *this);
+      }) {}
 
 detail::product_info engine::impl::first_activation(std::uint16_t product, unix_seconds when) {
   auto [info, set] = products.first_activation(product, when);
@@ -32,7 +34,8 @@ detail::product_info engine::impl::first_activation(std::uint16_t product, unix_
   return info;
 }
 
-std::expected<std::optional<std::uint16_t>, control_error> engine::impl::scope_of(std::string_view scope) const {
+std::expected<std::optional<std::uint16_t>, control_error> engine::impl::scope_of(
+    std::string_view scope) const {
   if (scope.empty()) return std::optional<std::uint16_t>{};
   auto idx = products.index_of(scope);
   if (!idx) return std::unexpected(error(control_errc::not_found, "no such SIM"));
@@ -168,7 +171,9 @@ void engine::remove_checkpoint_listener(std::uint64_t id) {
   std::erase_if(impl_->checkpoint_listeners, [id](const auto& l) { return l.first == id; });
 }
 
-unsigned engine::shard_count() const noexcept { return static_cast<unsigned>(impl_->shards.size()); }
+unsigned engine::shard_count() const noexcept {
+  return static_cast<unsigned>(impl_->shards.size());
+}
 
 unsigned engine::shard_for(std::uint64_t key, unsigned shards) noexcept {
   return static_cast<unsigned>(detail::reduce(detail::mix64(key), shards));
@@ -181,7 +186,9 @@ const event_log& engine::events() const noexcept { return impl_->events; }
 
 std::string engine::product_name(std::uint16_t index) const { return impl_->products.name(index); }
 
-std::uint32_t engine::register_feed(std::string_view name) { return impl_->feeds.register_feed(name, impl_->shards); }
+std::uint32_t engine::register_feed(std::string_view name) {
+  return impl_->feeds.register_feed(name, impl_->shards);
+}
 
 std::string engine::feed_name(std::uint32_t id) const { return impl_->feed_name(id); }
 

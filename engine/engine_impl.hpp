@@ -55,7 +55,8 @@ struct engine::impl final : detail::shard_host {
     std::uint64_t number = 0;
     detail::write_batch ops;
     std::vector<event> events;
-    std::vector<std::uint64_t> low = std::vector<std::uint64_t>(detail::kMaxFeeds, std::numeric_limits<std::uint64_t>::max());
+    std::vector<std::uint64_t> low =
+        std::vector<std::uint64_t>(detail::kMaxFeeds, std::numeric_limits<std::uint64_t>::max());
     std::vector<unsigned> seen = std::vector<unsigned>(detail::kMaxFeeds, 0);
     std::uint64_t sims = 0;
     double longest_cut = 0;
@@ -115,6 +116,8 @@ struct engine::impl final : detail::shard_host {
 std::optional<control_error> make_durable(engine& e);
 // While the store cannot write, control changes are refused before anything changes.
 std::optional<control_error> refuse_when_not_durable(const engine& e);
-inline control_error error(control_errc c, std::string msg) { return control_error{c, std::move(msg), {}, {}}; }
+inline control_error error(control_errc c, std::string msg) {
+  return control_error{c, std::move(msg), {}, {}};
+}
 
 }  // namespace simcap

@@ -11,7 +11,8 @@ namespace simcap {
 control_result<sim_view> engine::get_sim(iccid id, std::string_view scope) const {
   auto sc = impl_->scope_of(scope);
   if (!sc) return std::unexpected(sc.error());
-  auto v = impl_->shards.call(shard_for(id), [&](detail::shard& sh) { return sh.view(id.key(), *sc); });
+  auto v =
+      impl_->shards.call(shard_for(id), [&](detail::shard& sh) { return sh.view(id.key(), *sc); });
   if (!v) return std::unexpected(error(control_errc::not_found, "no such SIM"));
   impl_->products.fill_country(*v);
   return *v;
@@ -25,7 +26,8 @@ void engine::get_sim_async(iccid id, std::string_view scope,
     return;
   }
   impl_->shards.read(
-      shard_for(id), [key = id.key(), scope = *sc](detail::shard& sh) { return sh.view(key, scope); },
+      shard_for(id),
+      [key = id.key(), scope = *sc](detail::shard& sh) { return sh.view(key, scope); },
       [this, done = std::move(done)](std::optional<sim_view> v) {
         if (v) {
           impl_->products.fill_country(*v);
@@ -92,7 +94,8 @@ fleet_usage add_up(const std::vector<fleet_usage>& parts) {
 control_result<fleet_usage> engine::product_usage(std::string_view product) const {
   auto idx = impl_->products.index_of(product);
   if (!idx) return std::unexpected(error(control_errc::unknown_product, "no such product"));
-  fleet_usage total = add_up(impl_->shards.call_all([&](detail::shard& sh) { return sh.usage_of(*idx); }));
+  fleet_usage total =
+      add_up(impl_->shards.call_all([&](detail::shard& sh) { return sh.usage_of(*idx); }));
   auto view = get_product(product);
   total.period_start = view->period_start;
   total.period_end = view->period_end;
@@ -119,17 +122,18 @@ void engine::product_usage_async(std::string_view product,
   g->product = std::string(product);
   g->done = std::move(done);
   for (unsigned s = 0; s < n; ++s) {
-    impl_->shards.read(s, [index = *idx](detail::shard& sh) { return sh.usage_of(index); },
-                [this, g, s](fleet_usage part) {
-      g->parts[s] = std::move(part);
-      if (g->left.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-      fleet_usage total = add_up(g->parts);
-      if (auto view = get_product(g->product)) {
-        total.period_start = view->period_start;
-        total.period_end = view->period_end;
-      }
-      g->done(std::move(total));
-    });
+    impl_->shards.read(
+        s, [index = *idx](detail::shard& sh) { return sh.usage_of(index); },
+        [this, g, s](fleet_usage part) {
+          g->parts[s] = std::move(part);
+          if (g->left.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+          fleet_usage total = add_up(g->parts);
+          if (auto view = get_product(g->product)) {
+            total.period_start = view->period_start;
+            total.period_end = view->period_end;
+          }
+          g->done(std::move(total));
+        });
   }
 }
 
@@ -150,7 +154,8 @@ control_result<std::vector<closed_period>> engine::closed_periods(std::string_vi
                                                                   bool itemized) const {
   auto idx = impl_->products.index_of(product);
   if (!idx) return std::unexpected(error(control_errc::unknown_product, "no such product"));
-  auto parts = impl_->shards.call_all([&](detail::shard& sh) { return sh.closed_of(*idx, itemized); });
+  auto parts =
+      impl_->shards.call_all([&](detail::shard& sh) { return sh.closed_of(*idx, itemized); });
   std::vector<closed_period> merged;
   for (auto& list : parts) {
     for (auto& cp : list) {
@@ -185,10 +190,12 @@ engine_stats engine::stats() const {
     for (std::size_t i = 0; i < kSimStateCount; ++i) st.sims_by_state[i] += c.by_state[i];
     st.queue_depth.push_back(s->queue_depth());
     if (st.apply_bucket_counts.empty()) st.apply_bucket_counts.assign(c.apply_buckets.size(), 0);
-    for (std::size_t i = 0; i < c.apply_buckets.size(); ++i) st.apply_bucket_counts[i] += c.apply_buckets[i];
+    for (std::size_t i = 0; i < c.apply_buckets.size(); ++i)
+      st.apply_bucket_counts[i] += c.apply_buckets[i];
     st.apply_seconds += static_cast<double>(c.apply_nanos) / 1e9;
   }
-  st.apply_bucket_bounds.assign(detail::shard::kApplyBuckets.begin(), detail::shard::kApplyBuckets.end());
+  st.apply_bucket_bounds.assign(detail::shard::kApplyBuckets.begin(),
+                                detail::shard::kApplyBuckets.end());
   {
     std::lock_guard lock(impl_->stats_mu);
     st.checkpoints = impl_->stats.checkpoints;

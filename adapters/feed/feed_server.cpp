@@ -44,11 +44,7 @@ std::vector<const feed_registry::feed*> feed_registry::all() const {
 
 feed_server::feed_server(engine& e, feed_registry& feeds, dead_letter_sink& dead_letters,
                          const tcp::endpoint& at, feed_server_options opts)
-    : engine_(e),
-      feeds_(feeds),
-      dead_letters_(dead_letters),
-      opts_(opts),
-      acceptor_(io_) {
+    : engine_(e), feeds_(feeds), dead_letters_(dead_letters), opts_(opts), acceptor_(io_) {
   acceptor_.open(at.protocol());
   acceptor_.set_option(tcp::acceptor::reuse_address(true));
   acceptor_.bind(at);
@@ -81,25 +77,26 @@ void feed_server::start() {
 }
 
 void feed_server::do_accept() {
-  acceptor_.async_accept(asio::make_strand(io_), [this](boost::system::error_code ec, tcp::socket sock) {
-    if (ec) {
-      if (ec != asio::error::operation_aborted && !stopping_) do_accept();
-      return;
-    }
-    if (stopping_) return;
-    boost::system::error_code ignore;
-    sock.set_option(tcp::no_delay(true), ignore);
-    sock.set_option(asio::socket_base::keep_alive(true), ignore);
-    sock.non_blocking(true, ignore);  // a session reads what has arrived without waiting
-    auto s = std::make_shared<feed_session>(*this, std::move(sock));
-    {
-      std::lock_guard lock(sessions_mu_);
-      sessions_.remove_if([](const std::weak_ptr<feed_session>& w) { return w.expired(); });
-      sessions_.push_back(s);
-    }
-    s->start();
-    do_accept();
-  });
+  acceptor_.async_accept(
+      asio::make_strand(io_), [this](boost::system::error_code ec, tcp::socket sock) {
+        if (ec) {
+          if (ec != asio::error::operation_aborted && !stopping_) do_accept();
+          return;
+        }
+        if (stopping_) return;
+        boost::system::error_code ignore;
+        sock.set_option(tcp::no_delay(true), ignore);
+        sock.set_option(asio::socket_base::keep_alive(true), ignore);
+        sock.non_blocking(true, ignore);  // a session reads what has arrived without waiting
+        auto s = std::make_shared<feed_session>(*this, std::move(sock));
+        {
+          std::lock_guard lock(sessions_mu_);
+          sessions_.remove_if([](const std::weak_ptr<feed_session>& w) { return w.expired(); });
+          sessions_.push_back(s);
+        }
+        s->start();
+        do_accept();
+      });
 }
 
 void feed_server::stop(std::chrono::milliseconds grace) {
@@ -123,7 +120,9 @@ void feed_server::stop(std::chrono::milliseconds grace) {
     }
   }
   for (auto& s : live) s->close(true);
-  auto all_drained = [&] { return std::all_of(live.begin(), live.end(), [](const auto& s) { return s->drained(); }); };
+  auto all_drained = [&] {
+    return std::all_of(live.begin(), live.end(), [](const auto& s) { return s->drained(); });
+  };
   const auto deadline = std::chrono::steady_clock::now() + grace;
   {
     std::unique_lock lock(drain_mu_);

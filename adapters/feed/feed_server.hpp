@@ -30,15 +30,15 @@ class feed_registry {
     std::string name;
     std::string token;
     std::uint32_t engine_id = 0;
-    std::atomic<std::uint64_t> watermark{0};  // every seq up to it has been handled
+    std::atomic<std::uint64_t> watermark{0};   // every seq up to it has been handled
     std::atomic<std::uint64_t> records{0};     // handed to the shards
     std::atomic<std::uint64_t> duplicates{0};  // seq not above the watermark
     std::array<std::atomic<std::uint64_t>, kRejectReasonCount> rejected{};
-    std::atomic<std::int64_t> last_seen{0};    // Unix seconds of the last line
-    std::atomic<std::uint32_t> sessions{0};    // connected now
+    std::atomic<std::int64_t> last_seen{0};  // Unix seconds of the last line
+    std::atomic<std::uint32_t> sessions{0};  // connected now
 
-    std::mutex mu;                          // guards session
-    std::weak_ptr<feed_session> session;    // the session that owns the feed now
+    std::mutex mu;                        // guards session
+    std::weak_ptr<feed_session> session;  // the session that owns the feed now
   };
 
   feed_registry(engine& e, const std::vector<feed_config>& feeds);

@@ -20,7 +20,8 @@ std::expected<hello, std::string> parse_hello(std::string_view line) {
     if (auto* t = h->if_contains("token")) token = t->if_string();
   }
   if (name == nullptr || token == nullptr) {
-    return std::unexpected(std::string("expected {\"hello\":{\"feed\":\"NAME\",\"token\":\"SECRET\"}}"));
+    return std::unexpected(
+        std::string("expected {\"hello\":{\"feed\":\"NAME\",\"token\":\"SECRET\"}}"));
   }
   return hello{std::string(*name), std::string(*token)};
 }
@@ -32,7 +33,9 @@ std::string welcome_line(std::string_view feed, std::uint64_t resume_after) {
   return out;
 }
 
-void append_ack(std::string& out, std::uint64_t seq) { out += "{\"ack\":" + std::to_string(seq) + "}\n"; }
+void append_ack(std::string& out, std::uint64_t seq) {
+  out += "{\"ack\":" + std::to_string(seq) + "}\n";
+}
 
 void append_reject(std::string& out, const reject& r) {
   out += "{\"reject\":{\"seq\":";

@@ -141,8 +141,8 @@ simdjson::error_code check_json(V&& v, int depth) noexcept {
 
 void record_parser::emit_reject(parse_sink& sink, std::string_view line, std::uint32_t off,
                                 reject_reason why, std::string_view detail, std::uint64_t seq) {
-  sink.reject(parse_reject{seq != 0 ? std::optional<std::uint64_t>(seq) : std::nullopt, why, detail, off,
-                           static_cast<std::uint32_t>(std::min(line.size(), kMaxLineBytes))});
+  sink.reject(parse_reject{seq != 0 ? std::optional<std::uint64_t>(seq) : std::nullopt, why, detail,
+                           off, static_cast<std::uint32_t>(std::min(line.size(), kMaxLineBytes))});
 }
 
 bool record_parser::parse_object(od::object obj, unix_seconds now, usage_record& r,
@@ -173,7 +173,8 @@ bool record_parser::parse_object(od::object obj, unix_seconds now, usage_record&
         if (key == "up") {
           e = field.value().get_uint64().get(r.up);
           has_up = e == simdjson::SUCCESS;
-          if (is_value_error(e)) fail(reject_reason::bad_value, "up must be a non-negative integer");
+          if (is_value_error(e))
+            fail(reject_reason::bad_value, "up must be a non-negative integer");
         } else if (key == "id") {
           std::string_view s;
           e = text_of(field, s);
@@ -220,7 +221,8 @@ bool record_parser::parse_object(od::object obj, unix_seconds now, usage_record&
         if (key == "down") {
           e = field.value().get_uint64().get(r.down);
           has_down = e == simdjson::SUCCESS;
-          if (is_value_error(e)) fail(reject_reason::bad_value, "down must be a non-negative integer");
+          if (is_value_error(e))
+            fail(reject_reason::bad_value, "down must be a non-negative integer");
         } else {
           unknown = true;
         }
@@ -245,7 +247,8 @@ bool record_parser::parse_object(od::object obj, unix_seconds now, usage_record&
           e = time_of(field, start, ok);
           if (e == simdjson::SUCCESS) {
             has_start = ok;
-            if (!ok) fail(reject_reason::bad_value, "start must be Unix seconds or an RFC 3339 time");
+            if (!ok)
+              fail(reject_reason::bad_value, "start must be Unix seconds or an RFC 3339 time");
           } else if (is_value_error(e)) {
             fail(reject_reason::bad_value, "start must be Unix seconds or an RFC 3339 time");
           }
@@ -272,7 +275,9 @@ bool record_parser::parse_object(od::object obj, unix_seconds now, usage_record&
           unknown = true;
         }
         break;
-      default: unknown = true; break;  // unknown fields are ignored
+      default:
+        unknown = true;
+        break;  // unknown fields are ignored
     }
     if (unknown && check_json(field.value(), 0) != simdjson::SUCCESS) return false;
     if (e != simdjson::SUCCESS && !is_value_error(e)) return false;
@@ -339,10 +344,12 @@ void record_parser::line_pass(const char* text, std::size_t pos, std::size_t end
       } else {
         usage_record r;
         std::string_view detail;
-        auto why = parse_line(text + pos, len, end + simdjson::SIMDJSON_PADDING - pos, now, r, detail);
+        auto why =
+            parse_line(text + pos, len, end + simdjson::SIMDJSON_PADDING - pos, now, r, detail);
         if (why) {
           // A line that is not a JSON object has no seq to trust.
-          emit_reject(sink, line, off, *why, detail, *why == reject_reason::malformed_json ? 0 : r.seq);
+          emit_reject(sink, line, off, *why, detail,
+                      *why == reject_reason::malformed_json ? 0 : r.seq);
         } else {
           r.line_offset = off;
           r.line_length = static_cast<std::uint32_t>(len);

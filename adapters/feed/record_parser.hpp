@@ -34,8 +34,8 @@ class parse_sink {
 };
 
 struct parse_options {
-  bool require_seq = true;      // feed sessions: every record carries seq
-  std::int64_t future_skew = 300;  // seconds a record may be ahead of the clock
+  bool require_seq = true;                      // feed sessions: every record carries seq
+  std::int64_t future_skew = 300;               // seconds a record may be ahead of the clock
   std::uint64_t max_record_bytes = 1ULL << 40;  // up + down above it is bad_value
 };
 

@@ -35,7 +35,8 @@ bool is_blank(char c) noexcept { return c == ' ' || c == '\t' || c == '\r'; }
 
 // ------------------------------------------------------------------ chunks
 
-void feed_session::part::on_reject(const usage_record& r, reject_reason why, std::string_view detail) noexcept {
+void feed_session::part::on_reject(const usage_record& r, reject_reason why,
+                                   std::string_view detail) noexcept {
   rejects.push_back({r.seq, why, std::string(detail)});
 }
 
@@ -61,7 +62,8 @@ feed_session::~feed_session() {
 }
 
 void feed_session::start() {
-  asio::co_spawn(sock_.get_executor(), [self = shared_from_this()] { return self->run(); }, asio::detached);
+  asio::co_spawn(
+      sock_.get_executor(), [self = shared_from_this()] { return self->run(); }, asio::detached);
 }
 
 void feed_session::close(bool graceful) {
@@ -96,7 +98,9 @@ asio::awaitable<void> feed_session::run() {
   try {
     if (co_await handshake()) {
       writer_running_ = true;
-      asio::co_spawn(sock_.get_executor(), [self = shared_from_this()] { return self->writer(); }, asio::detached);
+      asio::co_spawn(
+          sock_.get_executor(), [self = shared_from_this()] { return self->writer(); },
+          asio::detached);
       co_await reader();
     }
   } catch (const std::exception& e) {
@@ -132,8 +136,8 @@ asio::awaitable<bool> feed_session::handshake() {
   std::string buf;
   asio::steady_timer timer(sock_.get_executor());
   timer.expires_after(srv_.options().hello_timeout);
-  auto result = co_await (asio::async_read_until(sock_, asio::dynamic_buffer(buf, kMaxLineBytes), '\n',
-                                                 asio::as_tuple(asio::use_awaitable)) ||
+  auto result = co_await (asio::async_read_until(sock_, asio::dynamic_buffer(buf, kMaxLineBytes),
+                                                 '\n', asio::as_tuple(asio::use_awaitable)) ||
                           timer.async_wait(asio::as_tuple(asio::use_awaitable)));
   if (result.index() == 1) {
     co_await send_error("bad_hello", "no hello within the hello timeout");
@@ -182,7 +186,8 @@ asio::awaitable<bool> feed_session::handshake() {
   carry_.assign(buf.data() + n, buf.size() - n);  // records sent right behind the hello
   const std::string welcome = feed_protocol::welcome_line(feed_->name, acked_);
   boost::system::error_code wec;
-  co_await asio::async_write(sock_, asio::buffer(welcome), asio::redirect_error(asio::use_awaitable, wec));
+  co_await asio::async_write(sock_, asio::buffer(welcome),
+                             asio::redirect_error(asio::use_awaitable, wec));
   if (wec || phase_ != phase::hello) co_return false;
   phase_ = phase::streaming;
   co_return true;
@@ -203,7 +208,8 @@ asio::awaitable<bool> feed_session::take_over(std::shared_ptr<feed_session> old)
 asio::awaitable<void> feed_session::send_error(std::string_view code, std::string_view message) {
   std::string line = feed_error_line(code, message);
   boost::system::error_code ec;
-  co_await asio::async_write(sock_, asio::buffer(line), asio::redirect_error(asio::use_awaitable, ec));
+  co_await asio::async_write(sock_, asio::buffer(line),
+                             asio::redirect_error(asio::use_awaitable, ec));
   sock_.shutdown(tcp::socket::shutdown_both, ec);
   sock_.close(ec);
 }
@@ -245,7 +251,8 @@ asio::awaitable<void> feed_session::reader() {
     // stream here shows again on the next read).
     while (!ec && n < room) {
       boost::system::error_code rec;
-      std::size_t m = sock_.read_some(asio::buffer(c->buf.get() + have + n, std::min(slice, room - n)), rec);
+      std::size_t m =
+          sock_.read_some(asio::buffer(c->buf.get() + have + n, std::min(slice, room - n)), rec);
       if (rec) break;
       n += m;
     }
@@ -301,7 +308,8 @@ void feed_session::process(chunk* c, std::size_t total, bool eof) {
   if (over_long) {
     // Reject it from its first 4 KiB (no seq: it was not parsed) and skip it to its newline.
     reject(parse_reject{std::nullopt, reject_reason::line_too_long, "line is over 4096 bytes",
-                        static_cast<std::uint32_t>(from), static_cast<std::uint32_t>(kMaxLineBytes)});
+                        static_cast<std::uint32_t>(from),
+                        static_cast<std::uint32_t>(kMaxLineBytes)});
     discarding_ = true;
     received_since_ack_ = true;
   } else {
@@ -319,7 +327,8 @@ void feed_session::record(const usage_record& r) {
     return;
   }
   received_high_ = r.seq;
-  cur_->parts[engine::shard_for(r.sim, static_cast<unsigned>(cur_->parts.size()))].recs.push_back(r);
+  cur_->parts[engine::shard_for(r.sim, static_cast<unsigned>(cur_->parts.size()))].recs.push_back(
+      r);
 }
 void feed_session::reject(const parse_reject& r) {
   if (r.seq && *r.seq <= received_high_) {
@@ -359,7 +368,6 @@ void feed_session::dispatch(chunk* c) {
   bump(feed_->records, handed);
 }
 
-
 // ------------------------------------------------------------------ answering
 
 // On the strand: a chunk is fully applied. Acks go out for the longest finished prefix.
@@ -379,9 +387,10 @@ void feed_session::on_chunk_done(chunk* c) {
       p.rejects.clear();
       p.recs.clear();
     }
-    std::stable_sort(all.begin(), all.end(), [](const feed_protocol::reject& a, const feed_protocol::reject& b) {
-      return a.seq.value_or(0) < b.seq.value_or(0);
-    });
+    std::stable_sort(all.begin(), all.end(),
+                     [](const feed_protocol::reject& a, const feed_protocol::reject& b) {
+                       return a.seq.value_or(0) < b.seq.value_or(0);
+                     });
     for (const auto& r : all) feed_protocol::append_reject(out_, r);
     applied_ = std::max(applied_, f->upto_seq);
     f->done = false;
@@ -396,7 +405,9 @@ void feed_session::on_chunk_done(chunk* c) {
 }
 
 // What may be acknowledged: applied, and (with a store) in a durable checkpoint.
-std::uint64_t feed_session::ackable() const { return std::min(applied_, srv_.eng().durable_seq(feed_->engine_id)); }
+std::uint64_t feed_session::ackable() const {
+  return std::min(applied_, srv_.eng().durable_seq(feed_->engine_id));
+}
 
 asio::awaitable<void> feed_session::writer() {
   auto last_ack = std::chrono::steady_clock::now();
@@ -404,14 +415,16 @@ asio::awaitable<void> feed_session::writer() {
     // Done once everything read is applied and acknowledged as durable (or, when simcapd
     // stops with a store that cannot write, applied: no ack is coming; the feed resends from
     // its last one).
-    const bool idle_done = phase_ >= phase::draining && inflight_.empty() &&
-                           (acked_ >= applied_ || (srv_.stopping() && srv_.eng().store_error().has_value()));
-    if (phase_ >= phase::draining && inflight_.empty() && ackable() < applied_ && !asked_checkpoint_) {
+    const bool idle_done =
+        phase_ >= phase::draining && inflight_.empty() &&
+        (acked_ >= applied_ || (srv_.stopping() && srv_.eng().store_error().has_value()));
+    if (phase_ >= phase::draining && inflight_.empty() && ackable() < applied_ &&
+        !asked_checkpoint_) {
       srv_.eng().request_checkpoint();  // the feed waits for its last ack: no need to wait
       asked_checkpoint_ = true;
     }
-    const bool interval_due =
-        received_since_ack_ && std::chrono::steady_clock::now() - last_ack >= srv_.options().ack_interval;
+    const bool interval_due = received_since_ack_ && std::chrono::steady_clock::now() - last_ack >=
+                                                         srv_.options().ack_interval;
     if (out_.empty() && ackable() <= acked_ && !interval_due) {
       if (idle_done) break;
       wake_writer_.expires_after(srv_.options().ack_interval);
@@ -434,7 +447,8 @@ asio::awaitable<void> feed_session::writer() {
         self->sock_.close(ignore);
       }
     });
-    auto [ec, n] = co_await asio::async_write(sock_, asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+    auto [ec, n] =
+        co_await asio::async_write(sock_, asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
     watchdog_.cancel();
     if (ec) {
       if (phase_ < phase::closing) phase_ = phase::closing;

@@ -58,7 +58,8 @@ class feed_session final : public std::enable_shared_from_this<feed_session>, pr
     chunk* owner = nullptr;
     std::vector<usage_record> recs;
     std::vector<feed_protocol::reject> rejects;  // written by the shard thread only
-    void on_reject(const usage_record& r, reject_reason why, std::string_view detail) noexcept override;
+    void on_reject(const usage_record& r, reject_reason why,
+                   std::string_view detail) noexcept override;
     void on_applied() noexcept override;
   };
   // A read buffer and what came of it: one part per shard.
@@ -102,8 +103,8 @@ class feed_session final : public std::enable_shared_from_this<feed_session>, pr
   std::vector<chunk*> free_;
   std::deque<chunk*> inflight_;
   chunk* cur_ = nullptr;
-  std::string carry_;  // the incomplete last line of a read, for the next
-  std::string out_;    // rejects waiting for the writer
+  std::string carry_;                // the incomplete last line of a read, for the next
+  std::string out_;                  // rejects waiting for the writer
   std::uint64_t received_high_ = 0;  // highest seq read (dedup threshold)
   std::uint64_t applied_ = 0;        // every seq up to it handled
   std::uint64_t acked_ = 0;

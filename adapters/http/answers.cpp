@@ -45,7 +45,8 @@ void write_json(std::string& out, const json::value& v) {
       out.append(buf, r.ptr);
       return;
     }
-    default: out += json::serialize(v);
+    default:
+      out += json::serialize(v);
   }
 }
 
@@ -75,10 +76,14 @@ json::value time_or_null(unix_seconds t) {
 
 http_response control_error_answer(const control_error& e) {
   switch (e.code) {
-    case control_errc::not_found: return error_answer(404, "not_found", e.message);
-    case control_errc::unknown_product: return error_answer(404, "not_found", e.message);
-    case control_errc::bad_request: return error_answer(400, "invalid_request", e.message);
-    case control_errc::unavailable: return error_answer(503, "unavailable", e.message);
+    case control_errc::not_found:
+      return error_answer(404, "not_found", e.message);
+    case control_errc::unknown_product:
+      return error_answer(404, "not_found", e.message);
+    case control_errc::bad_request:
+      return error_answer(400, "invalid_request", e.message);
+    case control_errc::unavailable:
+      return error_answer(503, "unavailable", e.message);
     case control_errc::invalid_transition:
     case control_errc::limit_reached: {
       json::object extra;
@@ -89,8 +94,9 @@ http_response control_error_answer(const control_error& e) {
       json::array allowed;
       for (sim_action a : e.allowed) allowed.emplace_back(std::string(to_string(a)));
       extra["allowed_actions"] = std::move(allowed);
-      return error_answer(409, e.code == control_errc::limit_reached ? "limit_reached" : "invalid_transition",
-                          e.message, std::move(extra));
+      return error_answer(
+          409, e.code == control_errc::limit_reached ? "limit_reached" : "invalid_transition",
+          e.message, std::move(extra));
     }
   }
   return error_answer(500, "internal", e.message);
@@ -99,11 +105,16 @@ http_response control_error_answer(const control_error& e) {
 // A data limit in MB from JSON: an integer from 1 to kMaxMbLimit, also written as 5.0.
 std::optional<std::uint32_t> mb_limit_of(const json::value& v) {
   double d = 0;
-  if (v.is_int64()) d = static_cast<double>(v.as_int64());
-  else if (v.is_uint64()) d = static_cast<double>(v.as_uint64());
-  else if (v.is_double()) d = v.as_double();
-  else return std::nullopt;
-  if (!(d >= 0 && d <= kMaxMbLimit) || std::floor(d) != d || check_mb_limit(static_cast<std::uint64_t>(d))) {
+  if (v.is_int64())
+    d = static_cast<double>(v.as_int64());
+  else if (v.is_uint64())
+    d = static_cast<double>(v.as_uint64());
+  else if (v.is_double())
+    d = v.as_double();
+  else
+    return std::nullopt;
+  if (!(d >= 0 && d <= kMaxMbLimit) || std::floor(d) != d ||
+      check_mb_limit(static_cast<std::uint64_t>(d))) {
     return std::nullopt;
   }
   return static_cast<std::uint32_t>(d);
@@ -139,7 +150,8 @@ json::object product_json(const product_view& p) {
   for (double t : p.alert_thresholds) th.emplace_back(t);
   o["alert_thresholds"] = std::move(th);
   o["country"] = p.country;
-  o["anniversary_day"] = p.anniversary_day == 0 ? json::value(nullptr) : json::value(p.anniversary_day);
+  o["anniversary_day"] =
+      p.anniversary_day == 0 ? json::value(nullptr) : json::value(p.anniversary_day);
   o["first_period_start"] = time_or_null(p.first_period_start);
   o["period_start"] = time_or_null(p.period_start);
   o["period_end"] = time_or_null(p.period_end);
@@ -160,7 +172,6 @@ std::optional<event_type> event_type_from_name(std::string_view s) {
   }
   return std::nullopt;
 }
-
 
 std::optional<std::uint64_t> to_uint(std::string_view s) {
   if (s.empty() || s.size() > 19) return std::nullopt;
@@ -188,7 +199,8 @@ json::array by_day_json(const std::vector<day_bytes>& days, double mb) {
   for (const auto& d : days) {
     double used = static_cast<double>(d.bytes) / mb;
     cumulative += used;
-    arr.push_back(json::object{{"date", format_date(d.day)}, {"mbs_used", used}, {"mbs_used_cumulative", cumulative}});
+    arr.push_back(json::object{
+        {"date", format_date(d.day)}, {"mbs_used", used}, {"mbs_used_cumulative", cumulative}});
   }
   return arr;
 }

@@ -77,7 +77,8 @@ bool takes(const route& r, std::string_view method) {
 
 // ------------------------------------------------------------------ http_api
 
-http_api::http_api(engine& e, std::vector<token_config> tokens, feed_registry* feeds, bool simulated_clock)
+http_api::http_api(engine& e, std::vector<token_config> tokens, feed_registry* feeds,
+                   bool simulated_clock)
     : eng_(e), tokens_(std::move(tokens)), feeds_(feeds), simulated_clock_(simulated_clock) {}
 
 std::string http_api::route_of(const http_request& req) {
@@ -98,12 +99,14 @@ std::string http_api::http_metrics() const {
   {
     std::lock_guard lock(counts_mu_);
     for (const auto& [key, n] : counts_) {
-      os << "simcap_http_requests_total{route=\"" << key.first << "\",code=\"" << key.second << "\"} " << n
-         << "\n";
+      os << "simcap_http_requests_total{route=\"" << key.first << "\",code=\"" << key.second
+         << "\"} " << n << "\n";
     }
   }
-  os << "# HELP simcap_http_long_polls Long-polls (GET /v1/events?wait=) waiting for an event now.\n"
-     << "# TYPE simcap_http_long_polls gauge\nsimcap_http_long_polls " << long_polls_.load() << "\n";
+  os << "# HELP simcap_http_long_polls Long-polls (GET /v1/events?wait=) waiting for an event "
+        "now.\n"
+     << "# TYPE simcap_http_long_polls gauge\nsimcap_http_long_polls " << long_polls_.load()
+     << "\n";
   return os.str();
 }
 
@@ -112,7 +115,9 @@ http_response http_api::handle(const http_request& req) {
   auto t = parse_target(req.target);
   if (!t) return error_answer(400, "invalid_request", "malformed request target");
   const route* r = match_route(t->segs);
-  auto method_not_allowed = [&] { return error_answer(405, "method_not_allowed", "allowed: " + std::string(r->allow)); };
+  auto method_not_allowed = [&] {
+    return error_answer(405, "method_not_allowed", "allowed: " + std::string(r->allow));
+  };
   if (r != nullptr && r->open) {
     if (!takes(*r, req.method)) return method_not_allowed();
     static const caller nobody;
@@ -122,7 +127,8 @@ http_response http_api::handle(const http_request& req) {
   std::optional<caller> who = find_caller(tokens_, req, *t);
   if (!who) return error_answer(401, "invalid_token", "missing or unknown access token");
   if (r == nullptr) return error_answer(404, "not_found", "no such route");
-  if (const int p = product_segment(*r); p >= 0 && !who->may_see(t->segs[static_cast<std::size_t>(p)])) {
+  if (const int p = product_segment(*r);
+      p >= 0 && !who->may_see(t->segs[static_cast<std::size_t>(p)])) {
     return error_answer(404, "not_found", r->not_found);
   }
   if (!takes(*r, req.method)) return method_not_allowed();
@@ -139,7 +145,9 @@ bool http_api::handle_async(const http_request& req, std::function<void(http_res
   if (r == nullptr || r->read == nullptr || r->open) return false;
   std::optional<caller> who = find_caller(tokens_, req, *t);
   if (!who) return false;
-  if (const int p = product_segment(*r); p >= 0 && !who->may_see(t->segs[static_cast<std::size_t>(p)])) return false;
+  if (const int p = product_segment(*r);
+      p >= 0 && !who->may_see(t->segs[static_cast<std::size_t>(p)]))
+    return false;
   route_call c{*this, eng_, req, *t, *who};
   return r->read(c, done);
 }

@@ -2,9 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "error_text.hpp"
 #include "simcap/thread_name.hpp"
@@ -35,7 +35,8 @@ asio::awaitable<void> refuse_too_large(beast::tcp_stream& stream, std::string_vi
   std::vector<char> scratch(64 * 1024);
   std::size_t dropped = 0;
   while (dropped < (256u << 20)) {
-    auto [rec, got] = co_await stream.async_read_some(asio::buffer(scratch), asio::as_tuple(asio::use_awaitable));
+    auto [rec, got] =
+        co_await stream.async_read_some(asio::buffer(scratch), asio::as_tuple(asio::use_awaitable));
     if (rec) break;
     dropped += got;
   }
@@ -58,15 +59,18 @@ tcp::endpoint http_server::local_endpoint() const { return acceptor_.local_endpo
 void http_server::start() {
   events_listener_ = api_.events().add_listener([this](const event&) {
     event_generation_.fetch_add(1, std::memory_order_acq_rel);
-    if (!wake_posted_.exchange(true, std::memory_order_acq_rel)) asio::post(io_, [this] { wake_long_polls(); });
+    if (!wake_posted_.exchange(true, std::memory_order_acq_rel))
+      asio::post(io_, [this] { wake_long_polls(); });
   });
   do_accept();
   for (unsigned i = 0; i < std::max(1u, opts_.io_threads); ++i) {
     threads_.emplace_back([this, i] {
       set_thread_name("http-io-" + std::to_string(i));
       if (!set_nice(opts_.nice) && i == 0) {
-        spdlog::info("http I/O threads keep nice {} (asked for {}: needs CAP_SYS_NICE or a nice limit, e.g. systemd LimitNICE=)",
-                     getpriority(PRIO_PROCESS, 0), opts_.nice);
+        spdlog::info(
+            "http I/O threads keep nice {} (asked for {}: needs CAP_SYS_NICE or a nice limit, e.g. "
+            "systemd LimitNICE=)",
+            getpriority(PRIO_PROCESS, 0), opts_.nice);
       }
       prefer_short_slices(std::chrono::microseconds(200));  // keeps the nice value
       io_.run();
@@ -93,9 +97,11 @@ void http_server::wake_long_polls() {
   for (auto& t : waiters_) asio::post(t->get_executor(), [t] { t->cancel(); });
 }
 
-asio::awaitable<bool> http_server::wait_for_event(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+asio::awaitable<bool> http_server::wait_for_event(beast::tcp_stream& stream,
+                                                  beast::flat_buffer& buffer,
                                                   std::chrono::steady_clock::time_point deadline,
-                                                  std::uint64_t seen_generation, bool& watch_client) {
+                                                  std::uint64_t seen_generation,
+                                                  bool& watch_client) {
   using namespace asio::experimental::awaitable_operators;
   auto timer = std::make_shared<asio::steady_timer>(stream.get_executor());
   timer->expires_at(deadline);
@@ -121,8 +127,9 @@ asio::awaitable<bool> http_server::wait_for_event(beast::tcp_stream& stream, bea
   // A read on the socket notices a client that closed; bytes it sends (a pipelined request)
   // stay in the buffer for the next request.
   auto room = buffer.prepare(4096);
-  auto result = co_await (timer->async_wait(asio::as_tuple(asio::use_awaitable)) ||
-                          stream.socket().async_read_some(room, asio::as_tuple(asio::use_awaitable)));
+  auto result =
+      co_await (timer->async_wait(asio::as_tuple(asio::use_awaitable)) ||
+                stream.socket().async_read_some(room, asio::as_tuple(asio::use_awaitable)));
   if (result.index() == 1) {
     auto [ec, n] = std::get<1>(result);
     if (ec) co_return false;  // the client went away
@@ -133,14 +140,15 @@ asio::awaitable<bool> http_server::wait_for_event(beast::tcp_stream& stream, bea
 }
 
 void http_server::do_accept() {
-  acceptor_.async_accept(asio::make_strand(io_), [this](boost::system::error_code ec, tcp::socket sock) {
-    if (ec) {
-      if (ec != asio::error::operation_aborted && !stopping_) do_accept();
-      return;
-    }
-    asio::co_spawn(sock.get_executor(), session(std::move(sock)), asio::detached);
-    do_accept();
-  });
+  acceptor_.async_accept(
+      asio::make_strand(io_), [this](boost::system::error_code ec, tcp::socket sock) {
+        if (ec) {
+          if (ec != asio::error::operation_aborted && !stopping_) do_accept();
+          return;
+        }
+        asio::co_spawn(sock.get_executor(), session(std::move(sock)), asio::detached);
+        do_accept();
+      });
 }
 
 asio::awaitable<void> http_server::session(tcp::socket sock) {
@@ -152,9 +160,11 @@ asio::awaitable<void> http_server::session(tcp::socket sock) {
       parser.header_limit(static_cast<std::uint32_t>(opts_.header_limit));
       parser.body_limit(opts_.body_limit);
       stream.expires_after(opts_.idle_timeout);
-      auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
-      const bool too_large = hec == http::error::body_limit ||
-                             (!hec && parser.content_length() && *parser.content_length() > opts_.body_limit);
+      auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser,
+                                                        asio::as_tuple(asio::use_awaitable));
+      const bool too_large =
+          hec == http::error::body_limit ||
+          (!hec && parser.content_length() && *parser.content_length() > opts_.body_limit);
       if (too_large || hec == http::error::header_limit) {
         api_.count("unmatched", 413);
         co_await refuse_too_large(stream, too_large ? "the request body is over the limit"
@@ -166,7 +176,8 @@ asio::awaitable<void> http_server::session(tcp::socket sock) {
         http::response<http::empty_body> cont{http::status::continue_, parser.get().version()};
         co_await http::async_write(stream, cont, asio::as_tuple(asio::use_awaitable));
       }
-      auto [ec, n] = co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+      auto [ec, n] =
+          co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
       if (ec == http::error::body_limit) {
         api_.count("unmatched", 413);
         co_await refuse_too_large(stream, "the request body is over the limit");
@@ -189,15 +200,17 @@ asio::awaitable<void> http_server::session(tcp::socket sock) {
         auto h = std::make_shared<handler_t>(std::move(handler));
         auto resume = [h](std::optional<http_response> r) {
           auto ex = asio::get_associated_executor(*h);
-          asio::post(ex, [h, r = std::move(r)]() mutable { std::move(*h)(std::move(r)); });
+          asio::post(ex, [h, r = std::move(r)]() mutable { std::move (*h)(std::move(r)); });
         };
-        if (!api_.handle_async(req, [resume](http_response r) { resume(std::move(r)); })) resume(std::nullopt);
+        if (!api_.handle_async(req, [resume](http_response r) { resume(std::move(r)); }))
+          resume(std::nullopt);
       };
       // Taken before the answer is computed: an event landing after this wakes a long-poll.
       std::uint64_t generation = event_generation_.load(std::memory_order_acquire);
       std::optional<http_response> quick =
-          co_await asio::async_initiate<decltype(asio::use_awaitable), void(std::optional<http_response>)>(
-              try_async, asio::use_awaitable);
+          co_await asio::async_initiate<decltype(asio::use_awaitable),
+                                        void(std::optional<http_response>)>(try_async,
+                                                                            asio::use_awaitable);
       auto run = [this, &req]() -> asio::awaitable<http_response> { co_return api_.handle(req); };
       // (Not a conditional expression: GCC 12 destroys a co_await's result early in one.)
       http_response out;
@@ -213,7 +226,8 @@ asio::awaitable<void> http_server::session(tcp::socket sock) {
           ~release() { n.fetch_sub(1); }
         } slot{api_.long_polls()};
         if (api_.long_polls().fetch_add(1) >= opts_.max_long_polls) {
-          out = http_response{429, http_error_body("too_many_requests", "too many long-polls are waiting; try again")};
+          out = http_response{429, http_error_body("too_many_requests",
+                                                   "too many long-polls are waiting; try again")};
         } else {
           const auto deadline = std::chrono::steady_clock::now() + out.long_poll;
           bool watch_client = true;

@@ -34,7 +34,8 @@ class http_server {
  public:
   static constexpr std::size_t kMaxRequestsPerConnection = 10'000;
 
-  http_server(http_api& api, const boost::asio::ip::tcp::endpoint& at, http_server_options opts = {});
+  http_server(http_api& api, const boost::asio::ip::tcp::endpoint& at,
+              http_server_options opts = {});
   ~http_server();
   boost::asio::ip::tcp::endpoint local_endpoint() const;
   void start();
@@ -45,7 +46,8 @@ class http_server {
   void do_accept();
   // Waits, on the session's strand, until an event lands, the deadline passes or the client
   // goes away (false). Data the client pipelines meanwhile is kept in `buffer`.
-  boost::asio::awaitable<bool> wait_for_event(boost::beast::tcp_stream& stream, boost::beast::flat_buffer& buffer,
+  boost::asio::awaitable<bool> wait_for_event(boost::beast::tcp_stream& stream,
+                                              boost::beast::flat_buffer& buffer,
                                               std::chrono::steady_clock::time_point deadline,
                                               std::uint64_t seen_generation, bool& watch_client);
   void wake_long_polls();

@@ -31,17 +31,19 @@ std::string prometheus_text(const engine& eng, const feed_registry* feeds, const
   const record_totals totals = totals_of(st, feeds);
   const std::uint64_t duplicates = totals.duplicates;
   const auto& rejected = totals.rejected_by_reason;
-  os << "# HELP simcap_records_total Usage records by outcome.\n# TYPE simcap_records_total counter\n"
+  os << "# HELP simcap_records_total Usage records by outcome.\n# TYPE simcap_records_total "
+        "counter\n"
      << "simcap_records_total{outcome=\"counted\"} " << st.records_counted << "\n"
      << "simcap_records_total{outcome=\"late\"} " << st.late_records << "\n"
      << "simcap_records_total{outcome=\"duplicate\"} " << duplicates << "\n";
   os << "# HELP simcap_records_rejected_total Records not counted, by reason.\n"
      << "# TYPE simcap_records_rejected_total counter\n";
   for (std::size_t i = 0; i < kRejectReasonCount; ++i) {
-    os << "simcap_records_rejected_total{reason=\"" << to_string(static_cast<reject_reason>(i)) << "\"} "
-       << rejected[i] << "\n";
+    os << "simcap_records_rejected_total{reason=\"" << to_string(static_cast<reject_reason>(i))
+       << "\"} " << rejected[i] << "\n";
   }
-  os << "# HELP simcap_queue_depth Messages waiting in a shard's queue.\n# TYPE simcap_queue_depth gauge\n";
+  os << "# HELP simcap_queue_depth Messages waiting in a shard's queue.\n# TYPE simcap_queue_depth "
+        "gauge\n";
   for (std::size_t i = 0; i < st.queue_depth.size(); ++i) {
     os << "simcap_queue_depth{shard=\"" << i << "\"} " << st.queue_depth[i] << "\n";
   }
@@ -64,7 +66,8 @@ std::string prometheus_text(const engine& eng, const feed_registry* feeds, const
      << "simcap_batch_apply_seconds_count " << cumulative << "\n";
   os << "# HELP simcap_sims SIMs by state.\n# TYPE simcap_sims gauge\n";
   for (int i = 0; i < kSimStateCount; ++i) {
-    os << "simcap_sims{state=\"" << to_string(static_cast<sim_state>(i)) << "\"} " << st.sims_by_state[i] << "\n";
+    os << "simcap_sims{state=\"" << to_string(static_cast<sim_state>(i)) << "\"} "
+       << st.sims_by_state[i] << "\n";
   }
   if (feeds != nullptr) {
     os << "# HELP simcap_feed_watermark Highest seq of a feed with everything up to it handled.\n"
@@ -77,27 +80,33 @@ std::string prometheus_text(const engine& eng, const feed_registry* feeds, const
      << "simcap_events_last_id " << eng.events().last_id() << "\n";
   if (eng.durable()) {
     const unix_seconds now = eng.time_source().now();
-    os << "# HELP simcap_checkpoints_total Checkpoints written.\n# TYPE simcap_checkpoints_total counter\n"
+    os << "# HELP simcap_checkpoints_total Checkpoints written.\n# TYPE simcap_checkpoints_total "
+          "counter\n"
        << "simcap_checkpoints_total " << st.checkpoints << "\n"
        << "# HELP simcap_checkpoint_duration_seconds How long the last checkpoint took.\n"
        << "# TYPE simcap_checkpoint_duration_seconds gauge\n"
        << "simcap_checkpoint_duration_seconds " << st.last_checkpoint_seconds << "\n"
        << "# HELP simcap_checkpoint_age_seconds Time since the last checkpoint was written.\n"
        << "# TYPE simcap_checkpoint_age_seconds gauge\n"
-       << "simcap_checkpoint_age_seconds " << (st.checkpoints == 0 ? 0 : now - st.last_checkpoint_time) << "\n"
+       << "simcap_checkpoint_age_seconds "
+       << (st.checkpoints == 0 ? 0 : now - st.last_checkpoint_time) << "\n"
        << "# HELP simcap_checkpoint_sims SIMs written by the last checkpoint.\n"
        << "# TYPE simcap_checkpoint_sims gauge\n"
        << "simcap_checkpoint_sims " << st.last_checkpoint_sims << "\n"
-       << "# HELP simcap_checkpoint_cut_seconds The longest a shard stopped for the last checkpoint.\n"
+       << "# HELP simcap_checkpoint_cut_seconds The longest a shard stopped for the last "
+          "checkpoint.\n"
        << "# TYPE simcap_checkpoint_cut_seconds gauge\n"
        << "simcap_checkpoint_cut_seconds " << st.last_cut_seconds << "\n"
-       << "# HELP simcap_store_bytes Size of the store's files under data_dir.\n# TYPE simcap_store_bytes gauge\n"
+       << "# HELP simcap_store_bytes Size of the store's files under data_dir.\n# TYPE "
+          "simcap_store_bytes gauge\n"
        << "simcap_store_bytes " << st.store_bytes << "\n";
     if (feeds != nullptr) {
-      os << "# HELP simcap_feed_durable_seq Highest seq of the feed in a durable checkpoint (acked).\n"
+      os << "# HELP simcap_feed_durable_seq Highest seq of the feed in a durable checkpoint "
+            "(acked).\n"
          << "# TYPE simcap_feed_durable_seq gauge\n";
       for (const auto* f : feeds->all()) {
-        os << "simcap_feed_durable_seq{feed=\"" << f->name << "\"} " << eng.durable_seq(f->engine_id) << "\n";
+        os << "simcap_feed_durable_seq{feed=\"" << f->name << "\"} "
+           << eng.durable_seq(f->engine_id) << "\n";
       }
     }
   }

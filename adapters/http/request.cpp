@@ -1,9 +1,10 @@
 #include "http/request.hpp"
 
+#include <strings.h>
+
 #include <algorithm>
 #include <boost/json.hpp>
 #include <boost/url.hpp>
-#include <strings.h>
 
 #include "http/answers.hpp"
 #include "secret.hpp"
@@ -52,7 +53,8 @@ std::vector<std::pair<std::string, std::string>> parse_form(std::string_view bod
     while (!pair.empty() && (pair.back() == '\r' || pair.back() == '\n')) pair.remove_suffix(1);
     if (pair.empty()) continue;
     auto eq = pair.find('=');
-    out.emplace_back(decode(pair.substr(0, eq)), eq == std::string_view::npos ? std::string() : decode(pair.substr(eq + 1)));
+    out.emplace_back(decode(pair.substr(0, eq)),
+                     eq == std::string_view::npos ? std::string() : decode(pair.substr(eq + 1)));
   }
   return out;
 }
@@ -82,7 +84,8 @@ std::optional<std::string> multipart_file(std::string_view body, std::string_vie
     auto data_start = head_end + 4;
     auto data_end = body.find("\r\n" + delim, data_start);
     if (data_end == std::string_view::npos) return std::nullopt;
-    if (header_param(head, "name=") == "file") return std::string(body.substr(data_start, data_end - data_start));
+    if (header_param(head, "name=") == "file")
+      return std::string(body.substr(data_start, data_end - data_start));
     pos = data_end;
   }
   return std::nullopt;
@@ -93,7 +96,8 @@ void add_listed(import_body& out, std::size_t line, std::string_view value) {
   if (id) {
     out.ids.push_back(*id);
   } else {
-    out.invalid.push_back({line, std::string(value.substr(0, 64)), std::string(describe(id.error()))});
+    out.invalid.push_back(
+        {line, std::string(value.substr(0, 64)), std::string(describe(id.error()))});
   }
 }
 
@@ -131,7 +135,8 @@ std::variant<import_body, http_response> read_import(const http_request& req) {
     if (auto* st = o->if_contains("state")) {
       auto name = st->if_string();
       auto state = name ? state_from_name(*name) : std::nullopt;
-      if (!state) return error_answer(400, "invalid_request", "state must be active, issued or factory_test");
+      if (!state)
+        return error_answer(400, "invalid_request", "state must be active, issued or factory_test");
       out.state = state;
     }
     if (auto* c = o->if_contains("country")) {
@@ -147,7 +152,9 @@ std::variant<import_body, http_response> read_import(const http_request& req) {
       if (key == "country") out.country = value;
       if (key == "state") {
         out.state = state_from_name(value);
-        if (!out.state) return error_answer(400, "invalid_request", "state must be active, issued or factory_test");
+        if (!out.state)
+          return error_answer(400, "invalid_request",
+                              "state must be active, issued or factory_test");
       }
     }
     return out;
@@ -155,7 +162,8 @@ std::variant<import_body, http_response> read_import(const http_request& req) {
   std::string text;
   if (lower_ct == "multipart/form-data") {
     auto file = multipart_file(req.body, req.content_type);
-    if (!file) return error_answer(400, "invalid_request", "multipart form without a \"file\" field");
+    if (!file)
+      return error_answer(400, "invalid_request", "multipart form without a \"file\" field");
     text = std::move(*file);
   } else {
     text = req.body;  // a .txt file sent as the body

@@ -35,7 +35,8 @@ struct caller {
 
 // The token's owner: Authorization: Bearer, else ?access_token=; nullopt for no or an unknown
 // token.
-std::optional<caller> find_caller(const std::vector<token_config>& tokens, const http_request& req, const target& t);
+std::optional<caller> find_caller(const std::vector<token_config>& tokens, const http_request& req,
+                                  const target& t);
 
 // The ICCIDs of an import body: JSON {"sims":[...]}, a form with sims[], a .txt file as the
 // plain body, or a multipart form whose field "file" is that file. Line numbers are 1-based

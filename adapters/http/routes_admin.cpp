@@ -13,8 +13,10 @@ namespace {
 http_response healthz(route_call&) { return json_answer(200, json::object{{"ok", true}}); }
 
 http_response readyz(route_call& c) {
-  if (!c.api.ready()) return error_answer(503, "not_ready", "state is being recovered or ports are not open");
-  if (auto why = c.eng.store_error()) return error_answer(503, "not_ready", "the store failed: " + *why);
+  if (!c.api.ready())
+    return error_answer(503, "not_ready", "state is being recovered or ports are not open");
+  if (auto why = c.eng.store_error())
+    return error_answer(503, "not_ready", "the store failed: " + *why);
   return json_answer(200, json::object{{"ok", true}});
 }
 
@@ -56,7 +58,8 @@ http_response feeds(route_call& c) {
 
 // Takes any method: without a simulated clock the route does not exist (404 before 405).
 http_response clock(route_call& c) {
-  if (!c.api.simulated_clock()) return error_answer(404, "not_found", "no such route (the clock is real)");
+  if (!c.api.simulated_clock())
+    return error_answer(404, "not_found", "no such route (the clock is real)");
   if (c.req.method != "POST") return error_answer(405, "method_not_allowed", "allowed: POST");
   if (!c.who.admin) return error_answer(403, "forbidden", "moving the clock needs an admin token");
   boost::system::error_code ec;
@@ -66,9 +69,11 @@ http_response clock(route_call& c) {
   std::optional<unix_seconds> t_new;
   if (now != nullptr && now->is_string()) t_new = parse_rfc3339(now->as_string());
   if (!t_new) return error_answer(400, "invalid_request", "expected {\"now\":\"RFC 3339 time\"}");
-  if (*t_new < c.eng.time_source().now()) return error_answer(400, "invalid_request", "the clock only moves forward");
+  if (*t_new < c.eng.time_source().now())
+    return error_answer(400, "invalid_request", "the clock only moves forward");
   c.eng.advance_clock(*t_new);
-  return json_answer(200, json::object{{"ok", true}, {"now", format_rfc3339(c.eng.time_source().now())}});
+  return json_answer(
+      200, json::object{{"ok", true}, {"now", format_rfc3339(c.eng.time_source().now())}});
 }
 
 }  // namespace

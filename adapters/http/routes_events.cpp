@@ -18,21 +18,26 @@ http_response events(route_call& c) {
   }
   if (auto v = c.t.param("limit")) {
     auto n = to_uint(*v);
-    if (!n || *n == 0 || *n > 10000) return error_answer(400, "invalid_request", "limit must be 1 to 10000");
+    if (!n || *n == 0 || *n > 10000)
+      return error_answer(400, "invalid_request", "limit must be 1 to 10000");
     limit = *n;
   }
   if (auto v = c.t.param("wait")) {
     auto n = to_uint(*v);
-    if (!n || *n > 300) return error_answer(400, "invalid_request", "wait must be 0 to 300 seconds");
+    if (!n || *n > 300)
+      return error_answer(400, "invalid_request", "wait must be 0 to 300 seconds");
     wait = *n;
   }
   event_filter f;
   const std::optional<std::string> asked = c.t.param("product");
-  if (!c.who.admin && asked && *asked != c.who.product) return error_answer(404, "not_found", "no such product");
-  const std::optional<std::string> product = c.who.admin ? asked : std::optional<std::string>(c.who.product);
+  if (!c.who.admin && asked && *asked != c.who.product)
+    return error_answer(404, "not_found", "no such product");
+  const std::optional<std::string> product =
+      c.who.admin ? asked : std::optional<std::string>(c.who.product);
   if (product) {
     auto products = c.eng.products();
-    auto it = std::find_if(products.begin(), products.end(), [&](const product_view& p) { return p.id == *product; });
+    auto it = std::find_if(products.begin(), products.end(),
+                           [&](const product_view& p) { return p.id == *product; });
     if (it == products.end()) return json_answer(200, json::object{{"events", json::array{}}});
     f.product = static_cast<std::uint16_t>(it - products.begin());
   }

@@ -17,7 +17,8 @@ http_response fleet_usage_of(route_call& c) {
 // Every shard adds its part of the fleet's figures; the last one answers.
 bool fleet_usage_read(route_call& c, std::function<void(http_response)>& done) {
   engine& eng = c.eng;
-  eng.product_usage_async(c.seg()[2], [&eng, done = std::move(done)](control_result<fleet_usage> u) {
+  eng.product_usage_async(c.seg()[2], [&eng,
+                                       done = std::move(done)](control_result<fleet_usage> u) {
     if (!u) {
       done(control_error_answer(u.error()));
       return;
@@ -34,7 +35,9 @@ http_response periods(route_call& c) {
     start = parse_rfc3339(s[4]);
     if (!start) {
       auto day = parse_rfc3339(s[4] + "T00:00:00Z");  // a date alone: that day's start
-      if (!day) return error_answer(400, "invalid_request", "period start must be an RFC 3339 time or a date");
+      if (!day)
+        return error_answer(400, "invalid_request",
+                            "period start must be an RFC 3339 time or a date");
       start = day;
     }
   }
@@ -79,26 +82,33 @@ http_response product(route_call& c) {
     return json_answer(200, product_json(*p));
   }
   boost::system::error_code ec;
-  json::value body = json::parse(c.req.body.empty() ? std::string_view("{}") : std::string_view(c.req.body), ec);
+  json::value body =
+      json::parse(c.req.body.empty() ? std::string_view("{}") : std::string_view(c.req.body), ec);
   const json::object* o = ec ? nullptr : body.if_object();
   if (o == nullptr) return error_answer(400, "invalid_request", "expected a JSON object");
-  if (!c.who.admin && !c.eng.get_product(id)) return error_answer(403, "forbidden", "only an admin creates products");
+  if (!c.who.admin && !c.eng.get_product(id))
+    return error_answer(403, "forbidden", "only an admin creates products");
   if (o->contains("pool_mb") || o->contains("pool_action")) {
-    return error_answer(400, "invalid_request", "pools (pool_mb, pool_action) are not supported yet");
+    return error_answer(400, "invalid_request",
+                        "pools (pool_mb, pool_action) are not supported yet");
   }
   product_settings ps;
   ps.id = id;
   if (auto* v = o->if_contains("default_mb_limit")) {
     auto mb = mb_limit_of(*v);
-    if (!mb) return error_answer(400, "invalid_request", "default_mb_limit must be an integer from 1 to 100000000");
+    if (!mb)
+      return error_answer(400, "invalid_request",
+                          "default_mb_limit must be an integer from 1 to 100000000");
     ps.default_mb_limit = mb;
   }
   if (auto* v = o->if_contains("alert_thresholds")) {
     const json::array* a = v->if_array();
-    if (a == nullptr) return error_answer(400, "invalid_request", "alert_thresholds must be an array of numbers");
+    if (a == nullptr)
+      return error_answer(400, "invalid_request", "alert_thresholds must be an array of numbers");
     std::vector<double> th;
     for (const auto& x : *a) {
-      if (!x.is_number()) return error_answer(400, "invalid_request", "alert_thresholds must be an array of numbers");
+      if (!x.is_number())
+        return error_answer(400, "invalid_request", "alert_thresholds must be an array of numbers");
       th.push_back(x.to_number<double>());
     }
     ps.alert_thresholds = std::move(th);
@@ -117,10 +127,20 @@ http_response product(route_call& c) {
 std::vector<route> product_routes() {
   return {
       {{"v1", "products", ":p"}, "GET PUT", "GET, PUT", false, "no such product", product},
-      {{"v1", "products", ":p", "sims", "data_usage"}, "GET", "GET", false, "no such product", fleet_usage_of,
+      {{"v1", "products", ":p", "sims", "data_usage"},
+       "GET",
+       "GET",
+       false,
+       "no such product",
+       fleet_usage_of,
        fleet_usage_read},
       {{"v1", "products", ":p", "periods"}, "GET", "GET", false, "no such product", periods},
-      {{"v1", "products", ":p", "periods", ":start"}, "GET", "GET", false, "no such product", periods},
+      {{"v1", "products", ":p", "periods", ":start"},
+       "GET",
+       "GET",
+       false,
+       "no such product",
+       periods},
   };
 }
 

@@ -44,18 +44,27 @@ http_response one_sim(route_call& c) {
     if (auto* a = o->if_contains("action")) {
       const json::string* name = a->if_string();
       if (name == nullptr) return error_answer(400, "invalid_request", "action must be a string");
-      if (*name == "activate") u.action = sim_action::activate;
-      else if (*name == "reactivate") u.action = sim_action::reactivate;
-      else if (*name == "deactivate") u.action = sim_action::deactivate;
-      else if (*name == "start_factory_test") u.action = sim_action::start_factory_test;
-      else return error_answer(400, "invalid_request", "action must be activate, deactivate or reactivate");
+      if (*name == "activate")
+        u.action = sim_action::activate;
+      else if (*name == "reactivate")
+        u.action = sim_action::reactivate;
+      else if (*name == "deactivate")
+        u.action = sim_action::deactivate;
+      else if (*name == "start_factory_test")
+        u.action = sim_action::start_factory_test;
+      else
+        return error_answer(400, "invalid_request",
+                            "action must be activate, deactivate or reactivate");
     }
     if (auto* l = o->if_contains("mb_limit")) {
       auto mb = mb_limit_of(*l);
-      if (!mb) return error_answer(400, "invalid_request", "mb_limit must be an integer from 1 to 100000000");
+      if (!mb)
+        return error_answer(400, "invalid_request",
+                            "mb_limit must be an integer from 1 to 100000000");
       u.mb_limit = mb;
     }
-    if (!u.action && !u.mb_limit) return error_answer(400, "invalid_request", "expected action and/or mb_limit");
+    if (!u.action && !u.mb_limit)
+      return error_answer(400, "invalid_request", "expected action and/or mb_limit");
     auto v = c.eng.update_sim(id, u, scope);
     if (!v) return control_error_answer(v.error());
     json::object out = sim_json(*v);
@@ -112,14 +121,19 @@ http_response import_sims(route_call& c, const std::string& product) {
   if (!r) return control_error_answer(r.error());
   json::array invalid;
   for (const auto& e : ib.invalid) {
-    invalid.push_back(json::object{{"line", e.line}, {"value", printable(e.value)}, {"reason", e.reason}});
+    invalid.push_back(
+        json::object{{"line", e.line}, {"value", printable(e.value)}, {"reason", e.reason}});
   }
   for (const auto& refused : r->refused) {
     // Another product's SIM is as if absent for a product token: a neutral reason.
-    invalid.push_back(json::object{{"line", refused.index + 1}, {"value", refused.id.str()},
-                                   {"reason", c.who.admin ? refused.reason : std::string("not_available")}});
+    invalid.push_back(
+        json::object{{"line", refused.index + 1},
+                     {"value", refused.id.str()},
+                     {"reason", c.who.admin ? refused.reason : std::string("not_available")}});
   }
-  json::object o{{"ok", true}, {"imported", r->imported}, {"already_present", r->already_present},
+  json::object o{{"ok", true},
+                 {"imported", r->imported},
+                 {"already_present", r->already_present},
                  {"invalid", std::move(invalid)}};
   return json_answer(200, o);
 }
@@ -136,14 +150,16 @@ http_response sim_list(route_call& c) {
   std::uint64_t page = 1, per_page = 25;
   if (auto p = c.t.param("page")) {
     auto v = to_uint(*p);
-    if (!v || *v == 0 || *v > 1'000'000'000) return error_answer(400, "invalid_request", "page must be 1 to 1000000000");
+    if (!v || *v == 0 || *v > 1'000'000'000)
+      return error_answer(400, "invalid_request", "page must be 1 to 1000000000");
     page = *v;
   }
   auto pp = c.t.param("per_page");
   if (!pp) pp = c.t.param("perPage");
   if (pp) {
     auto v = to_uint(*pp);
-    if (!v || *v == 0 || *v > 1000) return error_answer(400, "invalid_request", "per_page must be 1 to 1000");
+    if (!v || *v == 0 || *v > 1000)
+      return error_answer(400, "invalid_request", "per_page must be 1 to 1000");
     per_page = *v;
   }
   sim_filter f;
@@ -170,22 +186,47 @@ http_response sim_list(route_call& c) {
     for (const auto& v : pg.sims) sims.push_back(sim_json(v));
   }
   json::object o{{"sims", std::move(sims)},
-                 {"meta", json::object{{"total_pages", (total + per_page - 1) / per_page}, {"total", total},
-                                       {"page", page}, {"per_page", per_page}}}};
+                 {"meta", json::object{{"total_pages", (total + per_page - 1) / per_page},
+                                       {"total", total},
+                                       {"page", page},
+                                       {"per_page", per_page}}}};
   return json_answer(200, o);
 }
 
 }  // namespace
 
 std::vector<route> sim_routes() {
-  constexpr std::string_view one_methods = "GET HEAD PUT DELETE", one_allow = "GET, HEAD, PUT, DELETE";
+  constexpr std::string_view one_methods = "GET HEAD PUT DELETE",
+                             one_allow = "GET, HEAD, PUT, DELETE";
   return {
-      {{"v1", "sims", ":iccid"}, one_methods, one_allow, false, "no such SIM", one_sim, one_sim_read},
-      {{"v1", "products", ":p", "sims", ":iccid"}, one_methods, one_allow, false, "no such SIM", one_sim, one_sim_read},
+      {{"v1", "sims", ":iccid"},
+       one_methods,
+       one_allow,
+       false,
+       "no such SIM",
+       one_sim,
+       one_sim_read},
+      {{"v1", "products", ":p", "sims", ":iccid"},
+       one_methods,
+       one_allow,
+       false,
+       "no such SIM",
+       one_sim,
+       one_sim_read},
       {{"v1", "sims", ":iccid", "data_usage"}, "GET", "GET", false, "no such SIM", sim_usage},
-      {{"v1", "products", ":p", "sims", ":iccid", "data_usage"}, "GET", "GET", false, "no such SIM", sim_usage},
+      {{"v1", "products", ":p", "sims", ":iccid", "data_usage"},
+       "GET",
+       "GET",
+       false,
+       "no such SIM",
+       sim_usage},
       {{"v1", "sims"}, "GET", "GET", false, "no such product", sim_list},
-      {{"v1", "products", ":p", "sims"}, "GET POST", "GET, POST", false, "no such product", sim_list},
+      {{"v1", "products", ":p", "sims"},
+       "GET POST",
+       "GET, POST",
+       false,
+       "no such product",
+       sim_list},
   };
 }
 

@@ -159,7 +159,8 @@ std::uint8_t catalog::country_index(std::string_view code) {
   std::lock_guard lock(mu_);
   const unsigned n = country_count_.load(std::memory_order_relaxed);
   for (unsigned i = 1; i < n; ++i) {
-    if (countries_[i][0] == code[0] && countries_[i][1] == code[1]) return static_cast<std::uint8_t>(i);
+    if (countries_[i][0] == code[0] && countries_[i][1] == code[1])
+      return static_cast<std::uint8_t>(i);
   }
   if (n >= countries_.size()) return 0;
   countries_[n] = {code[0], code[1]};
@@ -175,7 +176,8 @@ void catalog::fill_country(sim_view& v) const {
   }
   std::lock_guard lock(mu_);
   auto it = by_id_.find(v.product);
-  v.country = it == by_id_.end() ? std::string() : products_[it->second].settings.country.value_or("");
+  v.country =
+      it == by_id_.end() ? std::string() : products_[it->second].settings.country.value_or("");
 }
 
 void catalog::add_event(const event& e) {
@@ -188,13 +190,18 @@ void catalog::add_event(const event& e) {
 std::string catalog::encode(const entry& e) const {
   writer w;
   w.text(e.settings.id);
-  w.put(static_cast<std::uint8_t>(e.settings.default_mb_limit.has_value())).put(e.settings.default_mb_limit.value_or(0));
+  w.put(static_cast<std::uint8_t>(e.settings.default_mb_limit.has_value()))
+      .put(e.settings.default_mb_limit.value_or(0));
   w.put(static_cast<std::uint8_t>(e.settings.alert_thresholds.has_value()));
-  const auto& th = e.settings.alert_thresholds ? *e.settings.alert_thresholds : std::vector<double>{};
+  const auto& th =
+      e.settings.alert_thresholds ? *e.settings.alert_thresholds : std::vector<double>{};
   w.put(static_cast<std::uint32_t>(th.size()));
   for (double t : th) w.put(t);
-  w.put(static_cast<std::uint8_t>(e.settings.country.has_value())).text(e.settings.country.value_or(""));
-  w.put(static_cast<std::uint32_t>(e.info.anniversary_day)).put(e.info.first_period_start).put(e.info.version);
+  w.put(static_cast<std::uint8_t>(e.settings.country.has_value()))
+      .text(e.settings.country.value_or(""));
+  w.put(static_cast<std::uint32_t>(e.info.anniversary_day))
+      .put(e.info.first_period_start)
+      .put(e.info.version);
   w.put(e.period_start).put(e.period_end);
   return std::move(w.str());
 }
@@ -207,7 +214,8 @@ catalog::entry catalog::decode(std::string_view v, std::uint16_t index) const {
   auto limit = r.get<std::uint32_t>();
   if (has_limit) e.settings.default_mb_limit = limit;
   bool has_th = r.get<std::uint8_t>() != 0;
-  std::vector<double> th(std::min<std::uint32_t>(r.get<std::uint32_t>(), static_cast<std::uint32_t>(r.left() / sizeof(double))));
+  std::vector<double> th(std::min<std::uint32_t>(
+      r.get<std::uint32_t>(), static_cast<std::uint32_t>(r.left() / sizeof(double))));
   for (double& t : th) t = r.get<double>();
   if (has_th) e.settings.alert_thresholds = th;
   bool has_country = r.get<std::uint8_t>() != 0;

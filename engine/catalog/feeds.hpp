@@ -24,7 +24,6 @@ inline constexpr std::size_t kMaxFeeds = 256;
 
 class feed_book {
  public:
-
   // The feed's id (a new name gets the next one); a feed the store knows gets its shards'
   // applied seqs and its durable seq from what was recovered.
   template <class Shards>
@@ -44,7 +43,8 @@ class feed_book {
   }
   // Recovery: the seqs each shard applied, by feed name (by_shard[s]).
   template <class Shards>
-  void recovered(const std::vector<std::vector<std::pair<std::string, std::uint64_t>>>& by_shard, Shards& shards) {
+  void recovered(const std::vector<std::vector<std::pair<std::string, std::uint64_t>>>& by_shard,
+                 Shards& shards) {
     std::lock_guard lock(mu_);
     for (unsigned s = 0; s < by_shard.size(); ++s) {
       for (const auto& [name, seq] : by_shard[s]) {

@@ -6,11 +6,16 @@ namespace simcap {
 
 std::string_view describe(iccid_error e) noexcept {
   switch (e) {
-    case iccid_error::empty: return "ICCID is empty";
-    case iccid_error::bad_length: return "ICCID must have 19 or 20 digits";
-    case iccid_error::non_digit: return "ICCID must contain only the digits 0-9";
-    case iccid_error::bad_prefix: return "ICCID must start with the 89 telecom prefix";
-    case iccid_error::bad_check_digit: return "ICCID check digit (Luhn) does not match";
+    case iccid_error::empty:
+      return "ICCID is empty";
+    case iccid_error::bad_length:
+      return "ICCID must have 19 or 20 digits";
+    case iccid_error::non_digit:
+      return "ICCID must contain only the digits 0-9";
+    case iccid_error::bad_prefix:
+      return "ICCID must start with the 89 telecom prefix";
+    case iccid_error::bad_check_digit:
+      return "ICCID check digit (Luhn) does not match";
   }
   return "invalid ICCID";
 }
@@ -42,7 +47,8 @@ std::expected<std::uint64_t, iccid_error> parse_scalar(std::string_view s) noexc
   if (s.size() != 19 && s.size() != 20) return std::unexpected(iccid_error::bad_length);
   if (s[0] != '8' || s[1] != '9') return std::unexpected(iccid_error::bad_prefix);
   std::string_view body = s.substr(0, s.size() - 1);
-  if (luhn_check_digit(body) != s.back() - '0') return std::unexpected(iccid_error::bad_check_digit);
+  if (luhn_check_digit(body) != s.back() - '0')
+    return std::unexpected(iccid_error::bad_check_digit);
   std::uint64_t key = 0;
   for (char c : body) key = key * 10 + static_cast<std::uint64_t>(c - '0');
   return key;
@@ -64,7 +70,8 @@ bool all_digits8(std::uint64_t w) noexcept {
 std::uint64_t value8(std::uint64_t t) noexcept {
   t = (t * 10) + (t >> 8);
   t = (((t & 0x000000FF000000FFULL) * 0x000F424000000064ULL) +
-       (((t >> 16) & 0x000000FF000000FFULL) * 0x0000271000000001ULL)) >> 32;
+       (((t >> 16) & 0x000000FF000000FFULL) * 0x0000271000000001ULL)) >>
+      32;
   return t;
 }
 

@@ -14,14 +14,16 @@ iccid_list parse_iccid_list(std::string_view text) {
     if (b == std::string_view::npos || line[b] == '#') continue;
     line = line.substr(b);
     std::string_view field = line.substr(0, line.find_first_of(" \t\r,;"));
-    if (field.size() >= 2 && (field.front() == '"' || field.front() == '\'') && field.back() == field.front()) {
+    if (field.size() >= 2 && (field.front() == '"' || field.front() == '\'') &&
+        field.back() == field.front()) {
       field = field.substr(1, field.size() - 2);
     }
     auto id = iccid::parse(field);
     if (id) {
       out.ids.push_back(*id);
     } else {
-      out.invalid.push_back({line_no, std::string(field.substr(0, 64)), std::string(describe(id.error()))});
+      out.invalid.push_back(
+          {line_no, std::string(field.substr(0, 64)), std::string(describe(id.error()))});
     }
   }
   return out;

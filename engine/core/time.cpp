@@ -63,8 +63,8 @@ std::optional<unix_seconds> parse_rfc3339(std::string_view s) noexcept {
     return std::nullopt;
   }
   if (mo < 1 || mo > 12 || d < 1 ||
-      static_cast<unsigned>(d) > days_in_month(y, static_cast<unsigned>(mo)) || h > 23 ||
-      mi > 59 || se > 60) {
+      static_cast<unsigned>(d) > days_in_month(y, static_cast<unsigned>(mo)) || h > 23 || mi > 59 ||
+      se > 60) {
     return std::nullopt;
   }
   std::size_t pos = 19;
@@ -117,12 +117,18 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view s) noex
   if (ec != std::errc() || v < 0) return std::nullopt;
   std::string_view unit(p, static_cast<std::size_t>(s.data() + s.size() - p));
   std::int64_t ms_per_unit = 0;
-  if (unit == "ms") ms_per_unit = 1;
-  else if (unit.empty() || unit == "s") ms_per_unit = 1000;
-  else if (unit == "m") ms_per_unit = 60'000;
-  else if (unit == "h") ms_per_unit = 3'600'000;
-  else if (unit == "d") ms_per_unit = 86'400'000;
-  else return std::nullopt;
+  if (unit == "ms")
+    ms_per_unit = 1;
+  else if (unit.empty() || unit == "s")
+    ms_per_unit = 1000;
+  else if (unit == "m")
+    ms_per_unit = 60'000;
+  else if (unit == "h")
+    ms_per_unit = 3'600'000;
+  else if (unit == "d")
+    ms_per_unit = 86'400'000;
+  else
+    return std::nullopt;
   if (v > kMaxDurationMs / ms_per_unit) return std::nullopt;
   return std::chrono::milliseconds(v * ms_per_unit);
 }

@@ -1,5 +1,6 @@
-#include <algorithm>
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 #include "durability/keys.hpp"
 #include "durability/sim_blobs.hpp"
@@ -22,7 +23,8 @@ void engine::impl::take_back(std::vector<change> changes) {
       std::erase_if(c.events, [&](const event& e) {
         if (!unwritten) return false;
         auto& evs = unwritten->events;
-        auto it = std::find_if(evs.begin(), evs.end(), [&](const event& p) { return same_event(p, e); });
+        auto it =
+            std::find_if(evs.begin(), evs.end(), [&](const event& p) { return same_event(p, e); });
         if (it == evs.end()) return false;
         evs.erase(it);
         return true;
@@ -32,7 +34,8 @@ void engine::impl::take_back(std::vector<change> changes) {
   for (unsigned s = 0; s < changes.size(); ++s) {
     if (changes[s].points.empty() && changes[s].events.empty()) continue;
     shards.call(s, [&](detail::shard& sh) {
-      for (auto it = changes[s].points.rbegin(); it != changes[s].points.rend(); ++it) sh.restore(*it);
+      for (auto it = changes[s].points.rbegin(); it != changes[s].points.rend(); ++it)
+        sh.restore(*it);
       sh.drop_events(changes[s].events);
     });
   }
@@ -79,7 +82,8 @@ void engine::impl::append(pending_checkpoint& older, pending_checkpoint&& newer)
 bool engine::impl::write(pending_checkpoint& p, std::chrono::steady_clock::time_point t0) {
   const bool clock_moved = clk.is_manual() && clk.now() != stored_time;
   if (p.ops.count() == 0 && p.events.empty() && !clock_moved) return true;
-  if (opts.test_checkpoint_pause.count() > 0) std::this_thread::sleep_for(opts.test_checkpoint_pause);  // crash tests only
+  if (opts.test_checkpoint_pause.count() > 0)
+    std::this_thread::sleep_for(opts.test_checkpoint_pause);  // crash tests only
   // The events and the meta key go on top of the state writes; a failed write takes them off
   // again (the events may still change, and their ids with them).
   detail::write_batch& wb = p.ops;
@@ -90,8 +94,9 @@ bool engine::impl::write(pending_checkpoint& p, std::chrono::steady_clock::time_
   const std::size_t per_value = detail::kBlobBytes / sizeof(event);
   for (std::size_t at = 0; at < p.events.size(); at += per_value) {
     const std::size_t k = std::min(per_value, p.events.size() - at);
-    wb.put(detail::key_of(detail::key_kind::events).be(p.events[at].id).str(),
-           std::string_view(reinterpret_cast<const char*>(p.events.data() + at), k * sizeof(event)));
+    wb.put(
+        detail::key_of(detail::key_kind::events).be(p.events[at].id).str(),
+        std::string_view(reinterpret_cast<const char*>(p.events.data() + at), k * sizeof(event)));
   }
   detail::writer meta;
   meta.put(p.number).put(static_cast<std::uint32_t>(shards.size())).put(clk.now());
@@ -101,7 +106,8 @@ bool engine::impl::write(pending_checkpoint& p, std::chrono::steady_clock::time_
   } catch (const std::exception& e) {
     wb.rollback_to_save_point();
     std::lock_guard lock(stats_mu);
-    if (!store_failed.load()) spdlog::error("checkpoint not written, acks stop until it is: {}", e.what());
+    if (!store_failed.load())
+      spdlog::error("checkpoint not written, acks stop until it is: {}", e.what());
     store_failure = e.what();
     store_failed.store(true);
     return false;
@@ -125,7 +131,8 @@ bool engine::impl::store_writable() {
   if (!store_failed.load()) return true;
   const auto now = std::chrono::steady_clock::now();
   if (now < next_retry) return false;
-  const std::uint64_t needed = std::max<std::uint64_t>(1 << 20, 2 * (unwritten ? unwritten->ops.data_size() : 0));
+  const std::uint64_t needed =
+      std::max<std::uint64_t>(1 << 20, 2 * (unwritten ? unwritten->ops.data_size() : 0));
   if (st->free_bytes() < needed || !st->recover_writes()) {
     retry_wait = std::min(retry_wait * 2, std::chrono::milliseconds(5000));
     next_retry = now + retry_wait;
@@ -178,14 +185,14 @@ void engine::impl::checkpointer_loop() {
     lock.unlock();
     const auto t0 = std::chrono::steady_clock::now();
     checkpoint();
-    const auto took =
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0) - opts.test_checkpoint_pause;
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now() - t0) -
+                      opts.test_checkpoint_pause;
     wait = std::clamp(9 * took, opts.checkpoint_interval,
                       std::max(opts.checkpoint_interval, std::chrono::milliseconds(2000)));
     lock.lock();
   }
 }
-
 
 void engine::impl::notify_checkpoint_listeners() {
   std::lock_guard lock(listener_mu);

@@ -16,7 +16,8 @@ class key_builder {
   template <class T>
   key_builder& be(T v) {
     static_assert(std::is_unsigned_v<T>);
-    for (int i = static_cast<int>(sizeof(T)) - 1; i >= 0; --i) s_.push_back(static_cast<char>(v >> (8 * i)));
+    for (int i = static_cast<int>(sizeof(T)) - 1; i >= 0; --i)
+      s_.push_back(static_cast<char>(v >> (8 * i)));
     return *this;
   }
   key_builder& text(std::string_view t) {

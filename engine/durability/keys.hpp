@@ -4,19 +4,21 @@
 //
 //   meta        M                               checkpoint number, shard count, clock time
 //   product     P product(u16)                  a product of the catalog
-//   events      E id(u64)                       a checkpoint's events (64 bytes each), from this id on
-//   countries   N                               the country list (2 letters each; SIMs keep an index of it)
-//   base_gen    G shard(u16)                    the shard's last complete base (its generation)
-//   base        B shard(u16) gen(u64) n(u32)    slice n of a base: every SIM of the slice
-//   delta       Z shard(u16) checkpoint(u64) n(u32)  the SIMs a checkpoint changed (usage only, or whole)
-//   day         Y shard(u16) product(u16) sim(u64) day(u32)  bytes of one closed day of the SIM's current period
-//   hourly      H shard(u16) product(u16)       the shard's period and hourly usage of a product
-//   closed      C shard(u16) product(u16) start(u64)           a closed period's header in the shard
-//   line        L shard(u16) product(u16) start(u64) sim(u64)  one SIM's line of a closed period
-//   retired     R shard(u16) product(u16) sim(u64)             a released and re-imported SIM's earlier
+//   events      E id(u64)                       a checkpoint's events (64 bytes each), from this id
+//   on countries   N                               the country list (2 letters each; SIMs keep an
+//   index of it) base_gen    G shard(u16)                    the shard's last complete base (its
+//   generation) base        B shard(u16) gen(u64) n(u32)    slice n of a base: every SIM of the
+//   slice delta       Z shard(u16) checkpoint(u64) n(u32)  the SIMs a checkpoint changed (usage
+//   only, or whole) day         Y shard(u16) product(u16) sim(u64) day(u32)  bytes of one closed
+//   day of the SIM's current period hourly      H shard(u16) product(u16)       the shard's period
+//   and hourly usage of a product closed      C shard(u16) product(u16) start(u64)           a
+//   closed period's header in the shard line        L shard(u16) product(u16) start(u64) sim(u64)
+//   one SIM's line of a closed period retired     R shard(u16) product(u16) sim(u64)             a
+//   released and re-imported SIM's earlier
 //                                                              life in the product's current period
-//   ids         D shard(u16) newest(u64) checkpoint(u64)       record-id fingerprints added in a checkpoint
-//   watermark   W shard(u16) feed name          the feed's highest seq applied by the shard
+//   ids         D shard(u16) newest(u64) checkpoint(u64)       record-id fingerprints added in a
+//   checkpoint watermark   W shard(u16) feed name          the feed's highest seq applied by the
+//   shard
 #include <array>
 #include <cstdint>
 #include <string_view>
@@ -43,10 +45,9 @@ enum class key_kind : char {
 };
 
 // The kinds whose keys begin with a shard number (what re-sharding rewrites).
-inline constexpr std::array kShardKinds{key_kind::base_gen, key_kind::base,   key_kind::delta,
-                                        key_kind::day,      key_kind::hourly, key_kind::closed,
-                                        key_kind::line,     key_kind::retired, key_kind::ids,
-                                        key_kind::watermark};
+inline constexpr std::array kShardKinds{
+    key_kind::base_gen, key_kind::base, key_kind::delta,   key_kind::day, key_kind::hourly,
+    key_kind::closed,   key_kind::line, key_kind::retired, key_kind::ids, key_kind::watermark};
 
 inline key_builder key_of(key_kind kind) { return key_builder(static_cast<char>(kind)); }
 // A key of one of kShardKinds: kind, then the shard.

@@ -1,8 +1,9 @@
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cstring>
 #include <exception>
 #include <map>
-#include <spdlog/spdlog.h>
 #include <stdexcept>
 
 #include "durability/codec.hpp"
@@ -85,7 +86,8 @@ void engine::impl::recover() {
 // records between them it has counted).
 void engine::impl::reshard(std::uint32_t from) {
   using detail::key_kind;
-  if (!st->writable()) throw std::runtime_error("data_dir: cannot re-shard a store that cannot be written");
+  if (!st->writable())
+    throw std::runtime_error("data_dir: cannot re-shard a store that cannot be written");
   const auto stored = products.stored_products(*st);
   auto make = [&](unsigned count) {
     std::vector<std::unique_ptr<detail::shard>> out;
@@ -102,9 +104,11 @@ void engine::impl::reshard(std::uint32_t from) {
     for (auto& [name, seq] : sh->recover(*st)) seqs[name].push_back(seq);
   }
   for (const auto& [name, list] : seqs) {
-    if (list.size() != from || std::adjacent_find(list.begin(), list.end(), std::not_equal_to<>()) != list.end()) {
-      throw std::runtime_error("data_dir holds " + std::to_string(from) + " shards that were not stopped cleanly (feed " +
-                               name + "): start once with --shards " + std::to_string(from) +
+    if (list.size() != from ||
+        std::adjacent_find(list.begin(), list.end(), std::not_equal_to<>()) != list.end()) {
+      throw std::runtime_error("data_dir holds " + std::to_string(from) +
+                               " shards that were not stopped cleanly (feed " + name +
+                               "): start once with --shards " + std::to_string(from) +
                                ", stop with SIGTERM, then start with the new count");
     }
   }

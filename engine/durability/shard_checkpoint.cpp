@@ -21,7 +21,8 @@ void shard::cut(write_batch& wb, shard_cut& out, std::uint64_t checkpoint) {
   std::uint32_t piece = 0;
   blob_writer delta([&](std::string&& blob) {
     delta_bytes_ += blob.size();
-    out.blobs.push_back({shard_key(key_kind::delta, index_).be(checkpoint).be(piece++).str(), std::move(blob)});
+    out.blobs.push_back(
+        {shard_key(key_kind::delta, index_).be(checkpoint).be(piece++).str(), std::move(blob)});
   });
   auto take = [&](sim_slot& s) {
     delta.add(s, (s.flags & sim_slot::kFlagDirtyAll) != 0);
@@ -68,7 +69,9 @@ void shard::cut(write_batch& wb, shard_cut& out, std::uint64_t checkpoint) {
     const std::size_t end = std::min(build_.capacity, build_.next_slot + per_cut);
     {
       blob_writer chunk([&](std::string&& blob) {
-        out.blobs.push_back({shard_key(key_kind::base, index_).be(build_.gen).be(build_.chunk++).str(), std::move(blob)});
+        out.blobs.push_back(
+            {shard_key(key_kind::base, index_).be(build_.gen).be(build_.chunk++).str(),
+             std::move(blob)});
       });
       for (std::size_t i = build_.next_slot; i < end; ++i) {
         const sim_slot& s = table_.at(i);
@@ -84,8 +87,10 @@ void shard::cut(write_batch& wb, shard_cut& out, std::uint64_t checkpoint) {
       writer g;
       g.put(build_.gen).put(static_cast<std::uint64_t>(build_.capacity));
       wb.put(shard_key(key_kind::base_gen, index_).str(), g.str());
-      wb.del_range(shard_key(key_kind::base, index_).be(std::uint64_t{0}).str(), shard_key(key_kind::base, index_).be(build_.gen).str());
-      wb.del_range(shard_key(key_kind::delta, index_).be(std::uint64_t{0}).str(), shard_key(key_kind::delta, index_).be(build_.gen + 1).str());
+      wb.del_range(shard_key(key_kind::base, index_).be(std::uint64_t{0}).str(),
+                   shard_key(key_kind::base, index_).be(build_.gen).str());
+      wb.del_range(shard_key(key_kind::delta, index_).be(std::uint64_t{0}).str(),
+                   shard_key(key_kind::delta, index_).be(build_.gen + 1).str());
       base_gen_ = build_.gen;
       build_.active = false;
     }
@@ -112,7 +117,11 @@ void shard::cut(write_batch& wb, shard_cut& out, std::uint64_t checkpoint) {
   }
   retired_changed_.clear();
   for (const day_ref& d : dirty_days_) {
-    auto key = shard_key(key_kind::day, index_).be(d.product).be(d.sim).be(static_cast<std::uint32_t>(d.day)).str();
+    auto key = shard_key(key_kind::day, index_)
+                   .be(d.product)
+                   .be(d.sim)
+                   .be(static_cast<std::uint32_t>(d.day))
+                   .str();
     std::uint64_t bytes = days_.get(d.sim, d.day);
     if (bytes == 0) {
       wb.del(key);
@@ -135,15 +144,25 @@ void shard::cut(write_batch& wb, shard_cut& out, std::uint64_t checkpoint) {
   auto header = [&](std::uint16_t product, const closed_period& cp) {
     writer w;
     w.put(cp.end).put(cp.total_bytes).put(static_cast<std::uint64_t>(cp.chargeable_sims));
-    wb.put(shard_key(key_kind::closed, index_).be(product).be(static_cast<std::uint64_t>(cp.start)).str(), w.str());
+    wb.put(shard_key(key_kind::closed, index_)
+               .be(product)
+               .be(static_cast<std::uint64_t>(cp.start))
+               .str(),
+           w.str());
   };
   auto line = [&](std::uint16_t product, unix_seconds start, const closed_line& l) {
-    wb.put(shard_key(key_kind::line, index_).be(product).be(static_cast<std::uint64_t>(start)).be(l.sim).str(), line_value(l));
+    wb.put(shard_key(key_kind::line, index_)
+               .be(product)
+               .be(static_cast<std::uint64_t>(start))
+               .be(l.sim)
+               .str(),
+           line_value(l));
   };
   for (const closed_ref& c : closed_changed_) {
     if (c.product >= products_.size()) continue;
     auto& closed = products_[c.product].closed;
-    auto cp = std::find_if(closed.begin(), closed.end(), [&](const closed_period& x) { return x.start == c.start; });
+    auto cp = std::find_if(closed.begin(), closed.end(),
+                           [&](const closed_period& x) { return x.start == c.start; });
     if (cp == closed.end()) continue;
     header(c.product, *cp);
     if (c.sim == 0) {
@@ -157,7 +176,8 @@ void shard::cut(write_batch& wb, shard_cut& out, std::uint64_t checkpoint) {
   closed_changed_.clear();
   for (const closed_ref& c : closed_dropped_) {
     auto start = static_cast<std::uint64_t>(c.start);
-    wb.del_range(shard_key(key_kind::line, index_).be(c.product).be(start).str(), shard_key(key_kind::line, index_).be(c.product).be(start + 1).str());
+    wb.del_range(shard_key(key_kind::line, index_).be(c.product).be(start).str(),
+                 shard_key(key_kind::line, index_).be(c.product).be(start + 1).str());
     wb.del(shard_key(key_kind::closed, index_).be(c.product).be(start).str());
   }
   closed_dropped_.clear();
@@ -169,12 +189,18 @@ void shard::cut(write_batch& wb, shard_cut& out, std::uint64_t checkpoint) {
       w.put(fp).put(t);
       newest = std::max(newest, t);
     }
-    wb.put(shard_key(key_kind::ids, index_).be(static_cast<std::uint64_t>(newest)).be(checkpoint).str(), w.str());
+    wb.put(shard_key(key_kind::ids, index_)
+               .be(static_cast<std::uint64_t>(newest))
+               .be(checkpoint)
+               .str(),
+           w.str());
     new_ids_.clear();
   }
   if (ids_purged_before_ > 0) {
     // Blobs whose newest id is older than the purge horizon hold only expired ids.
-    wb.del_range(shard_key(key_kind::ids, index_).be(std::uint64_t{0}).str(), shard_key(key_kind::ids, index_).be(static_cast<std::uint64_t>(ids_purged_before_)).str());
+    wb.del_range(
+        shard_key(key_kind::ids, index_).be(std::uint64_t{0}).str(),
+        shard_key(key_kind::ids, index_).be(static_cast<std::uint64_t>(ids_purged_before_)).str());
     ids_purged_before_ = 0;
   }
 
@@ -185,7 +211,8 @@ void shard::cut(write_batch& wb, shard_cut& out, std::uint64_t checkpoint) {
     if (seq == feed_seq_written_[f]) continue;
     std::string name = host_.feed_name(f);
     if (name.empty()) continue;
-    wb.put(shard_key(key_kind::watermark, index_).text(name).str(), std::string_view(reinterpret_cast<const char*>(&seq), sizeof seq));
+    wb.put(shard_key(key_kind::watermark, index_).text(name).str(),
+           std::string_view(reinterpret_cast<const char*>(&seq), sizeof seq));
     feed_seq_written_[f] = seq;
   }
   out.events = std::move(pending_events_);
@@ -209,11 +236,13 @@ void shard::hand_over(const std::vector<shard*>& to) {
       }
       q.changed = true;
       for (const closed_period& cp : p.closed) {
-        auto it = std::find_if(q.closed.begin(), q.closed.end(), [&](const closed_period& c) { return c.start == cp.start; });
+        auto it = std::find_if(q.closed.begin(), q.closed.end(),
+                               [&](const closed_period& c) { return c.start == cp.start; });
         if (it == q.closed.end()) {
-          it = q.closed.insert(std::upper_bound(q.closed.begin(), q.closed.end(), cp.start,
-                                                [](unix_seconds s, const closed_period& c) { return s < c.start; }),
-                               closed_period{cp.start, cp.end, 0, 0, {}});
+          it = q.closed.insert(
+              std::upper_bound(q.closed.begin(), q.closed.end(), cp.start,
+                               [](unix_seconds s, const closed_period& c) { return s < c.start; }),
+              closed_period{cp.start, cp.end, 0, 0, {}});
         }
       }
     }
@@ -221,7 +250,8 @@ void shard::hand_over(const std::vector<shard*>& to) {
       for (const closed_line& l : cp.lines) {
         shard& d = dest(l.sim);
         auto& closed = d.products_[i].closed;
-        auto it = std::find_if(closed.begin(), closed.end(), [&](const closed_period& c) { return c.start == cp.start; });
+        auto it = std::find_if(closed.begin(), closed.end(),
+                               [&](const closed_period& c) { return c.start == cp.start; });
         it->lines.push_back(l);
         sat_inc(it->total_bytes, sat_add(l.bytes_up, l.bytes_down));
         it->chargeable_sims += l.chargeable;
@@ -236,7 +266,8 @@ void shard::hand_over(const std::vector<shard*>& to) {
   for (shard* d : to) {
     for (std::size_t i = 0; i < d->products_.size(); ++i) {
       for (closed_period& cp : d->products_[i].closed) {
-        std::sort(cp.lines.begin(), cp.lines.end(), [](const closed_line& a, const closed_line& b) { return a.sim < b.sim; });
+        std::sort(cp.lines.begin(), cp.lines.end(),
+                  [](const closed_line& a, const closed_line& b) { return a.sim < b.sim; });
         d->closed_changed_.push_back({static_cast<std::uint16_t>(i), cp.start, 0});
       }
     }
@@ -283,8 +314,9 @@ std::vector<std::pair<std::string, std::uint64_t>> shard::recover(const store& s
   }
   auto account_state = [&](const sim_slot& s, int sign) {
     auto& c = by_state_[s.state];
-    c.store(sign > 0 ? c.load(std::memory_order_relaxed) + 1 : c.load(std::memory_order_relaxed) - 1,
-            std::memory_order_relaxed);
+    c.store(
+        sign > 0 ? c.load(std::memory_order_relaxed) + 1 : c.load(std::memory_order_relaxed) - 1,
+        std::memory_order_relaxed);
   };
   auto load = [&](std::string_view blob) {
     decode_slots(blob, [&](const sim_slot& stored, bool all) {
@@ -313,10 +345,11 @@ std::vector<std::pair<std::string, std::uint64_t>> shard::recover(const store& s
     });
   };
   if (base_gen_ != 0) {
-    st.scan(shard_key(key_kind::base, index_).be(base_gen_).str(), [&](std::string_view, std::string_view v) {
-      load(v);
-      return true;
-    });
+    st.scan(shard_key(key_kind::base, index_).be(base_gen_).str(),
+            [&](std::string_view, std::string_view v) {
+              load(v);
+              return true;
+            });
   }
   st.scan(shard_key(key_kind::delta, index_).str(), [&](std::string_view k, std::string_view v) {
     if (read_be<std::uint64_t>(k, prefix) > base_gen_) load(v);
@@ -325,7 +358,8 @@ std::vector<std::pair<std::string, std::uint64_t>> shard::recover(const store& s
   table_.for_each([&](const sim_slot& s) {
     product(s.product);
     if (s.state == static_cast<std::uint8_t>(sim_state::factory_test)) {
-      factory_deadlines_.push({static_cast<unix_seconds>(s.state_since) + opts_.factory_test_period.count(), s.key});
+      factory_deadlines_.push(
+          {static_cast<unix_seconds>(s.state_since) + opts_.factory_test_period.count(), s.key});
     }
   });
   for (shard_product& p : products_) p.totals = fleet_usage{};
@@ -343,7 +377,8 @@ std::vector<std::pair<std::string, std::uint64_t>> shard::recover(const store& s
   });
   st.scan(shard_key(key_kind::day, index_).str(), [&](std::string_view k, std::string_view v) {
     reader r(v);
-    days_.add(read_be<std::uint64_t>(k, prefix + 2), static_cast<std::int32_t>(read_be<std::uint32_t>(k, prefix + 10)),
+    days_.add(read_be<std::uint64_t>(k, prefix + 2),
+              static_cast<std::int32_t>(read_be<std::uint32_t>(k, prefix + 10)),
               r.get<std::uint64_t>());
     return true;
   });
@@ -361,7 +396,8 @@ std::vector<std::pair<std::string, std::uint64_t>> shard::recover(const store& s
   st.scan(shard_key(key_kind::line, index_).str(), [&](std::string_view k, std::string_view v) {
     shard_product& p = product(read_be<std::uint16_t>(k, prefix));
     const auto start = static_cast<unix_seconds>(read_be<std::uint64_t>(k, prefix + 2));
-    auto cp = std::find_if(p.closed.begin(), p.closed.end(), [&](const closed_period& x) { return x.start == start; });
+    auto cp = std::find_if(p.closed.begin(), p.closed.end(),
+                           [&](const closed_period& x) { return x.start == start; });
     if (cp == p.closed.end()) return true;
     cp->lines.push_back(line_of(read_be<std::uint64_t>(k, prefix + 10), v));  // keys sort by SIM
     return true;
@@ -377,11 +413,12 @@ std::vector<std::pair<std::string, std::uint64_t>> shard::recover(const store& s
     return true;
   });
   std::vector<std::pair<std::string, std::uint64_t>> seqs;
-  st.scan(shard_key(key_kind::watermark, index_).str(), [&](std::string_view k, std::string_view v) {
-    reader r(v);
-    seqs.push_back({std::string(k.substr(prefix)), r.get<std::uint64_t>()});
-    return true;
-  });
+  st.scan(shard_key(key_kind::watermark, index_).str(),
+          [&](std::string_view k, std::string_view v) {
+            reader r(v);
+            seqs.push_back({std::string(k.substr(prefix)), r.get<std::uint64_t>()});
+            return true;
+          });
   refresh_next_due();
   return seqs;
 }

@@ -51,7 +51,8 @@ class blob_writer {
   ~blob_writer() { flush(); }
   void add(const sim_slot& s, bool all) {
     if (buf_.empty()) {
-      buf_.resize_and_overwrite(kBlobBytes + kMaxEntry, [](char*, std::size_t n) { return n; });  // no zero fill
+      buf_.resize_and_overwrite(kBlobBytes + kMaxEntry,
+                                [](char*, std::size_t n) { return n; });  // no zero fill
       p_ = buf_.data();
     }
     if (s.key != 0 && s.state == kErased) {
@@ -110,8 +111,8 @@ void decode_slots(std::string_view blob, F&& f) {
       continue;
     }
     std::uint64_t sms = 0, day = 0;
-    if (!get_varint(blob, at, s.up) || !get_varint(blob, at, s.down) || !get_varint(blob, at, sms) ||
-        !get_varint(blob, at, day)) {
+    if (!get_varint(blob, at, s.up) || !get_varint(blob, at, s.down) ||
+        !get_varint(blob, at, sms) || !get_varint(blob, at, day)) {
       return;
     }
     s.sms = static_cast<std::uint32_t>(sms);
@@ -136,6 +137,5 @@ inline closed_line line_of(std::uint64_t sim, std::string_view v) {
   l.chargeable = r.get<std::uint8_t>() != 0;
   return l;
 }
-
 
 }  // namespace simcap::detail

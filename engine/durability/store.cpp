@@ -5,7 +5,6 @@
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
-
 #include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
 
@@ -24,7 +23,9 @@ class rocksdb_to_spdlog final : public rocksdb::Logger {
  public:
   rocksdb_to_spdlog() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
   using rocksdb::Logger::Logv;
-  void Logv(const char* format, va_list ap) override { Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap); }
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
   void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
     if (level < GetInfoLogLevel()) return;
     char buf[1024];
@@ -142,8 +143,11 @@ struct copy_into final : rocksdb::WriteBatch::Handler {
   rocksdb::Status PutCF(std::uint32_t, const rocksdb::Slice& k, const rocksdb::Slice& v) override {
     return into.Put(k, v);
   }
-  rocksdb::Status DeleteCF(std::uint32_t, const rocksdb::Slice& k) override { return into.Delete(k); }
-  rocksdb::Status DeleteRangeCF(std::uint32_t, const rocksdb::Slice& b, const rocksdb::Slice& e) override {
+  rocksdb::Status DeleteCF(std::uint32_t, const rocksdb::Slice& k) override {
+    return into.Delete(k);
+  }
+  rocksdb::Status DeleteRangeCF(std::uint32_t, const rocksdb::Slice& b,
+                                const rocksdb::Slice& e) override {
     return into.DeleteRange(b, e);
   }
   rocksdb::WriteBatch& into;
@@ -155,9 +159,13 @@ write_batch::~write_batch() = default;
 write_batch::write_batch(write_batch&&) noexcept = default;
 write_batch& write_batch::operator=(write_batch&&) noexcept = default;
 
-void write_batch::put(std::string_view key, std::string_view value) { b_->Put(slice(key), slice(value)); }
+void write_batch::put(std::string_view key, std::string_view value) {
+  b_->Put(slice(key), slice(value));
+}
 void write_batch::del(std::string_view key) { b_->Delete(slice(key)); }
-void write_batch::del_range(std::string_view from, std::string_view to) { b_->DeleteRange(slice(from), slice(to)); }
+void write_batch::del_range(std::string_view from, std::string_view to) {
+  b_->DeleteRange(slice(from), slice(to));
+}
 void write_batch::append(const write_batch& other) {
   copy_into c(*b_);
   rocksdb::Status st = other.b_->Iterate(&c);
@@ -192,7 +200,8 @@ void store::scan(std::string_view prefix,
 }
 
 bool store::get(std::string_view key, std::string& value) const {
-  rocksdb::Status st = db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(key.data(), key.size()), &value);
+  rocksdb::Status st =
+      db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(key.data(), key.size()), &value);
   if (st.IsNotFound()) return false;
   if (!st.ok()) throw std::runtime_error("store read: " + st.ToString());
   return true;

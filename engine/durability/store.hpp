@@ -67,7 +67,8 @@ class store {
   // Writes the batch atomically and durably (WAL fsync). Throws on failure.
   void write(write_batch& batch);
   // Calls f(key, value) for every key starting with prefix, in key order; f returns false to stop.
-  void scan(std::string_view prefix, const std::function<bool(std::string_view, std::string_view)>& f) const;
+  void scan(std::string_view prefix,
+            const std::function<bool(std::string_view, std::string_view)>& f) const;
   bool get(std::string_view key, std::string& value) const;
   // Bytes of the store's files on disk.
   std::uint64_t disk_bytes() const;

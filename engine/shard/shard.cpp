@@ -98,7 +98,9 @@ void shard::handle(shard_msg& m) {
   if (m.batch == nullptr) return;
   const auto t0 = std::chrono::steady_clock::now();
   apply(*m.batch);
-  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+  const auto ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
   std::size_t b = 0;
   while (b < kApplyBuckets.size() && static_cast<double>(ns) > kApplyBuckets[b] * 1e9) ++b;
   bump(apply_buckets_[b]);

@@ -13,9 +13,10 @@
 //   - feed_seq(), read_counters() and queue_depth() are safe from any thread (atomics).
 // SIMCAP_ASSERT_OWNER() checks, in debug builds, that the caller is the owner thread or a
 // borrower holding the lock (the owner's id is set by start(); before it, anyone may).
+#include <concurrentqueue/blockingconcurrentqueue.h>
+
 #include <atomic>
 #include <cassert>
-#include <concurrentqueue/blockingconcurrentqueue.h>
 #include <cstdint>
 #include <deque>
 #include <limits>
@@ -80,15 +81,14 @@ class shard_host {
 
 enum class import_outcome { imported, already_present, other_product };
 
-
 // What a shard hands to a checkpoint besides its writes: the events since the last one (they
 // get their ids from the checkpoint) and its applied watermark of each feed.
 struct shard_cut {
   std::vector<std::pair<std::string, std::string>> blobs;  // big values: put as they are
   std::vector<event> events;
   std::vector<std::pair<std::uint32_t, std::uint64_t>> watermarks;  // feed id, seq
-  std::size_t sims = 0;  // SIMs written
-  double seconds = 0;    // how long the cut held the shard
+  std::size_t sims = 0;                                             // SIMs written
+  double seconds = 0;  // how long the cut held the shard
 };
 
 class shard {
@@ -133,7 +133,8 @@ class shard {
   std::size_t queue_depth() const noexcept { return queue_.size_approx(); }
 
   // Upper bounds (seconds) of the batch apply-time histogram buckets; the last is +Inf.
-  static constexpr std::array<double, 8> kApplyBuckets{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.1};
+  static constexpr std::array<double, 8> kApplyBuckets{0.0001, 0.00025, 0.0005, 0.001,
+                                                       0.0025, 0.005,   0.01,   0.1};
 
   struct counters {
     std::uint64_t counted = 0, late = 0, duplicate_ids = 0;
@@ -164,7 +165,8 @@ class shard {
   const std::unordered_map<std::uint64_t, closed_line>& retired_of(std::uint16_t product) const;
   // Bytes per day of the SIM's current period, from its first day up to `now` (nullopt: no such
   // SIM in scope).
-  std::optional<std::vector<day_bytes>> days_of(std::uint64_t key, std::optional<std::uint16_t> scope,
+  std::optional<std::vector<day_bytes>> days_of(std::uint64_t key,
+                                                std::optional<std::uint16_t> scope,
                                                 unix_seconds now) const;
   // Closed periods of a product, oldest first.
   std::vector<closed_period> closed_of(std::uint16_t product, bool itemized) const;
@@ -214,7 +216,7 @@ class shard {
     product_info info;
     unix_seconds period_start = kNoPeriod;
     unix_seconds period_end = kNever;
-    std::deque<closed_period> closed;  // oldest first
+    std::deque<closed_period> closed;   // oldest first
     std::vector<std::uint64_t> hourly;  // bytes per hour of the current period
     // The product's SIMs in this shard, kept as they change, so a fleet query costs O(1):
     // bytes and counts of the current period (factory-test usage is free and left out).
@@ -309,7 +311,8 @@ class shard {
   bool may_touch() const noexcept {
     const auto me = std::this_thread::get_id();
     const auto owner = owner_.load(std::memory_order_acquire);
-    return owner == std::thread::id{} || owner == me || borrower_.load(std::memory_order_relaxed) == me;
+    return owner == std::thread::id{} || owner == me ||
+           borrower_.load(std::memory_order_relaxed) == me;
   }
 
   std::thread thread_;
@@ -337,14 +340,14 @@ class shard {
   // and the deltas after the checkpoint its first slice was written in.
   struct base_build {
     bool active = false;
-    std::uint64_t gen = 0;        // = the checkpoint its first slice went into
+    std::uint64_t gen = 0;  // = the checkpoint its first slice went into
     std::size_t next_slot = 0;
-    std::size_t capacity = 0;     // the table's when it began (a grown table starts over)
+    std::size_t capacity = 0;  // the table's when it began (a grown table starts over)
     std::uint32_t chunk = 0;
   };
   base_build build_;
-  std::uint64_t base_gen_ = 0;          // the last complete base (0: none)
-  std::uint64_t delta_bytes_ = 0;       // written as deltas since that base began
+  std::uint64_t base_gen_ = 0;     // the last complete base (0: none)
+  std::uint64_t delta_bytes_ = 0;  // written as deltas since that base began
   struct day_ref {
     std::uint64_t sim;
     std::uint16_t product;

@@ -58,9 +58,8 @@ class shard_set {
       then(std::move(*v));
       return;
     }
-    shards_[s]->post_read(new fn_task([r = std::forward<Read>(r), then = std::forward<Then>(then)](shard& sh) mutable {
-      then(r(sh));
-    }));
+    shards_[s]->post_read(new fn_task([r = std::forward<Read>(r), then = std::forward<Then>(then)](
+                                          shard& sh) mutable { then(r(sh)); }));
   }
 
   template <class F>

@@ -29,8 +29,9 @@ void shard::reject(record_batch& b, const usage_record& r, reject_reason why,
 }
 
 // (always inlined: it is the body of the record loop, run once a record)
-[[gnu::always_inline]] inline void shard::count_in_period(sim_slot& s, shard_product& p, const usage_record& r,
-                                   unix_seconds t, unix_seconds now) {
+[[gnu::always_inline]] inline void shard::count_in_period(sim_slot& s, shard_product& p,
+                                                          const usage_record& r, unix_seconds t,
+                                                          unix_seconds now) {
   const auto state = static_cast<sim_state>(s.state);
   touch(s);
   p.changed = true;
@@ -138,7 +139,8 @@ void shard::add_to_buckets(sim_slot& s, shard_product& p, unix_seconds t, std::u
 std::uint64_t shard::closed_days_bytes(const sim_slot& s, const shard_product& p) const {
   const std::int32_t first = day_index(p.period_start);
   std::uint64_t sum = 0;
-  for (unsigned d = 0; d < s.open_day; ++d) sum = sat_add(sum, days_.get(s.key, first + static_cast<std::int32_t>(d)));
+  for (unsigned d = 0; d < s.open_day; ++d)
+    sum = sat_add(sum, days_.get(s.key, first + static_cast<std::int32_t>(d)));
   return sum;
 }
 
@@ -196,7 +198,8 @@ void shard::recompute_next(sim_slot& s, const shard_product& p) const noexcept {
   std::uint64_t lim = limit_bytes(s);
   std::uint64_t next = std::numeric_limits<std::uint64_t>::max();
   for (std::size_t i = 0; i < p.info.thresholds.size(); ++i) {
-    if (!(s.alerts_fired & (1u << i))) next = std::min(next, threshold_bytes(lim, p.info.thresholds[i]));
+    if (!(s.alerts_fired & (1u << i)))
+      next = std::min(next, threshold_bytes(lim, p.info.thresholds[i]));
   }
   if (state == sim_state::active) next = std::min(next, lim);
   s.next_action = next;
@@ -224,7 +227,8 @@ void shard::publish(const event& e) {
   }
 }
 
-void shard::add_day(std::uint64_t sim, std::uint16_t product, std::int32_t day, std::uint64_t bytes) {
+void shard::add_day(std::uint64_t sim, std::uint16_t product, std::int32_t day,
+                    std::uint64_t bytes) {
   days_.add(sim, day, bytes);
   if (durable_) dirty_days_.push_back({sim, product, day});
 }
@@ -232,8 +236,10 @@ void shard::add_day(std::uint64_t sim, std::uint16_t product, std::int32_t day, 
 void shard::account(const sim_slot& s, int sign) noexcept {
   fleet_usage& t = products_[s.product].totals;
   auto add = [sign](auto& field, std::uint64_t v) {
-    if (sign > 0) field += v;
-    else field -= v;
+    if (sign > 0)
+      field += v;
+    else
+      field -= v;
   };
   // (bytes saturate per SIM; the totals are sums of at most a fleet of them)
   const auto st = static_cast<sim_state>(s.state);
@@ -243,7 +249,8 @@ void shard::account(const sim_slot& s, int sign) noexcept {
     add(t.bytes_down, s.down);
     add(t.sms, s.sms);
   }
-  if ((s.flags & (sim_slot::kFlagChargeable | sim_slot::kFlagRetiredChargeable)) == sim_slot::kFlagChargeable) {
+  if ((s.flags & (sim_slot::kFlagChargeable | sim_slot::kFlagRetiredChargeable)) ==
+      sim_slot::kFlagChargeable) {
     add(t.chargeable_sims, 1);
   }
   if (st == sim_state::active && s.usage() == 0) add(t.unused_charged_sims, 1);

@@ -16,7 +16,8 @@ control_error transition_error(sim_state current, sim_action a) {
   msg += to_string(a);
   msg += " a SIM that is ";
   msg += to_string(current);
-  return control_error{control_errc::invalid_transition, std::move(msg), current, allowed_actions(current)};
+  return control_error{control_errc::invalid_transition, std::move(msg), current,
+                       allowed_actions(current)};
 }
 }  // namespace
 
@@ -34,7 +35,6 @@ void shard::set_state(sim_slot& s, sim_state to, unix_seconds now, bool account_
   if (to == sim_state::active || to == sim_state::paused) s.flags |= sim_slot::kFlagChargeable;
   if (account_totals) account(s, +1);
 }
-
 
 void shard::end_factory_test(sim_slot& s, shard_product& p, event_reason why, unix_seconds when) {
   touch_all(s);
@@ -75,7 +75,8 @@ bool shard::retire(sim_slot& s, std::uint16_t new_product) {
   auto released = static_cast<std::size_t>(sim_state::released);
   by_state_[released].store(by_state_[released].load(std::memory_order_relaxed) - 1,
                             std::memory_order_relaxed);
-  const bool chargeable = (s.flags & (sim_slot::kFlagChargeable | sim_slot::kFlagRetiredChargeable)) != 0;
+  const bool chargeable =
+      (s.flags & (sim_slot::kFlagChargeable | sim_slot::kFlagRetiredChargeable)) != 0;
   if (chargeable || s.usage() != 0 || s.sms != 0) {
     closed_line& l = old.retired[s.key];
     l.sim = s.key;
@@ -160,7 +161,9 @@ control_result<sim_view> shard::update(std::uint64_t key, std::optional<std::uin
   if (state == sim_state::released) {
     if (!u.action) {
       return std::unexpected(control_error{control_errc::invalid_transition,
-                                           "cannot change the data limit of a SIM that is released", state, {}});
+                                           "cannot change the data limit of a SIM that is released",
+                                           state,
+                                           {}});
     }
     return std::unexpected(transition_error(state, *u.action));
   }
@@ -168,13 +171,15 @@ control_result<sim_view> shard::update(std::uint64_t key, std::optional<std::uin
   // goes first: the action applies to the state the new limit leaves (a paused SIM whose limit
   // is raised above its usage is active, an active one whose limit falls to its usage paused).
   // (mb_limit is in range: engine::update_sim checks it.)
-  const std::uint64_t new_limit = u.mb_limit ? static_cast<std::uint64_t>(*u.mb_limit) * opts_.mb_bytes : limit_bytes(*s);
+  const std::uint64_t new_limit =
+      u.mb_limit ? static_cast<std::uint64_t>(*u.mb_limit) * opts_.mb_bytes : limit_bytes(*s);
   sim_state after_limit = state;
   if (state == sim_state::active && s->usage() >= new_limit) after_limit = sim_state::paused;
   if (state == sim_state::paused && s->usage() < new_limit) after_limit = sim_state::active;
   const action_rule rule = u.action ? rule_of(after_limit, *u.action) : action_rule{};
   if (u.action) {
-    if (rule.result == action_result::refused) return std::unexpected(transition_error(state, *u.action));
+    if (rule.result == action_result::refused)
+      return std::unexpected(transition_error(state, *u.action));
     if (after_limit == sim_state::paused && rule.to == sim_state::active) {
       control_error e{control_errc::limit_reached,
                       "usage is at or over the data limit: raise mb_limit to unpause", state,
@@ -269,7 +274,8 @@ void shard::restore(const undo_point& u) {
   SIMCAP_ASSERT_OWNER();
   auto count_state = [&](std::uint8_t state, int sign) {
     auto& c = by_state_[state];
-    c.store(c.load(std::memory_order_relaxed) + static_cast<std::size_t>(sign), std::memory_order_relaxed);
+    c.store(c.load(std::memory_order_relaxed) + static_cast<std::size_t>(sign),
+            std::memory_order_relaxed);
   };
   if (sim_slot* s = table_.find(u.key)) {
     account(*s, -1);
@@ -287,8 +293,8 @@ void shard::restore(const undo_point& u) {
   const closed_line was = u.retired.value_or(closed_line{u.key, 0, 0, 0, false});
   const bool retired_since = it != old.retired.end() &&
                              (!u.retired || it->second.bytes_up != was.bytes_up ||
-                              it->second.bytes_down != was.bytes_down || it->second.sms != was.sms ||
-                              it->second.chargeable != was.chargeable);
+                              it->second.bytes_down != was.bytes_down ||
+                              it->second.sms != was.sms || it->second.chargeable != was.chargeable);
   if (retired_since) {
     old.totals.bytes_up -= it->second.bytes_up - was.bytes_up;
     old.totals.bytes_down -= it->second.bytes_down - was.bytes_down;
@@ -311,7 +317,8 @@ void shard::restore(const undo_point& u) {
 
 std::vector<event> shard::pending_events_since(std::size_t from) const {
   if (from >= pending_events_.size()) return {};
-  return std::vector<event>(pending_events_.begin() + static_cast<std::ptrdiff_t>(from), pending_events_.end());
+  return std::vector<event>(pending_events_.begin() + static_cast<std::ptrdiff_t>(from),
+                            pending_events_.end());
 }
 
 void shard::drop_events(std::vector<event>& taken_back) {

@@ -14,10 +14,12 @@ class day_usage {
   day_usage() : slots_(1024) {}
 
   static std::uint64_t home_hash(std::uint64_t sim, std::int32_t day) noexcept {
-    return mix64(sim ^ (static_cast<std::uint64_t>(static_cast<std::uint32_t>(day)) * 0x9E3779B97F4A7C15ULL));
+    return mix64(sim ^ (static_cast<std::uint64_t>(static_cast<std::uint32_t>(day)) *
+                        0x9E3779B97F4A7C15ULL));
   }
   void add(std::uint64_t sim, std::int32_t day, std::uint64_t bytes) {
-    if ((size_ + 1) * 10 > slots_.size() * 7) rebuild(slots_.size() * 2, [](std::uint64_t, std::int32_t) { return true; });
+    if ((size_ + 1) * 10 > slots_.size() * 7)
+      rebuild(slots_.size() * 2, [](std::uint64_t, std::int32_t) { return true; });
     std::size_t mask = slots_.size() - 1, i = home_hash(sim, day) & mask;
     for (;; i = (i + 1) & mask) {
       entry& e = slots_[i];
@@ -56,7 +58,8 @@ class day_usage {
   template <class Keep>
   void purge(Keep&& keep) {
     std::size_t kept = 0;
-    for (std::size_t i = 0; i < slots_.size(); ++i) kept += slots_[i].sim != 0 && keep(slots_[i].sim, slots_[i].day);
+    for (std::size_t i = 0; i < slots_.size(); ++i)
+      kept += slots_[i].sim != 0 && keep(slots_[i].sim, slots_[i].day);
     std::size_t cap = 1024;
     while (kept * 10 > cap * 5) cap *= 2;
     rebuild(cap, keep);

@@ -6,9 +6,9 @@
 #include <limits>
 #include <utility>
 
+#include "simcap/time.hpp"
 #include "state/hash.hpp"
 #include "state/huge_array.hpp"
-#include "simcap/time.hpp"
 
 namespace simcap::detail {
 
@@ -34,7 +34,8 @@ class dedup_set {
   // Drops entries with event time before `oldest`.
   void purge(unix_seconds oldest) {
     std::size_t keep = 0;
-    for (std::size_t i = 0; i < slots_.size(); ++i) keep += (slots_[i].fp != 0 && slots_[i].time >= oldest);
+    for (std::size_t i = 0; i < slots_.size(); ++i)
+      keep += (slots_[i].fp != 0 && slots_[i].time >= oldest);
     std::size_t cap = 1024;
     while (keep * 10 > cap * 5) cap *= 2;
     rehash(cap, oldest);

@@ -30,5 +30,4 @@ inline void prefetch_for_write(const void* p) noexcept {
 #endif
 }
 
-
 }  // namespace simcap::detail

@@ -102,7 +102,8 @@ unix_seconds shard::earliest_accepted(const shard_product& p, unix_seconds now) 
 }
 
 unix_seconds shard::id_horizon(unix_seconds now) const noexcept {
-  unix_seconds h = now - (std::max(opts_.dedup_window, opts_.late_grace) + opts_.future_skew).count();
+  unix_seconds h =
+      now - (std::max(opts_.dedup_window, opts_.late_grace) + opts_.future_skew).count();
   for (const shard_product& p : products_) {
     if (p.known) h = std::min(h, earliest_accepted(p, now));
   }
@@ -150,8 +151,7 @@ void shard::close_periods(unix_seconds now) {
       }
       bool on = s.state == static_cast<std::uint8_t>(sim_state::active) ||
                 s.state == static_cast<std::uint8_t>(sim_state::paused);
-      s.flags = on ? (s.flags | sim_slot::kFlagChargeable)
-                   : (s.flags & ~sim_slot::kFlagChargeable);
+      s.flags = on ? (s.flags | sim_slot::kFlagChargeable) : (s.flags & ~sim_slot::kFlagChargeable);
       recompute_next(s, p);
       account(s, +1);
     });
@@ -197,7 +197,8 @@ void shard::close_periods(unix_seconds now) {
       const sim_slot* s = table_.find(sim);
       if (s == nullptr) return false;
       const shard_product& p = products_[s->product];
-      return p.period_start == kNoPeriod || static_cast<unix_seconds>(day) * kSecondsPerDay >= p.period_start;
+      return p.period_start == kNoPeriod ||
+             static_cast<unix_seconds>(day) * kSecondsPerDay >= p.period_start;
     });
   }
 }

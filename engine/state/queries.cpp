@@ -65,9 +65,9 @@ fleet_usage shard::usage_of(std::uint16_t index) const {
   return u;
 }
 
-
-std::optional<std::vector<day_bytes>> shard::days_of(std::uint64_t key, std::optional<std::uint16_t> scope,
-                                                    unix_seconds now) const {
+std::optional<std::vector<day_bytes>> shard::days_of(std::uint64_t key,
+                                                     std::optional<std::uint16_t> scope,
+                                                     unix_seconds now) const {
   SIMCAP_ASSERT_OWNER();
   const sim_slot* s = table_.find(key);
   if (s == nullptr || (scope && s->product != *scope)) return std::nullopt;
@@ -79,8 +79,11 @@ std::optional<std::vector<day_bytes>> shard::days_of(std::uint64_t key, std::opt
   const std::uint64_t open_bytes = s->usage() - closed_days_bytes(*s, p);
   for (unix_seconds d = p.period_start; d <= last; d += kSecondsPerDay) {
     const auto rel = static_cast<std::uint16_t>((d - p.period_start) / kSecondsPerDay);
-    std::uint64_t bytes = rel < s->open_day ? days_.get(key, first + rel) : rel == s->open_day ? open_bytes : 0;
-    if (static_cast<sim_state>(s->state) == sim_state::factory_test) bytes = 0;  // test usage is free
+    std::uint64_t bytes = rel < s->open_day    ? days_.get(key, first + rel)
+                          : rel == s->open_day ? open_bytes
+                                               : 0;
+    if (static_cast<sim_state>(s->state) == sim_state::factory_test)
+      bytes = 0;  // test usage is free
     out.push_back({d, bytes});
   }
   return out;
@@ -97,7 +100,6 @@ std::vector<closed_period> shard::closed_of(std::uint16_t index, bool itemized) 
   }
   return out;
 }
-
 
 const std::unordered_map<std::uint64_t, closed_line>& shard::retired_of(std::uint16_t index) const {
   SIMCAP_ASSERT_OWNER();

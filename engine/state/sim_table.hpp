@@ -15,21 +15,21 @@
 namespace simcap::detail {
 
 struct alignas(64) sim_slot {
-  std::uint64_t key;            // iccid key; 0 = empty slot
-  std::uint64_t up;             // period bytes uplink
-  std::uint64_t down;           // period bytes downlink
-  std::uint64_t next_action;    // period usage at which the next alert/pause/test end is due
-  std::uint32_t mb_limit;       // data limit in MB (mb_bytes each)
-  std::uint32_t sms;            // period SMS count
+  std::uint64_t key;              // iccid key; 0 = empty slot
+  std::uint64_t up;               // period bytes uplink
+  std::uint64_t down;             // period bytes downlink
+  std::uint64_t next_action;      // period usage at which the next alert/pause/test end is due
+  std::uint32_t mb_limit;         // data limit in MB (mb_bytes each)
+  std::uint32_t sms;              // period SMS count
   std::uint32_t first_activated;  // Unix seconds; 0 = never
   std::uint32_t last_activated;
-  std::uint32_t state_since;    // when the SIM entered its current state
+  std::uint32_t state_since;  // when the SIM entered its current state
   std::uint32_t updated_at;
   std::uint16_t product;
-  std::uint8_t state;           // sim_state
-  std::uint8_t reason;          // pause_reason
-  std::uint8_t alerts_fired;    // bit i: threshold i has fired this period
-  std::uint8_t flags;           // kFlag*
+  std::uint8_t state;         // sim_state
+  std::uint8_t reason;        // pause_reason
+  std::uint8_t alerts_fired;  // bit i: threshold i has fired this period
+  std::uint8_t flags;         // kFlag*
   // Day of the current period (0 = its first) the SIM last counted bytes in. That day's bytes
   // are usage() minus the SIM's earlier days in the shard's day_usage; only days before it are
   // stored there.
@@ -48,7 +48,9 @@ struct alignas(64) sim_slot {
   // chargeable count has it already (see shard_product::retired).
   static constexpr std::uint8_t kFlagRetiredChargeable = 16;
 
-  std::uint64_t usage() const noexcept { return up + down < up ? ~std::uint64_t{0} : up + down; }  // saturates
+  std::uint64_t usage() const noexcept {
+    return up + down < up ? ~std::uint64_t{0} : up + down;
+  }  // saturates
 };
 static_assert(sizeof(sim_slot) == 64);
 
@@ -66,9 +68,7 @@ class sim_table {
   sim_slot& at(std::size_t i) noexcept { return slots_[i]; }
   const sim_slot& at(std::size_t i) const noexcept { return slots_[i]; }
 
-  void prefetch(std::uint64_t key) const noexcept {
-    prefetch_for_write(&slots_[home(key)]);
-  }
+  void prefetch(std::uint64_t key) const noexcept { prefetch_for_write(&slots_[home(key)]); }
 
   sim_slot* find(std::uint64_t key) noexcept {
     std::size_t i = home(key);

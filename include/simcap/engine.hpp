@@ -55,8 +55,8 @@ struct engine_options {
   std::uint64_t factory_test_bytes = 100'000;  // 100 KB
   std::uint32_t factory_test_sms = 10;
   std::chrono::seconds factory_test_period{30 * 86400};
-  std::size_t closed_periods_kept = 12;  // closed periods kept per product
-  std::size_t expected_sims = 0;         // pre-sizes the SIM tables (0: grow on demand)
+  std::size_t closed_periods_kept = 12;           // closed periods kept per product
+  std::size_t expected_sims = 0;                  // pre-sizes the SIM tables (0: grow on demand)
   std::chrono::milliseconds tick_interval{1000};  // real clock: how often due work is checked
   // Durability: the store's directory (empty: state in memory only, acks after apply) and how
   // often a checkpoint runs while anything changes.
@@ -87,9 +87,9 @@ struct product_view {
   std::uint32_t default_mb_limit = 0;
   std::vector<double> alert_thresholds;
   std::string country;
-  unsigned anniversary_day = 0;      // 0: no SIM activated yet
+  unsigned anniversary_day = 0;  // 0: no SIM activated yet
   unix_seconds first_period_start = 0;
-  unix_seconds period_start = 0;     // current period; 0 when there is none yet
+  unix_seconds period_start = 0;  // current period; 0 when there is none yet
   unix_seconds period_end = 0;
 };
 
@@ -105,8 +105,8 @@ enum class control_errc {
 struct control_error {
   control_errc code;
   std::string message;
-  std::optional<sim_state> current;     // for transition errors
-  std::vector<sim_action> allowed;      // actions the current state allows
+  std::optional<sim_state> current;  // for transition errors
+  std::vector<sim_action> allowed;   // actions the current state allows
 };
 
 template <class T>
@@ -163,7 +163,7 @@ struct fleet_usage {
   std::size_t unused_charged_sims = 0;  // active, no usage this period
   unix_seconds period_start = 0;
   unix_seconds period_end = 0;
-  std::vector<std::uint64_t> by_hour;  // bytes per hour from period_start (the sparkline)
+  std::vector<std::uint64_t> by_hour;           // bytes per hour from period_start (the sparkline)
   std::uint64_t usage_bytes() const noexcept {  // saturates, as the counters do
     return bytes_up + bytes_down < bytes_up ? ~std::uint64_t{0} : bytes_up + bytes_down;
   }
@@ -199,10 +199,10 @@ struct engine_stats {
   std::array<std::size_t, kSimStateCount> sims_by_state{};
   // Checkpoints (all zero when state is in memory only).
   std::uint64_t checkpoints = 0;
-  double last_checkpoint_seconds = 0;   // how long the last one took
+  double last_checkpoint_seconds = 0;  // how long the last one took
   unix_seconds last_checkpoint_time = 0;
   std::uint64_t last_checkpoint_sims = 0;  // SIMs it wrote
-  double last_cut_seconds = 0;  // the longest a shard stopped for it
+  double last_cut_seconds = 0;             // the longest a shard stopped for it
   std::uint64_t store_bytes = 0;
 };
 
@@ -211,13 +211,14 @@ struct engine_stats {
 class record_batch {
  public:
   std::span<const usage_record> records;
-  std::string_view text;    // raw lines; usage_record::line_offset/length index into it
-  std::uint32_t feed = 0;   // engine::register_feed
+  std::string_view text;   // raw lines; usage_record::line_offset/length index into it
+  std::uint32_t feed = 0;  // engine::register_feed
   std::uint64_t upto_seq = 0;
 
   // Called on the shard thread for each record the shard does not count (already written to
   // the dead-letter log by the engine), before on_applied().
-  virtual void on_reject(const usage_record&, reject_reason, std::string_view /*detail*/) noexcept {}
+  virtual void on_reject(const usage_record&, reject_reason, std::string_view /*detail*/) noexcept {
+  }
   // Called on the shard thread once every record has been counted or rejected.
   virtual void on_applied() noexcept = 0;
 
@@ -285,8 +286,8 @@ class engine {
   void product_usage_async(std::string_view product,
                            std::function<void(control_result<fleet_usage>)> done) const;
   // The SIM and its bytes per day of the current period (first day to today, zeros included).
-  control_result<std::pair<sim_view, std::vector<day_bytes>>> sim_usage_by_day(iccid id,
-                                                                              std::string_view scope = {}) const;
+  control_result<std::pair<sim_view, std::vector<day_bytes>>> sim_usage_by_day(
+      iccid id, std::string_view scope = {}) const;
   // Closed periods of a product, newest first; with lines only when `itemized`.
   control_result<std::vector<closed_period>> closed_periods(std::string_view product,
                                                             bool itemized) const;

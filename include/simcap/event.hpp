@@ -24,16 +24,26 @@ enum class event_type : std::uint8_t {
 
 constexpr std::string_view to_string(event_type t) noexcept {
   switch (t) {
-    case event_type::activated: return "activated";
-    case event_type::deactivated: return "deactivated";
-    case event_type::released: return "released";
-    case event_type::paused: return "paused";
-    case event_type::unpaused: return "unpaused";
-    case event_type::alert: return "alert";
-    case event_type::factory_test_ended: return "factory_test_ended";
-    case event_type::period_closed: return "period_closed";
-    case event_type::late_adjustment: return "late_adjustment";
-    case event_type::kCount: break;
+    case event_type::activated:
+      return "activated";
+    case event_type::deactivated:
+      return "deactivated";
+    case event_type::released:
+      return "released";
+    case event_type::paused:
+      return "paused";
+    case event_type::unpaused:
+      return "unpaused";
+    case event_type::alert:
+      return "alert";
+    case event_type::factory_test_ended:
+      return "factory_test_ended";
+    case event_type::period_closed:
+      return "period_closed";
+    case event_type::late_adjustment:
+      return "late_adjustment";
+    case event_type::kCount:
+      break;
   }
   return "unknown";
 }
@@ -55,18 +65,30 @@ enum class event_reason : std::uint8_t {
 
 constexpr std::string_view to_string(event_reason r) noexcept {
   switch (r) {
-    case event_reason::none: return "";
-    case event_reason::data_limit: return "data_limit";
-    case event_reason::pool_exhausted: return "pool_exhausted";
-    case event_reason::user: return "user";
-    case event_reason::import: return "import";
-    case event_reason::anniversary: return "anniversary";
-    case event_reason::limit_changed: return "limit_changed";
-    case event_reason::threshold: return "threshold";
-    case event_reason::data_threshold: return "data_threshold";
-    case event_reason::sms_threshold: return "sms_threshold";
-    case event_reason::test_period: return "test_period";
-    case event_reason::late_record: return "late_record";
+    case event_reason::none:
+      return "";
+    case event_reason::data_limit:
+      return "data_limit";
+    case event_reason::pool_exhausted:
+      return "pool_exhausted";
+    case event_reason::user:
+      return "user";
+    case event_reason::import:
+      return "import";
+    case event_reason::anniversary:
+      return "anniversary";
+    case event_reason::limit_changed:
+      return "limit_changed";
+    case event_reason::threshold:
+      return "threshold";
+    case event_reason::data_threshold:
+      return "data_threshold";
+    case event_reason::sms_threshold:
+      return "sms_threshold";
+    case event_reason::test_period:
+      return "test_period";
+    case event_reason::late_record:
+      return "late_record";
   }
   return "";
 }
@@ -88,7 +110,8 @@ struct event {
 constexpr bool same_event(const event& a, const event& b) noexcept {
   return a.time == b.time && a.sim == b.sim && a.product == b.product && a.type == b.type &&
          a.reason == b.reason && a.threshold_permille == b.threshold_permille &&
-         a.usage_bytes == b.usage_bytes && a.limit_bytes == b.limit_bytes && a.period_start == b.period_start;
+         a.usage_bytes == b.usage_bytes && a.limit_bytes == b.limit_bytes &&
+         a.period_start == b.period_start;
 }
 
 // The reason as it is shown to users: "threshold_0.9" for alerts, else to_string(reason).

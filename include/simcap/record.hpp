@@ -9,14 +9,14 @@
 namespace simcap {
 
 struct usage_record {
-  std::uint64_t sim = 0;       // iccid::key()
-  unix_seconds event_time = 0; // end time, or start time when there is no end
-  std::uint64_t up = 0;        // bytes uplink
-  std::uint64_t down = 0;      // bytes downlink
-  std::uint64_t id_hash = 0;   // hash of the carrier's record id; 0 when the record has none
-  std::uint64_t seq = 0;       // feed sequence number
-  std::uint32_t mccmnc = 0;    // visited network: (digit count << 24) | value; 0 when absent
-  std::uint32_t sms = 0;       // SMS count
+  std::uint64_t sim = 0;          // iccid::key()
+  unix_seconds event_time = 0;    // end time, or start time when there is no end
+  std::uint64_t up = 0;           // bytes uplink
+  std::uint64_t down = 0;         // bytes downlink
+  std::uint64_t id_hash = 0;      // hash of the carrier's record id; 0 when the record has none
+  std::uint64_t seq = 0;          // feed sequence number
+  std::uint32_t mccmnc = 0;       // visited network: (digit count << 24) | value; 0 when absent
+  std::uint32_t sms = 0;          // SMS count
   std::uint32_t line_offset = 0;  // where the raw line sits in its batch's text
   std::uint32_t line_length = 0;
 };

@@ -14,12 +14,18 @@ inline constexpr int kSimStateCount = 6;
 
 constexpr std::string_view to_string(sim_state s) noexcept {
   switch (s) {
-    case sim_state::issued: return "issued";
-    case sim_state::factory_test: return "factory_test";
-    case sim_state::active: return "active";
-    case sim_state::paused: return "paused";
-    case sim_state::deactivated: return "deactivated";
-    case sim_state::released: return "released";
+    case sim_state::issued:
+      return "issued";
+    case sim_state::factory_test:
+      return "factory_test";
+    case sim_state::active:
+      return "active";
+    case sim_state::paused:
+      return "paused";
+    case sim_state::deactivated:
+      return "deactivated";
+    case sim_state::released:
+      return "released";
   }
   return "unknown";
 }
@@ -27,12 +33,18 @@ constexpr std::string_view to_string(sim_state s) noexcept {
 // Particle Cloud API status names (API.md, SIM object).
 constexpr std::string_view particle_status(sim_state s) noexcept {
   switch (s) {
-    case sim_state::issued: return "never_before_activated";
-    case sim_state::factory_test: return "factory_test";
-    case sim_state::active: return "active";
-    case sim_state::paused: return "inactive_data_limit_reached";
-    case sim_state::deactivated: return "inactive_user_deactivated";
-    case sim_state::released: return "released";
+    case sim_state::issued:
+      return "never_before_activated";
+    case sim_state::factory_test:
+      return "factory_test";
+    case sim_state::active:
+      return "active";
+    case sim_state::paused:
+      return "inactive_data_limit_reached";
+    case sim_state::deactivated:
+      return "inactive_user_deactivated";
+    case sim_state::released:
+      return "released";
   }
   return "unknown";
 }
@@ -46,9 +58,12 @@ enum class pause_reason : std::uint8_t { none, data_limit, pool_exhausted };
 
 constexpr std::string_view to_string(pause_reason r) noexcept {
   switch (r) {
-    case pause_reason::none: return "";
-    case pause_reason::data_limit: return "data_limit";
-    case pause_reason::pool_exhausted: return "pool_exhausted";
+    case pause_reason::none:
+      return "";
+    case pause_reason::data_limit:
+      return "data_limit";
+    case pause_reason::pool_exhausted:
+      return "pool_exhausted";
   }
   return "";
 }
@@ -63,11 +78,16 @@ enum class sim_action : std::uint8_t {
 
 constexpr std::string_view to_string(sim_action a) noexcept {
   switch (a) {
-    case sim_action::activate: return "activate";
-    case sim_action::reactivate: return "reactivate";
-    case sim_action::deactivate: return "deactivate";
-    case sim_action::release: return "release";
-    case sim_action::start_factory_test: return "start_factory_test";
+    case sim_action::activate:
+      return "activate";
+    case sim_action::reactivate:
+      return "reactivate";
+    case sim_action::deactivate:
+      return "deactivate";
+    case sim_action::release:
+      return "release";
+    case sim_action::start_factory_test:
+      return "start_factory_test";
   }
   return "unknown";
 }

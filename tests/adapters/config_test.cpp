@@ -69,7 +69,8 @@ default_mb_limit = 0
 iccids_file = "/nonexistent/file.txt"
 [[tokens]]
 token = "x"
-)", ".");
+)",
+                          ".");
   ASSERT_FALSE(cfg);
   const auto& e = cfg.error();
   EXPECT_TRUE(has_error(e, "server.http:"));
@@ -98,13 +99,12 @@ TEST(Config, SplitsHostAndPort) {
   EXPECT_FALSE(split_host_port("host:99999"));
 }
 
-
 TEST(Config, DurationsAndNumbersAreBounded) {
-  for (const char* bad : {"[limits]\nfuture_skew = \"9223372036854775807\"\n",
-                          "[limits]\nlate_grace = \"8901000000000000000\"\n",
-                          "[limits]\nlate_grace = \"400d\"\n", "[limits]\nfuture_skew = \"2d\"\n",
-                          "[server]\ncheckpoint_interval = \"2h\"\n",
-                          "[factory_test]\nperiod = \"0s\"\n", "[limits]\nmax_record_bytes = 0\n"}) {
+  for (const char* bad :
+       {"[limits]\nfuture_skew = \"9223372036854775807\"\n",
+        "[limits]\nlate_grace = \"8901000000000000000\"\n", "[limits]\nlate_grace = \"400d\"\n",
+        "[limits]\nfuture_skew = \"2d\"\n", "[server]\ncheckpoint_interval = \"2h\"\n",
+        "[factory_test]\nperiod = \"0s\"\n", "[limits]\nmax_record_bytes = 0\n"}) {
     auto cfg = parse_config(bad, ".");
     ASSERT_FALSE(cfg) << bad;
     EXPECT_EQ(cfg.error().size(), 1u) << bad;

@@ -5,9 +5,9 @@
 
 #include <boost/json.hpp>
 #include <fstream>
+#include <future>
 #include <map>
 #include <set>
-#include <future>
 #include <thread>
 
 #include "engine_fixture.hpp"
@@ -40,7 +40,8 @@ class FeedServer : public ::testing::Test {
     std::vector<iccid> ids;
     for (std::uint64_t i = 0; i < 100; ++i) ids.push_back(test_iccid(i));
     EXPECT_TRUE(eng_->import_sims("acme", ids));
-    feeds_ = std::make_unique<feed_registry>(*eng_, std::vector<feed_config>{{"carrier-a", "secret"}});
+    feeds_ =
+        std::make_unique<feed_registry>(*eng_, std::vector<feed_config>{{"carrier-a", "secret"}});
     feed_server_options fo;
     fo.ack_interval = 20ms;
     fo.hello_timeout = 2s;
@@ -55,7 +56,8 @@ class FeedServer : public ::testing::Test {
     eng_->stop();
   }
 
-  static std::string hello(const std::string& feed = "carrier-a", const std::string& token = "secret") {
+  static std::string hello(const std::string& feed = "carrier-a",
+                           const std::string& token = "secret") {
     return "{\"hello\":{\"feed\":\"" + feed + "\",\"token\":\"" + token + "\"}}\n";
   }
   static std::string line(std::uint64_t seq, std::uint64_t sim, std::uint64_t bytes) {
@@ -135,15 +137,17 @@ TEST_F(FeedServer, MixedStreamCountsEveryGoodLineAndRejectsEachBadOne) {
   const std::string id1 = test_iccid_text(1);
   std::string s;
   s += line(1, 1, 100);
-  s += "{\"seq\":2,\"iccid\":\"" + id1 + "\",\"up\":1,\"end\":17\n";                          // malformed
-  s += "{\"down\":200,\"x\":[1,{\"y\":2}],\"seq\":3,\"end\":\"2025-11-22T08:00:00Z\",\"iccid\":\"" + id1 + "\"}\n";
-  s += "{\"seq\":4,\"iccid\":\"89014103211118510721\",\"up\":1,\"end\":1763800000}\n";         // bad ICCID
-  s += "{\"seq\":5,\"iccid\":\"" + id1 + "\",\"end\":1763800000}\n";                           // missing
-  s += "{\"seq\":6,\"iccid\":\"" + id1 + "\",\"up\":1,\"end\":1763800000,\"pad\":\"" + std::string(6000, 'p') + "\"}\n";
+  s += "{\"seq\":2,\"iccid\":\"" + id1 + "\",\"up\":1,\"end\":17\n";  // malformed
+  s += "{\"down\":200,\"x\":[1,{\"y\":2}],\"seq\":3,\"end\":\"2025-11-22T08:00:00Z\",\"iccid\":\"" +
+       id1 + "\"}\n";
+  s += "{\"seq\":4,\"iccid\":\"89014103211118510721\",\"up\":1,\"end\":1763800000}\n";  // bad ICCID
+  s += "{\"seq\":5,\"iccid\":\"" + id1 + "\",\"end\":1763800000}\n";                    // missing
+  s += "{\"seq\":6,\"iccid\":\"" + id1 + "\",\"up\":1,\"end\":1763800000,\"pad\":\"" +
+       std::string(6000, 'p') + "\"}\n";
   s += line(7, 1, 300);
   s += line(8, 5000, 1);  // not imported
   s += line(7, 1, 999);   // repeated seq: a duplicate
-  s += "{\"seq\":9,\"iccid\":\"" + id1 + "\",\"up\":1,\"end\":1763900000}\n";                  // future
+  s += "{\"seq\":9,\"iccid\":\"" + id1 + "\",\"up\":1,\"end\":1763900000}\n";  // future
   s += line(10, 2, 50);
   ASSERT_TRUE(c.send(s));
   auto r = until_ack(c, 10);
@@ -152,10 +156,13 @@ TEST_F(FeedServer, MixedStreamCountsEveryGoodLineAndRejectsEachBadOne) {
   std::map<std::uint64_t, std::string> got;
   std::multiset<std::string> without_seq;
   for (const auto& j : r.rejects) {
-    if (j.at("seq").is_null()) without_seq.insert(std::string(j.at("reason").as_string()));
-    else got[j.at("seq").to_number<std::uint64_t>()] = std::string(j.at("reason").as_string());
+    if (j.at("seq").is_null())
+      without_seq.insert(std::string(j.at("reason").as_string()));
+    else
+      got[j.at("seq").to_number<std::uint64_t>()] = std::string(j.at("reason").as_string());
   }
-  std::map<std::uint64_t, std::string> want{{4, "bad_iccid"}, {5, "missing_field"}, {8, "unknown_iccid"}, {9, "future_time"}};
+  std::map<std::uint64_t, std::string> want{
+      {4, "bad_iccid"}, {5, "missing_field"}, {8, "unknown_iccid"}, {9, "future_time"}};
   EXPECT_EQ(got, want);
   EXPECT_EQ(without_seq, (std::multiset<std::string>{"malformed_json", "line_too_long"}));
   EXPECT_EQ(usage(1), 600u);
@@ -173,7 +180,8 @@ TEST_F(FeedServer, MixedStreamCountsEveryGoodLineAndRejectsEachBadOne) {
 TEST_F(FeedServer, OverlongLineAcrossReadsIsSkippedToItsNewline) {
   feed_client c(port_);
   connect(c);
-  std::string big = "{\"seq\":2,\"iccid\":\"" + test_iccid_text(1) + "\",\"pad\":\"" + std::string(3 << 20, 'z') + "\"}\n";
+  std::string big = "{\"seq\":2,\"iccid\":\"" + test_iccid_text(1) + "\",\"pad\":\"" +
+                    std::string(3 << 20, 'z') + "\"}\n";
   ASSERT_TRUE(c.send(line(1, 1, 10) + big + line(3, 1, 20)));
   auto r = until_ack(c, 3);
   EXPECT_EQ(r.ack, 3u);
@@ -282,7 +290,6 @@ TEST_F(FeedServer, ClientHalfCloseGetsTheFinalAckThenClose) {
   EXPECT_EQ(eng_->stats().records_counted, 5000u);
 }
 
-
 // A rejected line without a trustworthy seq is dead-lettered and moves nothing: the good
 // records after it count, and resume_after is not poisoned after a reconnect.
 TEST_F(FeedServer, UnreadableSeqDoesNotMoveTheWatermark) {
@@ -291,7 +298,8 @@ TEST_F(FeedServer, UnreadableSeqDoesNotMoveTheWatermark) {
     feed_client c(port_);
     ASSERT_EQ(connect(c), 0u);
     std::string s = line(1, 1, 1);
-    s += "{\"seq\":18446744073709551616,\"iccid\":\"" + id1 + "\",\"up\":1,\"end\":" + std::to_string(kNow) + "}\n";
+    s += "{\"seq\":18446744073709551616,\"iccid\":\"" + id1 +
+         "\",\"up\":1,\"end\":" + std::to_string(kNow) + "}\n";
     s += "{\"meta\":{\"seq\":999999},\"seq\":10,\"iccid\":\"" + id1 + "\"\n";  // unterminated
     s += "{\"seq\":0,\"iccid\":\"" + id1 + "\",\"up\":1,\"end\":" + std::to_string(kNow) + "}\n";
     for (std::uint64_t seq = 2; seq <= 11; ++seq) s += line(seq, 1, 10);

@@ -28,8 +28,8 @@ class HttpApi : public engine_fixture {
  protected:
   HttpApi() : engine_fixture(with_iso_countries()) { make_api(true); }
   void make_api(bool simulated) {
-    std::vector<token_config> tokens{{"admin-token", true, ""}, {"acme-token", false, "acme"},
-                                     {"other-token", false, "other"}};
+    std::vector<token_config> tokens{
+        {"admin-token", true, ""}, {"acme-token", false, "acme"}, {"other-token", false, "other"}};
     api_ = std::make_unique<http_api>(*eng_, tokens, nullptr, simulated);
     api_->set_ready(true);
   }
@@ -40,7 +40,8 @@ class HttpApi : public engine_fixture {
     import("other", {9});
   }
   http_response call(std::string method, std::string target, std::string body = "",
-                     std::string token = "admin-token", std::string content_type = "application/json") {
+                     std::string token = "admin-token",
+                     std::string content_type = "application/json") {
     http_request r;
     r.method = std::move(method);
     r.target = std::move(target);
@@ -69,7 +70,8 @@ TEST_F(HttpApi, HealthReadinessAndMetricsNeedNoToken) {
   EXPECT_EQ(m.status, 200u);
   EXPECT_NE(m.content_type.find("text/plain"), std::string::npos);
   EXPECT_NE(m.body.find("simcap_sims{state=\"active\"} 6"), std::string::npos) << m.body;
-  EXPECT_NE(m.body.find("simcap_records_rejected_total{reason=\"bad_iccid\"} 0"), std::string::npos);
+  EXPECT_NE(m.body.find("simcap_records_rejected_total{reason=\"bad_iccid\"} 0"),
+            std::string::npos);
 }
 
 TEST_F(HttpApi, MissingOrWrongTokenIs401) {
@@ -131,7 +133,8 @@ TEST_F(HttpApi, HeadAnswers204Or404) {
 TEST_F(HttpApi, ProductTokenSeesOnlyItsProduct) {
   EXPECT_EQ(call("GET", sim_path(1), "", "acme-token").status, 200u);
   EXPECT_EQ(call("GET", sim_path(9), "", "acme-token").status, 404u);
-  EXPECT_EQ(call("GET", "/v1/products/other/sims/" + test_iccid_text(9), "", "acme-token").status, 404u);
+  EXPECT_EQ(call("GET", "/v1/products/other/sims/" + test_iccid_text(9), "", "acme-token").status,
+            404u);
   EXPECT_EQ(call("PUT", sim_path(9), R"({"action":"deactivate"})", "acme-token").status, 404u);
   EXPECT_EQ(call("DELETE", sim_path(9), "", "acme-token").status, 404u);
   EXPECT_EQ(sim(9).state, sim_state::active);
@@ -150,7 +153,8 @@ TEST_F(HttpApi, ListsWithPagingAndFilters) {
   ASSERT_EQ(sims.size(), 2u);
   EXPECT_EQ(sims[0].at("iccid").as_string(), test_iccid_text(3));
   EXPECT_EQ(r.at("meta").at("total_pages").to_number<int>(), 3);
-  EXPECT_EQ(body_of(call("GET", "/v1/products/acme/sims?perPage=4")).at("sims").as_array().size(), 4u);
+  EXPECT_EQ(body_of(call("GET", "/v1/products/acme/sims?perPage=4")).at("sims").as_array().size(),
+            4u);
   ASSERT_EQ(call("PUT", sim_path(2), R"({"action":"deactivate"})").status, 200u);
   auto d = body_of(call("GET", "/v1/products/acme/sims?status=inactive_user_deactivated"));
   ASSERT_EQ(d.at("sims").as_array().size(), 1u);
@@ -164,26 +168,32 @@ TEST_F(HttpApi, ListsWithPagingAndFilters) {
 }
 
 TEST_F(HttpApi, ImportsFromJsonFormTextAndMultipart) {
-  std::string a = test_iccid_text(20), b = test_iccid_text(21), c = test_iccid_text(22), d = test_iccid_text(23);
-  auto j = body_of(call("POST", "/v1/products/acme/sims",
-                        R"({"sims":[")" + a + R"(","8901","123",")" + test_iccid_text(1) + R"("],"country":"US"})"));
+  std::string a = test_iccid_text(20), b = test_iccid_text(21), c = test_iccid_text(22),
+              d = test_iccid_text(23);
+  auto j = body_of(call(
+      "POST", "/v1/products/acme/sims",
+      R"({"sims":[")" + a + R"(","8901","123",")" + test_iccid_text(1) + R"("],"country":"US"})"));
   EXPECT_EQ(j.at("imported").to_number<int>(), 1);
   EXPECT_EQ(j.at("already_present").to_number<int>(), 1);
   ASSERT_EQ(j.at("invalid").as_array().size(), 2u);
   EXPECT_EQ(j.at("invalid").as_array()[0].at("line").to_number<int>(), 2);
   EXPECT_EQ(j.at("invalid").as_array()[0].at("value").as_string(), "8901");
-  auto f = body_of(call("POST", "/v1/products/acme/sims", "sims%5B%5D=" + b + "&sims%5B%5D=" + c, "admin-token",
-                        "application/x-www-form-urlencoded"));
+  auto f = body_of(call("POST", "/v1/products/acme/sims", "sims%5B%5D=" + b + "&sims%5B%5D=" + c,
+                        "admin-token", "application/x-www-form-urlencoded"));
   EXPECT_EQ(f.at("imported").to_number<int>(), 2);
-  auto t = body_of(call("POST", "/v1/products/acme/sims", "# my SIMs\n" + d + ",batch 7\nnot-an-iccid\n", "admin-token",
-                        "text/plain"));
+  auto t =
+      body_of(call("POST", "/v1/products/acme/sims", "# my SIMs\n" + d + ",batch 7\nnot-an-iccid\n",
+                   "admin-token", "text/plain"));
   EXPECT_EQ(t.at("imported").to_number<int>(), 1);
   ASSERT_EQ(t.at("invalid").as_array().size(), 1u);
   EXPECT_EQ(t.at("invalid").as_array()[0].at("line").to_number<int>(), 3);
   std::string e = test_iccid_text(24);
-  std::string mp = "--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"sims.txt\"\r\n"
-                   "Content-Type: text/plain\r\n\r\n" + e + "\n" + test_iccid_text(9) + "\r\n--XYZ--\r\n";
-  auto m = body_of(call("POST", "/v1/products/acme/sims", mp, "admin-token", "multipart/form-data; boundary=XYZ"));
+  std::string mp =
+      "--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"sims.txt\"\r\n"
+      "Content-Type: text/plain\r\n\r\n" +
+      e + "\n" + test_iccid_text(9) + "\r\n--XYZ--\r\n";
+  auto m = body_of(call("POST", "/v1/products/acme/sims", mp, "admin-token",
+                        "multipart/form-data; boundary=XYZ"));
   EXPECT_EQ(m.at("imported").to_number<int>(), 1);
   ASSERT_EQ(m.at("invalid").as_array().size(), 1u);
   EXPECT_EQ(m.at("invalid").as_array()[0].at("reason").as_string(), "belongs_to_other_product");
@@ -191,7 +201,8 @@ TEST_F(HttpApi, ImportsFromJsonFormTextAndMultipart) {
   EXPECT_EQ(call("POST", "/v1/products/acme/sims", "{\"sims\":5}").status, 400u);
   EXPECT_EQ(call("POST", "/v1/products/acme/sims", "{not json").status, 400u);
   // Issued on request.
-  auto iss = body_of(call("POST", "/v1/products/acme/sims", R"({"sims":[")" + test_iccid_text(25) + R"("],"state":"issued"})"));
+  auto iss = body_of(call("POST", "/v1/products/acme/sims",
+                          R"({"sims":[")" + test_iccid_text(25) + R"("],"state":"issued"})"));
   EXPECT_EQ(iss.at("imported").to_number<int>(), 1);
   EXPECT_EQ(sim(25).state, sim_state::issued);
 }
@@ -221,7 +232,8 @@ TEST_F(HttpApi, PutChangesLimitAndStateAndRefusesForbiddenTransitions) {
 }
 
 TEST_F(HttpApi, ProductsCanBeCreatedChangedAndRead) {
-  auto r = call("PUT", "/v1/products/fresh", R"({"default_mb_limit":20,"alert_thresholds":[0.5,0.9],"country":"DE"})");
+  auto r = call("PUT", "/v1/products/fresh",
+                R"({"default_mb_limit":20,"alert_thresholds":[0.5,0.9],"country":"DE"})");
   ASSERT_EQ(r.status, 200u);
   auto o = body_of(r);
   EXPECT_EQ(o.at("default_mb_limit").to_number<int>(), 20);
@@ -233,7 +245,8 @@ TEST_F(HttpApi, ProductsCanBeCreatedChangedAndRead) {
   EXPECT_EQ(call("PUT", "/v1/products/acme", R"({"alert_thresholds":[0.9,0.5]})").status, 400u);
   EXPECT_EQ(call("PUT", "/v1/products/acme", R"({"pool_mb":100})").status, 400u);
   EXPECT_EQ(call("GET", "/v1/products/missing").status, 404u);
-  EXPECT_EQ(call("PUT", "/v1/products/acme", R"({"default_mb_limit":8})", "acme-token").status, 200u);
+  EXPECT_EQ(call("PUT", "/v1/products/acme", R"({"default_mb_limit":8})", "acme-token").status,
+            200u);
 }
 
 TEST_F(HttpApi, EventsAfterAnIdWithFilters) {
@@ -250,8 +263,12 @@ TEST_F(HttpApi, EventsAfterAnIdWithFilters) {
   EXPECT_EQ(paused[0].at("limit_bytes").to_number<int>(), 5000000);
   EXPECT_EQ(paused[0].at("product").as_string(), "acme");
   auto last = paused[0].at("id").to_number<std::uint64_t>();
-  EXPECT_TRUE(body_of(call("GET", "/v1/events?after=" + std::to_string(last))).at("events").as_array().empty());
-  auto by_sim = body_of(call("GET", "/v1/events?iccid=" + test_iccid_text(1))).at("events").as_array();
+  EXPECT_TRUE(body_of(call("GET", "/v1/events?after=" + std::to_string(last)))
+                  .at("events")
+                  .as_array()
+                  .empty());
+  auto by_sim =
+      body_of(call("GET", "/v1/events?iccid=" + test_iccid_text(1))).at("events").as_array();
   EXPECT_EQ(by_sim.size(), 3u);  // activated, alert, paused
   // A product token sees only its product's events.
   auto other = body_of(call("GET", "/v1/events", "", "other-token")).at("events").as_array();
@@ -268,7 +285,9 @@ TEST_F(HttpApi, SimulatedClockMovesForwardOnly) {
   feed({rec(1, 6'000'000, kStart)});
   EXPECT_EQ(call("POST", "/v1/admin/clock", R"({"now":"2025-01-01T00:00:00Z"})").status, 400u);
   EXPECT_EQ(call("POST", "/v1/admin/clock", R"({"now":"tomorrow"})").status, 400u);
-  EXPECT_EQ(call("POST", "/v1/admin/clock", R"({"now":"2025-02-15T00:00:00Z"})", "acme-token").status, 403u);
+  EXPECT_EQ(
+      call("POST", "/v1/admin/clock", R"({"now":"2025-02-15T00:00:00Z"})", "acme-token").status,
+      403u);
   auto r = call("POST", "/v1/admin/clock", R"({"now":"2025-02-15T00:00:00Z"})");
   ASSERT_EQ(r.status, 200u);
   EXPECT_EQ(body_of(r).at("now").as_string(), "2025-02-15T00:00:00Z");
@@ -283,7 +302,8 @@ TEST_F(HttpApi, CountsRequestsByRoute) {
   r.target = "/v1/products/acme/sims/" + test_iccid_text(1) + "?x=1";
   EXPECT_EQ(http_api::route_of(r), "/v1/products/:p/sims/:iccid");
   api_->count(http_api::route_of(r), 200);
-  EXPECT_NE(api_->http_metrics().find("simcap_http_requests_total{route=\"/v1/products/:p/sims/:iccid\",code=\"200\"} 1"),
+  EXPECT_NE(api_->http_metrics().find(
+                "simcap_http_requests_total{route=\"/v1/products/:p/sims/:iccid\",code=\"200\"} 1"),
             std::string::npos);
 }
 
@@ -297,7 +317,8 @@ TEST_F(HttpApi, SimDataUsageByDay) {
   feed({rec(1, 2'000'000, kStart)});
   ASSERT_TRUE(eng_->advance_clock(kStart + 86400 + 60));
   feed({rec(1, 500'000, kStart + 86400)});
-  for (std::string path : {sim_path(1) + "/data_usage", "/v1/products/acme/sims/" + test_iccid_text(1) + "/data_usage"}) {
+  for (std::string path : {sim_path(1) + "/data_usage",
+                           "/v1/products/acme/sims/" + test_iccid_text(1) + "/data_usage"}) {
     auto r = call("GET", path);
     ASSERT_EQ(r.status, 200u) << path << " " << r.body;
     auto o = body_of(r);
@@ -312,8 +333,10 @@ TEST_F(HttpApi, SimDataUsageByDay) {
     EXPECT_EQ(o.at("usage_bytes").to_number<int>(), 2'500'000);
     EXPECT_EQ(o.at("period_start").as_string(), "2025-01-15T00:00:00Z");
   }
-  EXPECT_EQ(call("GET", "/v1/products/other/sims/" + test_iccid_text(1) + "/data_usage").status, 404u);
-  EXPECT_EQ(call("GET", "/v1/sims/" + test_iccid_text(1) + "/data_usage", "", "other-token").status, 404u);
+  EXPECT_EQ(call("GET", "/v1/products/other/sims/" + test_iccid_text(1) + "/data_usage").status,
+            404u);
+  EXPECT_EQ(call("GET", "/v1/sims/" + test_iccid_text(1) + "/data_usage", "", "other-token").status,
+            404u);
 }
 
 TEST_F(HttpApi, FleetDataUsage) {
@@ -359,7 +382,9 @@ TEST_F(HttpApi, ClosedPeriodsNewestFirstAndItemized) {
   ASSERT_EQ(sims.size(), 5u);
   EXPECT_EQ(sims[0].at("iccid").as_string(), test_iccid_text(1));
   EXPECT_EQ(sims[0].at("usage_bytes").to_number<int>(), 3'000'000);
-  EXPECT_EQ(body_of(call("GET", "/v1/products/acme/periods/2025-01-15")).at("sims").as_array().size(), 5u);
+  EXPECT_EQ(
+      body_of(call("GET", "/v1/products/acme/periods/2025-01-15")).at("sims").as_array().size(),
+      5u);
   EXPECT_EQ(call("GET", "/v1/products/acme/periods/2025-01-16").status, 404u);
   EXPECT_EQ(call("GET", "/v1/products/acme/periods/someday").status, 400u);
   EXPECT_EQ(call("GET", "/v1/products/acme/periods", "", "other-token").status, 404u);
@@ -388,14 +413,16 @@ namespace {
 
 TEST_F(HttpApi, ShardReadsAnswerAsynchronouslyTheSameAsSynchronously) {
   feed({rec(1, 777, kStart)});
-  auto async_call = [&](const std::string& target, const std::string& token) -> std::optional<http_response> {
+  auto async_call = [&](const std::string& target,
+                        const std::string& token) -> std::optional<http_response> {
     http_request r;
     r.method = "GET";
     r.target = target;
     r.authorization = "Bearer " + token;
     std::promise<http_response> p;
     auto f = p.get_future();
-    if (!api_->handle_async(r, [&p](http_response res) { p.set_value(std::move(res)); })) return std::nullopt;
+    if (!api_->handle_async(r, [&p](http_response res) { p.set_value(std::move(res)); }))
+      return std::nullopt;
     return f.get();
   };
   for (const std::string& target : {sim_path(1), "/v1/products/acme/sims/" + test_iccid_text(1)}) {
@@ -430,22 +457,27 @@ TEST_F(HttpApi, ShardReadsAnswerAsynchronouslyTheSameAsSynchronously) {
   EXPECT_FALSE(async_call(sim_path(1) + "/data_usage", "admin-token"));
 }
 
-
 TEST_F(HttpApi, HomeCountryIsKeptPerSim) {
   ASSERT_EQ(call("PUT", "/v1/products/acme", R"({"country":"US"})").status, 200u);
   const std::string a = test_iccid_text(20), b = test_iccid_text(21);
-  ASSERT_EQ(call("POST", "/v1/products/acme/sims", R"({"sims":[")" + a + R"("],"country":"DE"})").status, 200u);
+  ASSERT_EQ(
+      call("POST", "/v1/products/acme/sims", R"({"sims":[")" + a + R"("],"country":"DE"})").status,
+      200u);
   ASSERT_EQ(call("POST", "/v1/products/acme/sims", R"({"sims":[")" + b + R"("]})").status, 200u);
   ASSERT_EQ(call("PUT", "/v1/products/acme", R"({"country":"GB"})").status, 200u);
   EXPECT_EQ(body_of(call("GET", "/v1/sims/" + a)).at("base_country_code").as_string(), "DE");
   EXPECT_EQ(body_of(call("GET", "/v1/sims/" + b)).at("base_country_code").as_string(), "US");
-  auto bad = call("POST", "/v1/products/acme/sims", R"({"sims":[")" + test_iccid_text(22) + R"("],"country":"Germany"})");
+  auto bad = call("POST", "/v1/products/acme/sims",
+                  R"({"sims":[")" + test_iccid_text(22) + R"("],"country":"Germany"})");
   EXPECT_EQ(bad.status, 400u);
   EXPECT_EQ(call("GET", sim_path(22)).status, 404u);
 }
 
 TEST_F(HttpApi, ProductSettingsAreValidatedAndBounded) {
-  EXPECT_EQ(call("PUT", "/v1/products/acme", R"({"country":")" + std::string(15 << 20, 'C') + R"("})").status, 400u);
+  EXPECT_EQ(
+      call("PUT", "/v1/products/acme", R"({"country":")" + std::string(15 << 20, 'C') + R"("})")
+          .status,
+      400u);
   EXPECT_EQ(call("PUT", "/v1/products/acme", R"({"country":"XX"})").status, 400u);
   EXPECT_EQ(call("PUT", "/v1/products/acme", R"({"country":"us"})").status, 400u);
   EXPECT_EQ(call("PUT", "/v1/products/" + std::string(200, 'p'), R"({})").status, 400u);
@@ -456,11 +488,12 @@ TEST_F(HttpApi, ProductSettingsAreValidatedAndBounded) {
 // with the same content type.
 TEST_F(HttpApi, ImportAcceptsFormsAndJsonTheWayCurlSendsThem) {
   const std::string form = "sims[]=" + test_iccid_text(30) + "&sims[]=" + test_iccid_text(31);
-  auto r = call("POST", "/v1/products/acme/sims", form, "admin-token", "application/x-www-form-urlencoded");
+  auto r = call("POST", "/v1/products/acme/sims", form, "admin-token",
+                "application/x-www-form-urlencoded");
   ASSERT_EQ(r.status, 200u) << r.body;
   EXPECT_EQ(body_of(r).at("imported").as_int64(), 2);
-  auto j = call("POST", "/v1/products/acme/sims", R"({"sims":[")" + test_iccid_text(32) + R"("]})", "admin-token",
-                "application/x-www-form-urlencoded");
+  auto j = call("POST", "/v1/products/acme/sims", R"({"sims":[")" + test_iccid_text(32) + R"("]})",
+                "admin-token", "application/x-www-form-urlencoded");
   ASSERT_EQ(j.status, 200u) << j.body;
   EXPECT_EQ(body_of(j).at("imported").as_int64(), 1);
   EXPECT_EQ(call("GET", sim_path(32)).status, 200u);
@@ -472,18 +505,21 @@ TEST_F(HttpApi, ImportDoesNotTellAProductTokenWhoOwnsASim) {
   ASSERT_EQ(mine.status, 200u);
   EXPECT_EQ(body_of(mine).at("invalid").as_array()[0].at("reason").as_string(), "not_available");
   auto admin = call("POST", "/v1/products/acme/sims", body, "admin-token");
-  EXPECT_EQ(body_of(admin).at("invalid").as_array()[0].at("reason").as_string(), "belongs_to_other_product");
+  EXPECT_EQ(body_of(admin).at("invalid").as_array()[0].at("reason").as_string(),
+            "belongs_to_other_product");
 }
 
 TEST_F(HttpApi, InvalidBytesAreNotEchoedRaw) {
-  auto r = call("POST", "/v1/products/acme/sims", "89\xff\xfe\x01" "bad\n", "admin-token", "text/plain");
+  auto r = call("POST", "/v1/products/acme/sims",
+                "89\xff\xfe\x01"
+                "bad\n",
+                "admin-token", "text/plain");
   ASSERT_EQ(r.status, 200u);
   boost::system::error_code ec;
   auto v = json::parse(r.body, ec);  // valid JSON text (and so valid UTF-8)
   ASSERT_FALSE(ec) << r.body;
   EXPECT_EQ(v.at("invalid").as_array()[0].at("value").as_string(), "89???bad");
 }
-
 
 TEST_F(HttpApi, SmallValidationGaps) {
   // Thresholds that round to the same per-mille value are one threshold: refused.
@@ -504,7 +540,9 @@ TEST_F(HttpApi, SmallValidationGaps) {
   ASSERT_EQ(call("DELETE", sim_path(2)).status, 204u);
   auto rel = call("PUT", sim_path(2), R"({"mb_limit":9})");
   EXPECT_EQ(rel.status, 409u);
-  EXPECT_NE(std::string(body_of(rel).at("error_description").as_string()).find("data limit"), std::string::npos) << rel.body;
+  EXPECT_NE(std::string(body_of(rel).at("error_description").as_string()).find("data limit"),
+            std::string::npos)
+      << rel.body;
 }
 
 }  // namespace

@@ -1,18 +1,16 @@
 // The HTTP port over real sockets on 127.0.0.1, with a real feed session feeding the engine.
-#include "daemon.hpp"
-
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <boost/json.hpp>
 #include <fstream>
 #include <future>
 #include <sstream>
 
-#include <sys/resource.h>
-#include <unistd.h>
-
-#include "eventually.hpp"
+#include "daemon.hpp"
 #include "engine_fixture.hpp"
+#include "eventually.hpp"
 #include "feed_client.hpp"
 #include "http_client.hpp"
 
@@ -64,13 +62,18 @@ TEST_F(HttpServer, ImportStreamPauseLongPollRaiseAndRollOver) {
   ASSERT_EQ(imp.status, 200u) << imp.body;
   EXPECT_EQ(obj(imp).at("imported").to_number<int>(), 10);
   const std::uint64_t after = obj(call(c, "GET", "/v1/events?type=activated&limit=10000"))
-                                  .at("events").as_array().back().at("id").to_number<std::uint64_t>();
+                                  .at("events")
+                                  .as_array()
+                                  .back()
+                                  .at("id")
+                                  .to_number<std::uint64_t>();
 
   // A long-poll waiting for the pause, on its own connection.
   auto poll = std::async(std::launch::async, [&] {
     http_client pc(d_->http_port());
     auto t0 = std::chrono::steady_clock::now();
-    auto r = pc.request("GET", "/v1/events?type=paused&wait=20&after=" + std::to_string(after), "", "admin-token");
+    auto r = pc.request("GET", "/v1/events?type=paused&wait=20&after=" + std::to_string(after), "",
+                        "admin-token");
     return std::pair{r, std::chrono::steady_clock::now() - t0};
   });
   std::this_thread::sleep_for(200ms);  // let the poll start waiting (the test holds without it)
@@ -81,8 +84,8 @@ TEST_F(HttpServer, ImportStreamPauseLongPollRaiseAndRollOver) {
   const std::string now = std::to_string(d_->eng().time_source().now());
   std::string lines;
   for (int seq = 1; seq <= 12; ++seq) {
-    lines += "{\"seq\":" + std::to_string(seq) + ",\"iccid\":\"" + test_iccid_text(3) + "\",\"end\":" + now +
-             ",\"up\":100000}\n";
+    lines += "{\"seq\":" + std::to_string(seq) + ",\"iccid\":\"" + test_iccid_text(3) +
+             "\",\"end\":" + now + ",\"up\":100000}\n";
   }
   f.send(lines);  // 1.2 MB against a 1 MB limit
   auto [pr, waited] = poll.get();
@@ -133,7 +136,9 @@ TEST_F(HttpServer, KeepsTheConnectionAliveAcrossRequests) {
   EXPECT_EQ(r.status, 401u);
   EXPECT_EQ(json::parse(r.body).at("error").as_string(), "invalid_token");
   auto m = c.request("GET", "/metrics");
-  EXPECT_NE(m.body.find("simcap_http_requests_total{route=\"/healthz\",code=\"200\"} 50"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("simcap_http_requests_total{route=\"/healthz\",code=\"200\"} 50"),
+            std::string::npos)
+      << m.body;
   EXPECT_EQ(c.request("GET", "/readyz").status, 200u);
 }
 
@@ -141,7 +146,8 @@ TEST_F(HttpServer, KeepsTheConnectionAliveAcrossRequests) {
 TEST_F(HttpServer, IoThreadRunsAtTheConfiguredNice) {
   rlimit lim{};
   getrlimit(RLIMIT_NICE, &lim);
-  if (::geteuid() != 0 && (lim.rlim_cur == RLIM_INFINITY ? false : 20 - static_cast<long>(lim.rlim_cur) > -5)) {
+  if (::geteuid() != 0 &&
+      (lim.rlim_cur == RLIM_INFINITY ? false : 20 - static_cast<long>(lim.rlim_cur) > -5)) {
     GTEST_SKIP() << "no privilege to lower nice values here";
   }
   // An answer comes from an I/O thread that has named itself and set its nice (both before it
@@ -167,14 +173,12 @@ TEST_F(HttpServer, IoThreadRunsAtTheConfiguredNice) {
   EXPECT_EQ(found, 1);
 }
 
-
 // The number of long-polls waiting now, from /metrics.
 std::size_t long_polls_of(http_client& c) {
   auto m = c.request("GET", "/metrics").body;
   auto at = m.find("\nsimcap_http_long_polls ");
   return at == std::string::npos ? 999'999 : std::stoul(m.substr(at + 24));
 }
-
 
 TEST_F(HttpServer, LongPollAnswersEmptyAfterItsWait) {
   http_client c(d_->http_port());
@@ -198,7 +202,8 @@ TEST_F(HttpServer, LongPollWakesWhenAnEventLandsAndClosedClientsAreDropped) {
   std::vector<std::unique_ptr<feed_client>> gone;
   for (int i = 0; i < 30; ++i) {
     gone.push_back(std::make_unique<feed_client>(d_->http_port()));
-    gone.back()->send("GET " + target + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer admin-token\r\n\r\n");
+    gone.back()->send("GET " + target +
+                      " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer admin-token\r\n\r\n");
   }
   ASSERT_TRUE(eventually([&] { return long_polls_of(c) == 30; })) << long_polls_of(c);
   gone.clear();  // closed
@@ -211,7 +216,10 @@ TEST_F(HttpServer, LongPollWakesWhenAnEventLandsAndClosedClientsAreDropped) {
     return std::pair{r, std::chrono::steady_clock::now() - t0};
   });
   ASSERT_TRUE(eventually([&] { return long_polls_of(c) == 1; }));
-  ASSERT_EQ(call(c, "POST", "/v1/products/acme/sims", R"({"sims":[")" + test_iccid_text(1) + R"("]})").status, 200u);
+  ASSERT_EQ(
+      call(c, "POST", "/v1/products/acme/sims", R"({"sims":[")" + test_iccid_text(1) + R"("]})")
+          .status,
+      200u);
   ASSERT_EQ(poll.wait_for(10s), std::future_status::ready);
   auto [r, took] = poll.get();
   EXPECT_EQ(r.status, 200u);
@@ -223,11 +231,13 @@ TEST_F(HttpServer, LongPollWakesWhenAnEventLandsAndClosedClientsAreDropped) {
 
 TEST_F(HttpServer, LongPollsBeyondTheCapAre429) {
   http_client c(d_->http_port());
-  const std::string target = "/v1/events?wait=60&after=" + std::to_string(d_->eng().events().last_id());
+  const std::string target =
+      "/v1/events?wait=60&after=" + std::to_string(d_->eng().events().last_id());
   std::vector<std::unique_ptr<feed_client>> waiting;
   for (int i = 0; i < 40; ++i) {
     waiting.push_back(std::make_unique<feed_client>(d_->http_port()));
-    waiting.back()->send("GET " + target + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer admin-token\r\n\r\n");
+    waiting.back()->send("GET " + target +
+                         " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer admin-token\r\n\r\n");
   }
   ASSERT_TRUE(eventually([&] { return long_polls_of(c) == 40; }));
   auto r = call(c, "GET", target);

@@ -15,8 +15,12 @@ struct collected : parse_sink {
   std::string text;
   void record(const usage_record& r) override { records.push_back(r); }
   void reject(const parse_reject& r) override { rejects.push_back(r); }
-  std::string_view raw(const parse_reject& r) const { return std::string_view(text).substr(r.line_offset, r.line_length); }
-  std::string_view raw(const usage_record& r) const { return std::string_view(text).substr(r.line_offset, r.line_length); }
+  std::string_view raw(const parse_reject& r) const {
+    return std::string_view(text).substr(r.line_offset, r.line_length);
+  }
+  std::string_view raw(const usage_record& r) const {
+    return std::string_view(text).substr(r.line_offset, r.line_length);
+  }
 };
 
 collected parse(std::string text, parse_options o = {}) {
@@ -53,10 +57,10 @@ TEST(RecordParser, ParsesTheSpecExample) {
 }
 
 TEST(RecordParser, AcceptsAnyFieldOrderUnknownFieldsAndRfc3339) {
-  std::string text =
-      "{\"down\":5,\"extra\":{\"nested\":[1,2,{\"x\":null}]},\"iccid\":\"" + kIccid +
-      "\",\"end\":\"2025-11-22T08:26:40Z\",\"seq\":7,\"note\":\"hi\"}\n"
-      "{\"iccid\":\"" + kIccid + "\",\"up\":3,\"start\":\"2025-11-22T10:26:40+02:00\",\"seq\":8}\n";
+  std::string text = "{\"down\":5,\"extra\":{\"nested\":[1,2,{\"x\":null}]},\"iccid\":\"" + kIccid +
+                     "\",\"end\":\"2025-11-22T08:26:40Z\",\"seq\":7,\"note\":\"hi\"}\n"
+                     "{\"iccid\":\"" +
+                     kIccid + "\",\"up\":3,\"start\":\"2025-11-22T10:26:40+02:00\",\"seq\":8}\n";
   auto c = parse(text);
   ASSERT_EQ(c.records.size(), 2u);
   EXPECT_TRUE(c.rejects.empty());
@@ -67,7 +71,8 @@ TEST(RecordParser, AcceptsAnyFieldOrderUnknownFieldsAndRfc3339) {
 }
 
 TEST(RecordParser, EndTimeDecidesOverStart) {
-  auto c = parse("{\"seq\":1,\"iccid\":\"" + kIccid + "\",\"start\":1763700000,\"end\":1763799999,\"up\":1}\n");
+  auto c = parse("{\"seq\":1,\"iccid\":\"" + kIccid +
+                 "\",\"start\":1763700000,\"end\":1763799999,\"up\":1}\n");
   ASSERT_EQ(c.records.size(), 1u);
   EXPECT_EQ(c.records[0].event_time, 1763799999);
 }
@@ -87,22 +92,27 @@ TEST(RecordParser, EachBadLineGetsItsReason) {
       {"{\"seq\":3," + id + ",\"end\":1763800000}", reject_reason::missing_field},
       {"{\"seq\":4," + id + ",\"up\":1}", reject_reason::missing_field},
       {"{" + id + ",\"up\":1,\"end\":1763800000}", reject_reason::missing_field},  // no seq
-      {"{\"seq\":5,\"iccid\":\"890141032111185107\",\"up\":1,\"end\":1763800000}", reject_reason::bad_iccid},
-      {"{\"seq\":6,\"iccid\":\"89014103211118510721\",\"up\":1,\"end\":1763800000}", reject_reason::bad_iccid},
+      {"{\"seq\":5,\"iccid\":\"890141032111185107\",\"up\":1,\"end\":1763800000}",
+       reject_reason::bad_iccid},
+      {"{\"seq\":6,\"iccid\":\"89014103211118510721\",\"up\":1,\"end\":1763800000}",
+       reject_reason::bad_iccid},
       {"{\"seq\":7,\"iccid\":\"ABC\",\"up\":1,\"end\":1763800000}", reject_reason::bad_iccid},
       {"{\"seq\":8," + id + ",\"up\":-1,\"end\":1763800000}", reject_reason::bad_value},
       {"{\"seq\":9," + id + ",\"up\":\"12\",\"end\":1763800000}", reject_reason::bad_value},
       {"{\"seq\":10," + id + ",\"up\":1.5,\"end\":1763800000}", reject_reason::bad_value},
       {"{\"seq\":11," + id + ",\"up\":1,\"end\":\"yesterday\"}", reject_reason::bad_value},
-      {"{\"seq\":12," + id + ",\"up\":1,\"start\":1763800000,\"end\":1763799000}", reject_reason::bad_value},
-      {"{\"seq\":13," + id + ",\"up\":1,\"end\":1763800000,\"mccmnc\":\"31\"}", reject_reason::bad_value},
+      {"{\"seq\":12," + id + ",\"up\":1,\"start\":1763800000,\"end\":1763799000}",
+       reject_reason::bad_value},
+      {"{\"seq\":13," + id + ",\"up\":1,\"end\":1763800000,\"mccmnc\":\"31\"}",
+       reject_reason::bad_value},
       {"{\"seq\":14," + id + ",\"up\":1,\"end\":1763900000}", reject_reason::future_time},
   };
   for (const auto& bc : cases) {
     auto c = parse(bc.line + "\n");
     ASSERT_EQ(c.records.size(), 0u) << bc.line;
     ASSERT_EQ(c.rejects.size(), 1u) << bc.line;
-    EXPECT_EQ(c.rejects[0].reason, bc.reason) << bc.line << " -> " << to_string(c.rejects[0].reason);
+    EXPECT_EQ(c.rejects[0].reason, bc.reason)
+        << bc.line << " -> " << to_string(c.rejects[0].reason);
     EXPECT_FALSE(c.rejects[0].detail.empty());
     EXPECT_EQ(c.raw(c.rejects[0]), bc.line);
   }
@@ -111,7 +121,7 @@ TEST(RecordParser, EachBadLineGetsItsReason) {
 TEST(RecordParser, BadLinesNeverTakeGoodLinesWithThem) {
   const std::string id = "\"iccid\":\"" + kIccid + "\"";
   std::string text = good(1) + "{\"seq\":2," + id + ",\"up\":1,\"end\":17638\n" +  // unclosed
-                     good(3) + "{\"seq\":4,\"iccid\":\"oops\n" +                       // open string
+                     good(3) + "{\"seq\":4,\"iccid\":\"oops\n" +                   // open string
                      good(5) + "{\"seq\":6," + id + ",\n" + "\"up\":1,\"end\":1763800000}\n" +
                      good(7) + "{\"seq\":8} trailing\n" + good(9) + "\n   \n" + good(10);
   auto c = parse(text);
@@ -126,8 +136,8 @@ TEST(RecordParser, BadLinesNeverTakeGoodLinesWithThem) {
 }
 
 TEST(RecordParser, OverlongLineIsRejected) {
-  std::string big = "{\"seq\":2,\"iccid\":\"" + kIccid + "\",\"up\":1,\"end\":1763800000,\"pad\":\"" +
-                    std::string(5000, 'x') + "\"}\n";
+  std::string big = "{\"seq\":2,\"iccid\":\"" + kIccid +
+                    "\",\"up\":1,\"end\":1763800000,\"pad\":\"" + std::string(5000, 'x') + "\"}\n";
   auto c = parse(good(1) + big + good(3));
   ASSERT_EQ(c.records.size(), 2u);
   ASSERT_EQ(c.rejects.size(), 1u);
@@ -174,7 +184,6 @@ TEST(RecordParser, ManyLinesTakeTheFastPathAndKeepOffsets) {
   }
 }
 
-
 TEST(RecordParser, SmsOnlyRecordsAreRecords) {
   auto c = parse("{\"seq\":1,\"iccid\":\"" + kIccid + "\",\"end\":1763800000,\"sms\":9}\n");
   ASSERT_EQ(c.records.size(), 1u);
@@ -204,19 +213,19 @@ TEST(RecordParser, BytesAboveMaxRecordBytesAreBadValue) {
 // "seq" inside another field, not 0.
 TEST(RecordParser, UnreadableSeqIsNotTrusted) {
   const std::string id = "\"iccid\":\"" + kIccid + "\",\"up\":1,\"end\":1763800000";
-  for (const std::string& line : {"{\"seq\":18446744073709551616," + id + "}",
-                                  "{\"meta\":{\"seq\":999999},\"seq\":10," + id,
-                                  "{\"seq\":0," + id + "}", "{\"seq\":\"7\"," + id + "}"}) {
+  for (const std::string& line :
+       {"{\"seq\":18446744073709551616," + id + "}", "{\"meta\":{\"seq\":999999},\"seq\":10," + id,
+        "{\"seq\":0," + id + "}", "{\"seq\":\"7\"," + id + "}"}) {
     auto c = parse(line + "\n");
     ASSERT_EQ(c.rejects.size(), 1u) << line;
     EXPECT_FALSE(c.rejects[0].seq) << line;
     EXPECT_TRUE(c.rejects[0].reason == reject_reason::bad_value ||
-                c.rejects[0].reason == reject_reason::malformed_json) << line;
+                c.rejects[0].reason == reject_reason::malformed_json)
+        << line;
   }
   auto zero = parse("{\"seq\":0," + id + "}\n");
   EXPECT_EQ(zero.rejects[0].reason, reject_reason::bad_value);
 }
-
 
 // A line gets the same reason whether it comes alone or among good lines (the batch pass and
 // the line-by-line pass agree).
@@ -240,7 +249,13 @@ TEST(RecordParser, AMalformedLineHasOneReasonAloneOrInABatch) {
       "{\"seq\":5," + id + ",\"up\":1,\"end\":1763800000,:1}",
       "{\"seq\":5," + id + ",\"up\":1,\"end\":1763800000,\"x\"}",
       "{\"seq\":5," + id + ",\"up\":1,\"end\":1763800000,\"x\":[1 2]}",
-      "[1,2]", "\"text\"", "42", "{}", "{\"seq\":5}", "nul", "{\"seq\":5,,}",
+      "[1,2]",
+      "\"text\"",
+      "42",
+      "{}",
+      "{\"seq\":5}",
+      "nul",
+      "{\"seq\":5,,}",
       "{\"seq\":5x," + id + ",\"up\":1,\"end\":1763800000}",
       "{\"seq\":5," + id + ",\"up\":1x,\"end\":1763800000}",
       "{\"seq\":5," + id + ",\"up\":1,\"end\":1763800000x}",
@@ -256,7 +271,8 @@ TEST(RecordParser, AMalformedLineHasOneReasonAloneOrInABatch) {
     auto alone = parse(line + "\n");
     auto batch = parse(good(1) + line + "\n" + good(9));
     auto reason = [](const collected& c) {
-      return c.rejects.size() == 1 ? std::string(to_string(c.rejects[0].reason)) : "rejects " + std::to_string(c.rejects.size());
+      return c.rejects.size() == 1 ? std::string(to_string(c.rejects[0].reason))
+                                   : "rejects " + std::to_string(c.rejects.size());
     };
     EXPECT_EQ(reason(batch), reason(alone)) << line;
     EXPECT_EQ(batch.records.size(), 2u) << line;

@@ -2,8 +2,9 @@
 // simcap-feed streams (resending from resume_after each time it reconnects) and restarted on the
 // same data dir. Every checkpoint is held 30 ms between taking the shards' state and writing it
 // (a test hook), and they run about 1 ms apart, so most kills land inside one: state taken from
-// the shards, not yet on disk. At the end every SIM's total and state, and the events, match the ground truth
-// computed from the records: nothing lost, nothing counted twice, no pause reported twice.
+// the shards, not yet on disk. At the end every SIM's total and state, and the events, match the
+// ground truth computed from the records: nothing lost, nothing counted twice, no pause reported
+// twice.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -15,8 +16,8 @@
 #include <map>
 #include <random>
 
-#include "http_client.hpp"
 #include "eventually.hpp"
+#include "http_client.hpp"
 #include "process.hpp"
 
 namespace simcap::testing {
@@ -53,32 +54,42 @@ class Crash : public ::testing::Test {
   }
 
   void start_daemon() {
-    std::vector<std::string> args{SIMCAPD_BIN, "--config", (dir_ / "simcapd.toml").string(), "--feed",
-                                  std::string("127.0.0.1:") + std::to_string(feed_port_), "--http",
-                                  std::string("127.0.0.1:") + std::to_string(http_port_), "--clock", "simulated"};
+    std::vector<std::string> args{SIMCAPD_BIN,
+                                  "--config",
+                                  (dir_ / "simcapd.toml").string(),
+                                  "--feed",
+                                  std::string("127.0.0.1:") + std::to_string(feed_port_),
+                                  "--http",
+                                  std::string("127.0.0.1:") + std::to_string(http_port_),
+                                  "--clock",
+                                  "simulated"};
     if (checkpoint_pause_ms_ != 0) {
       args.push_back("--test-checkpoint-pause-ms");
       args.push_back(std::to_string(checkpoint_pause_ms_));
     }
-    daemon_ = std::make_unique<child>(
-        args, dir_ / (std::string("d") + std::to_string(starts_) + ".out"), dir_ / (std::string("d") + std::to_string(starts_) + ".err"));
+    daemon_ =
+        std::make_unique<child>(args, dir_ / (std::string("d") + std::to_string(starts_) + ".out"),
+                                dir_ / (std::string("d") + std::to_string(starts_) + ".err"));
     ++starts_;
     ASSERT_TRUE(daemon_->wait_for_line("feed listening on", 60s)) << daemon_->err();
   }
   // The ICCIDs of simcap-feed's synthetic fleet, one per line.
-  void write_iccids(const fs::path& file, const std::string& sims, const std::string& prefix = "8901") {
-    child w({SIMCAP_FEED_BIN, "--write-iccids", file.string(), "--sims", sims, "--iccid-prefix", prefix}, dir_ / "w.out",
-            dir_ / "w.err");
+  void write_iccids(const fs::path& file, const std::string& sims,
+                    const std::string& prefix = "8901") {
+    child w({SIMCAP_FEED_BIN, "--write-iccids", file.string(), "--sims", sims, "--iccid-prefix",
+             prefix},
+            dir_ / "w.out", dir_ / "w.err");
     ASSERT_EQ(w.wait(30s), 0);
   }
   // A config with the admin token "admin", the feed carrier-a (token feed-secret) and the
   // product acme, with `product_keys` added to it.
   void write_config(const fs::path& data_dir, const std::string& product_keys = "") {
-    std::ofstream(dir_ / "simcapd.toml") << "[server]\ndata_dir = \"" << data_dir.string() << "\"\n"
-                                         << "[[tokens]]\ntoken = \"admin\"\nscope = \"admin\"\n"
-                                         << "[[feeds]]\nname = \"carrier-a\"\ntoken = \"feed-secret\"\n"
-                                         << "[[products]]\nid = \"acme\"\n"
-                                         << product_keys;
+    std::ofstream(dir_ / "simcapd.toml")
+        << "[server]\ndata_dir = \"" << data_dir.string() << "\"\n"
+        << "[[tokens]]\ntoken = \"admin\"\nscope = \"admin\"\n"
+        << "[[feeds]]\nname = \"carrier-a\"\ntoken = \"feed-secret\"\n"
+        << "[[products]]\nid = \"acme\"\n"
+        << product_keys;
   }
   void kill_daemon() {
     daemon_->signal(SIGKILL);
@@ -98,7 +109,8 @@ TEST_F(Crash, KilledSixTimesWhileStreamingCountsEveryRecordExactlyOnce) {
   constexpr int kSims = 300;
   constexpr int kRecords = 400'000;
   {
-    child w({SIMCAP_FEED_BIN, "--write-iccids", (dir_ / "iccids.txt").string(), "--sims", std::to_string(kSims)},
+    child w({SIMCAP_FEED_BIN, "--write-iccids", (dir_ / "iccids.txt").string(), "--sims",
+             std::to_string(kSims)},
             dir_ / "w.out", dir_ / "w.err");
     ASSERT_EQ(w.wait(30s), 0);
   }
@@ -110,7 +122,9 @@ TEST_F(Crash, KilledSixTimesWhileStreamingCountsEveryRecordExactlyOnce) {
   ASSERT_EQ(iccids.size(), static_cast<std::size_t>(kSims));
   // Ground truth: SIMs 0-19 are heavy (past their 5 MB limit part way), the rest light.
   std::vector<std::uint64_t> truth(kSims, 0);
-  const auto t0 = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const auto t0 = std::chrono::duration_cast<std::chrono::seconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
   {
     std::ofstream out(dir_ / "records.jsonl");
     std::mt19937_64 rng(7);
@@ -123,11 +137,12 @@ TEST_F(Crash, KilledSixTimesWhileStreamingCountsEveryRecordExactlyOnce) {
     }
   }
   std::ofstream(dir_ / "simcapd.toml")
-      << "[server]\ndata_dir = \"" << (dir_ / "data").string() << "\"\ncheckpoint_interval = \"1ms\"\n"
+      << "[server]\ndata_dir = \"" << (dir_ / "data").string()
+      << "\"\ncheckpoint_interval = \"1ms\"\n"
       << "[[tokens]]\ntoken = \"admin\"\nscope = \"admin\"\n"
       << "[[feeds]]\nname = \"carrier-a\"\ntoken = \"feed-secret\"\n"
-      << "[[products]]\nid = \"acme\"\ndefault_mb_limit = 5\niccids_file = \"" << (dir_ / "iccids.txt").string()
-      << "\"\n";
+      << "[[products]]\nid = \"acme\"\ndefault_mb_limit = 5\niccids_file = \""
+      << (dir_ / "iccids.txt").string() << "\"\n";
   start_daemon();
 
   // A control change answered 200 survives an immediate kill.
@@ -146,9 +161,10 @@ TEST_F(Crash, KilledSixTimesWhileStreamingCountsEveryRecordExactlyOnce) {
   }
 
   // Stream at a pace the kills land in, resending from resume_after after each one.
-  child feed({SIMCAP_FEED_BIN, "--connect", std::string("127.0.0.1:") + std::to_string(feed_port_), "--feed", "carrier-a",
-              "--token", "feed-secret", "--replay", (dir_ / "records.jsonl").string(), "--rate", "100000",
-              "--reconnects", "1000", "--timeout", "60"},
+  child feed({SIMCAP_FEED_BIN, "--connect", std::string("127.0.0.1:") + std::to_string(feed_port_),
+              "--feed", "carrier-a", "--token", "feed-secret", "--replay",
+              (dir_ / "records.jsonl").string(), "--rate", "100000", "--reconnects", "1000",
+              "--timeout", "60"},
              dir_ / "feed.out", dir_ / "feed.err");
   std::mt19937 rng(std::random_device{}());
   int kills = 0;
@@ -176,16 +192,21 @@ TEST_F(Crash, KilledSixTimesWhileStreamingCountsEveryRecordExactlyOnce) {
     EXPECT_EQ(o.at("usage_bytes").to_number<std::uint64_t>(), truth[i]) << "SIM " << i;
     const std::uint64_t limit = i == kSims - 1 ? 77'000'000 : 5'000'000;
     const bool over = truth[i] >= limit;
-    EXPECT_EQ(std::string(o.at("status").as_string()), over ? "inactive_data_limit_reached" : "active") << "SIM " << i;
+    EXPECT_EQ(std::string(o.at("status").as_string()),
+              over ? "inactive_data_limit_reached" : "active")
+        << "SIM " << i;
     paused += over;
   }
   EXPECT_GE(paused, 15u);
   // The feed's watermark is known before the feed reconnects.
   auto feeds = json::parse(c.request("GET", "/v1/feeds", "", "admin").body).at("feeds").as_array();
   ASSERT_EQ(feeds.size(), 1u);
-  EXPECT_EQ(feeds[0].at("watermark").to_number<std::uint64_t>(), static_cast<std::uint64_t>(kRecords));
+  EXPECT_EQ(feeds[0].at("watermark").to_number<std::uint64_t>(),
+            static_cast<std::uint64_t>(kRecords));
   // Events: one pause and one 90 % alert per SIM over its limit, none twice.
-  auto evs = json::parse(c.request("GET", "/v1/events?limit=1000", "", "admin").body).at("events").as_array();
+  auto evs = json::parse(c.request("GET", "/v1/events?limit=1000", "", "admin").body)
+                 .at("events")
+                 .as_array();
   std::map<std::pair<std::string, std::string>, int> seen;
   std::uint64_t last_id = 0;
   for (const auto& e : evs) {
@@ -211,9 +232,9 @@ TEST_F(Crash, StoreThatCannotWriteRefusesChangesAndIsNotReady) {
   write_iccids(dir_ / "iccids.txt", "5000");
   write_config(dir_ / "data");
   // sh: ignore SIGXFSZ so a write past the limit fails with EFBIG instead of killing simcapd.
-  const std::string cmd = std::string("trap '' XFSZ; ulimit -f 1024; exec ") + SIMCAPD_BIN + " --config " +
-                          (dir_ / "simcapd.toml").string() + " --feed 127.0.0.1:0 --http 127.0.0.1:" +
-                          std::to_string(http_port_);
+  const std::string cmd = std::string("trap '' XFSZ; ulimit -f 1024; exec ") + SIMCAPD_BIN +
+                          " --config " + (dir_ / "simcapd.toml").string() +
+                          " --feed 127.0.0.1:0 --http 127.0.0.1:" + std::to_string(http_port_);
   child d({"/bin/sh", "-c", cmd}, dir_ / "d.out", dir_ / "d.err");
   ASSERT_TRUE(d.wait_for_line("http listening on", 60s)) << d.err();
   http_client c(http_port_);
@@ -239,16 +260,16 @@ TEST_F(Crash, StoreThatCannotWriteRefusesChangesAndIsNotReady) {
   // A feed streaming while the store cannot write gets no ack; stopping does not wait for one.
   auto fport = d.wait_for_line("feed listening on 127.0.0.1:", 5s);
   ASSERT_TRUE(fport);
-  child feed({SIMCAP_FEED_BIN, "--connect", "127.0.0.1:" + *fport, "--feed", "carrier-a", "--token", "feed-secret",
-              "--sims", "1", "--records", "1000", "--timeout", "60", "--quiet"},
+  child feed({SIMCAP_FEED_BIN, "--connect", "127.0.0.1:" + *fport, "--feed", "carrier-a", "--token",
+              "feed-secret", "--sims", "1", "--records", "1000", "--timeout", "60", "--quiet"},
              dir_ / "f.out", dir_ / "f.err");
   ASSERT_FALSE(feed.wait(1s).has_value()) << feed.out() << feed.err();
   const auto t0 = std::chrono::steady_clock::now();
   d.signal(SIGTERM);
   EXPECT_TRUE(d.wait(30s).has_value());
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s) << "stopping waited for acks that cannot come";
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s)
+      << "stopping waited for acks that cannot come";
 }
-
 
 // The config's iccids_file is read at every start; a SIM the store knows, released included,
 // is left as it is (it used to come back active and billable).
@@ -268,7 +289,8 @@ TEST_F(Crash, ReleasedSimStaysReleasedAcrossRestarts) {
   http_client c(http_port_);
   auto sim = json::parse(c.request("GET", "/v1/sims/" + a, "", "admin").body);
   EXPECT_EQ(sim.at("state").as_string(), "released");
-  EXPECT_NE(daemon_->err().find("0 SIMs imported, 3 already present"), std::string::npos) << daemon_->err();
+  EXPECT_NE(daemon_->err().find("0 SIMs imported, 3 already present"), std::string::npos)
+      << daemon_->err();
 }
 
 std::string rfc3339(std::int64_t t) {
@@ -285,26 +307,32 @@ TEST_F(Crash, SimulatedClockResumesAfterARestart) {
   write_iccids(dir_ / "iccids.txt", "1");
   write_config(dir_ / "data");
   const auto real_now = std::chrono::duration_cast<std::chrono::seconds>(
-                            std::chrono::system_clock::now().time_since_epoch()).count();
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
   const std::string later = rfc3339(real_now + 40 * 86400);
   start_daemon();
   {
     http_client c(http_port_);
-    ASSERT_EQ(c.request("POST", "/v1/products/acme/sims", read_file(dir_ / "iccids.txt"), "admin", "text/plain").status,
+    ASSERT_EQ(c.request("POST", "/v1/products/acme/sims", read_file(dir_ / "iccids.txt"), "admin",
+                        "text/plain")
+                  .status,
               200u);
-    ASSERT_EQ(c.request("POST", "/v1/admin/clock", R"({"now":")" + later + R"("})", "admin").status, 200u);
+    ASSERT_EQ(c.request("POST", "/v1/admin/clock", R"({"now":")" + later + R"("})", "admin").status,
+              200u);
   }
   kill_daemon();
   start_daemon();
   http_client c(http_port_);
   auto product = json::parse(c.request("GET", "/v1/products/acme", "", "admin").body);
   // RFC 3339 times in UTC sort as text.
-  EXPECT_GT(std::string(product.at("period_start").as_string()), rfc3339(real_now + 20 * 86400)) << product;
+  EXPECT_GT(std::string(product.at("period_start").as_string()), rfc3339(real_now + 20 * 86400))
+      << product;
   // Back to the real time would be backwards.
-  EXPECT_EQ(c.request("POST", "/v1/admin/clock", R"({"now":")" + rfc3339(real_now + 86400) + R"("})", "admin").status,
+  EXPECT_EQ(c.request("POST", "/v1/admin/clock",
+                      R"({"now":")" + rfc3339(real_now + 86400) + R"("})", "admin")
+                .status,
             400u);
 }
-
 
 // Fills the file system holding `dir` with a file, until a write fails; returns its path.
 fs::path fill_disk(const fs::path& dir) {
@@ -319,14 +347,14 @@ fs::path fill_disk(const fs::path& dir) {
   return filler;
 }
 
-
 // A full disk (a 20 MB tmpfs under the data dir): simcapd keeps running, refuses changes and
 // takes back the one it could not make durable, acknowledges nothing, and by itself acks again
 // once there is room; started on a full disk it serves its state read-only until there is room.
 TEST_F(Crash, FullDiskIsSurvivedAndAcksResumeOnceThereIsRoom) {
   fs::path disk = dir_ / "disk";
   fs::create_directories(disk);
-  if (::geteuid() != 0 || std::system(("mount -t tmpfs -o size=20m tmpfs " + disk.string()).c_str()) != 0) {
+  if (::geteuid() != 0 ||
+      std::system(("mount -t tmpfs -o size=20m tmpfs " + disk.string()).c_str()) != 0) {
     GTEST_SKIP() << "needs root to mount a 20 MB tmpfs (the full disk)";
   }
   struct unmount {
@@ -337,10 +365,12 @@ TEST_F(Crash, FullDiskIsSurvivedAndAcksResumeOnceThereIsRoom) {
   write_iccids(dir_ / "b.txt", "50000", "8902");
   write_config(disk / "data", "default_mb_limit = 100\n");
   const std::string a_list = read_file(dir_ / "a.txt"), b_list = read_file(dir_ / "b.txt");
-  const std::string a1 = a_list.substr(0, a_list.find('\n')), b1 = b_list.substr(0, b_list.find('\n'));
+  const std::string a1 = a_list.substr(0, a_list.find('\n')),
+                    b1 = b_list.substr(0, b_list.find('\n'));
   start_daemon();
   http_client c(http_port_);
-  ASSERT_EQ(c.request("POST", "/v1/products/acme/sims", a_list, "admin", "text/plain").status, 200u);
+  ASSERT_EQ(c.request("POST", "/v1/products/acme/sims", a_list, "admin", "text/plain").status,
+            200u);
 
   fs::path filler = fill_disk(disk);
   auto big = c.request("POST", "/v1/products/acme/sims", b_list, "admin", "text/plain");
@@ -348,13 +378,18 @@ TEST_F(Crash, FullDiskIsSurvivedAndAcksResumeOnceThereIsRoom) {
   EXPECT_EQ(c.request("GET", "/v1/sims/" + b1, "", "admin").status, 404u);  // taken back
   EXPECT_EQ(c.request("GET", "/readyz").status, 503u);
   EXPECT_EQ(c.request("PUT", "/v1/sims/" + a1, R"({"mb_limit":77})", "admin").status, 503u);
-  EXPECT_EQ(json::parse(c.request("GET", "/v1/sims/" + a1, "", "admin").body).at("mb_limit").to_number<int>(), 100);
+  EXPECT_EQ(json::parse(c.request("GET", "/v1/sims/" + a1, "", "admin").body)
+                .at("mb_limit")
+                .to_number<int>(),
+            100);
 
   // Records stream while the disk is full; their last ack comes once there is room.
-  child feed({SIMCAP_FEED_BIN, "--connect", "127.0.0.1:" + std::to_string(feed_port_), "--feed", "carrier-a", "--token",
-              "feed-secret", "--sims", "10", "--iccid-prefix", "8901", "--records", "1000", "--timeout", "120", "--quiet"},
+  child feed({SIMCAP_FEED_BIN, "--connect", "127.0.0.1:" + std::to_string(feed_port_), "--feed",
+              "carrier-a", "--token", "feed-secret", "--sims", "10", "--iccid-prefix", "8901",
+              "--records", "1000", "--timeout", "120", "--quiet"},
              dir_ / "f.out", dir_ / "f.err");
-  ASSERT_FALSE(feed.wait(2s).has_value()) << feed.out() << feed.err() << daemon_->err();  // no ack while full
+  ASSERT_FALSE(feed.wait(2s).has_value())
+      << feed.out() << feed.err() << daemon_->err();  // no ack while full
   fs::remove(filler);
   auto fed = feed.wait(60s);
   ASSERT_TRUE(fed.has_value()) << "no ack after the disk had room again";
@@ -374,7 +409,8 @@ TEST_F(Crash, FullDiskIsSurvivedAndAcksResumeOnceThereIsRoom) {
   auto sim = r.request("GET", "/v1/sims/" + a1, "", "admin");
   ASSERT_EQ(sim.status, 200u);
   EXPECT_EQ(json::parse(sim.body).at("mb_limit").to_number<int>(), 42);
-  EXPECT_EQ(r.request("GET", "/v1/sims/" + b1, "", "admin").status, 404u);  // the 503 import never lands
+  EXPECT_EQ(r.request("GET", "/v1/sims/" + b1, "", "admin").status,
+            404u);  // the 503 import never lands
   fs::remove(filler);
   EXPECT_TRUE(eventually([&] { return r.request("GET", "/readyz").status == 200u; }, 30s));
   EXPECT_EQ(r.request("PUT", "/v1/sims/" + a1, R"({"mb_limit":43})", "admin").status, 200u);

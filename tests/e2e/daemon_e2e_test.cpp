@@ -2,7 +2,6 @@
 // pause in its log and counters, stop it with SIGTERM.
 #include <gtest/gtest.h>
 
-
 #include <regex>
 
 #include "process.hpp"
@@ -16,8 +15,9 @@ namespace fs = std::filesystem;
 class Daemon : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("simcap-e2e-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("simcap-e2e-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -31,29 +31,32 @@ class Daemon : public ::testing::Test {
     return code.value_or(-1000);
   }
   void write_config(const std::string& extra = "") {
-    std::ofstream(dir_ / "simcapd.toml") << "[server]\ndata_dir = \"" << (dir_ / "data").string()
-                                         << "\"\n[[feeds]]\nname = \"carrier-a\"\ntoken = \"feed-secret\"\n"
-                                         << "[[products]]\nid = \"acme\"\ndefault_mb_limit = 5\niccids_file = \""
-                                         << (dir_ / "iccids.txt").string() << "\"\n"
-                                         << extra;
+    std::ofstream(dir_ / "simcapd.toml")
+        << "[server]\ndata_dir = \"" << (dir_ / "data").string()
+        << "\"\n[[feeds]]\nname = \"carrier-a\"\ntoken = \"feed-secret\"\n"
+        << "[[products]]\nid = \"acme\"\ndefault_mb_limit = 5\niccids_file = \""
+        << (dir_ / "iccids.txt").string() << "\"\n"
+        << extra;
   }
   fs::path dir_;
 };
 
 TEST_F(Daemon, StreamsRecordsPausesSimsAndStopsCleanly) {
-  ASSERT_EQ(run_feed({"--write-iccids", (dir_ / "iccids.txt").string(), "--sims", "200", "--quiet"}), 0);
+  ASSERT_EQ(
+      run_feed({"--write-iccids", (dir_ / "iccids.txt").string(), "--sims", "200", "--quiet"}), 0);
   write_config();
-  child d({SIMCAPD_BIN, "--config", (dir_ / "simcapd.toml").string(), "--feed", "127.0.0.1:0", "--http", "127.0.0.1:0",
-           "--clock", "simulated"},
+  child d({SIMCAPD_BIN, "--config", (dir_ / "simcapd.toml").string(), "--feed", "127.0.0.1:0",
+           "--http", "127.0.0.1:0", "--clock", "simulated"},
           dir_ / "d.out", dir_ / "d.err");
   ASSERT_TRUE(d.started());
   auto port = d.wait_for_line("feed listening on 127.0.0.1:", 20s);
   ASSERT_TRUE(port) << d.err();
   std::string out;
-  ASSERT_EQ(run_feed({"--connect", "127.0.0.1:" + *port, "--feed", "carrier-a", "--token", "feed-secret",
-                      "--sims", "200", "--records", "40000", "--mean-bytes", "4000", "--quiet"},
-                     &out),
-            0)
+  ASSERT_EQ(
+      run_feed({"--connect", "127.0.0.1:" + *port, "--feed", "carrier-a", "--token", "feed-secret",
+                "--sims", "200", "--records", "40000", "--mean-bytes", "4000", "--quiet"},
+               &out),
+      0)
       << out;
   EXPECT_NE(out.find("acked up to 40000"), std::string::npos) << out;
 
@@ -63,20 +66,24 @@ TEST_F(Daemon, StreamsRecordsPausesSimsAndStopsCleanly) {
   EXPECT_EQ(*code, 0) << d.err();
   const std::string log = d.err();
   // The busy SIMs (10 of 200 take half of about 160 MB) passed their 5 MB limit.
-  EXPECT_TRUE(std::regex_search(log, std::regex("event [0-9]+ paused iccid=8901000[0-9]+ product=acme "
-                                                "reason=data_limit usage_bytes=[0-9]+ limit_bytes=5000000")))
+  EXPECT_TRUE(std::regex_search(
+      log, std::regex("event [0-9]+ paused iccid=8901000[0-9]+ product=acme "
+                      "reason=data_limit usage_bytes=[0-9]+ limit_bytes=5000000")))
       << log;
   std::smatch m;
-  ASSERT_TRUE(std::regex_search(log, m, std::regex("records counted=40000 .* paused=([0-9]+)"))) << log;
+  ASSERT_TRUE(std::regex_search(log, m, std::regex("records counted=40000 .* paused=([0-9]+)")))
+      << log;
   EXPECT_GE(std::stoi(m[1]), 10);
   EXPECT_TRUE(fs::exists(dir_ / "data" / "deadletter.jsonl"));
   EXPECT_EQ(fs::file_size(dir_ / "data" / "deadletter.jsonl"), 0u);
 }
 
 TEST_F(Daemon, BadRecordsGoToTheDeadLetterLog) {
-  ASSERT_EQ(run_feed({"--write-iccids", (dir_ / "iccids.txt").string(), "--sims", "10", "--quiet"}), 0);
+  ASSERT_EQ(run_feed({"--write-iccids", (dir_ / "iccids.txt").string(), "--sims", "10", "--quiet"}),
+            0);
   write_config();
-  child d({SIMCAPD_BIN, "--config", (dir_ / "simcapd.toml").string(), "--feed", "127.0.0.1:0", "--http", "127.0.0.1:0"},
+  child d({SIMCAPD_BIN, "--config", (dir_ / "simcapd.toml").string(), "--feed", "127.0.0.1:0",
+           "--http", "127.0.0.1:0"},
           dir_ / "d.out", dir_ / "d.err");
   auto port = d.wait_for_line("feed listening on 127.0.0.1:", 20s);
   ASSERT_TRUE(port) << d.err();
@@ -84,7 +91,8 @@ TEST_F(Daemon, BadRecordsGoToTheDeadLetterLog) {
   std::string iccid;
   std::getline(ids, iccid);
   const std::string now = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                             std::chrono::system_clock::now().time_since_epoch()).count());
+                                             std::chrono::system_clock::now().time_since_epoch())
+                                             .count());
   std::ofstream(dir_ / "records.jsonl")
       << "{\"iccid\":\"" << iccid << "\",\"end\":" << now << ",\"up\":100}\n"
       << "{\"iccid\":\"123\",\"end\":" << now << ",\"up\":100}\n"
@@ -118,14 +126,18 @@ TEST_F(Daemon, WrongConfigFailsNamingTheKey) {
 }
 
 TEST_F(Daemon, FeedWithWrongTokenIsRefused) {
-  ASSERT_EQ(run_feed({"--write-iccids", (dir_ / "iccids.txt").string(), "--sims", "1", "--quiet"}), 0);
+  ASSERT_EQ(run_feed({"--write-iccids", (dir_ / "iccids.txt").string(), "--sims", "1", "--quiet"}),
+            0);
   write_config();
-  child d({SIMCAPD_BIN, "--config", (dir_ / "simcapd.toml").string(), "--feed", "127.0.0.1:0", "--http", "127.0.0.1:0"},
+  child d({SIMCAPD_BIN, "--config", (dir_ / "simcapd.toml").string(), "--feed", "127.0.0.1:0",
+           "--http", "127.0.0.1:0"},
           dir_ / "d.out", dir_ / "d.err");
   auto port = d.wait_for_line("feed listening on 127.0.0.1:", 20s);
   ASSERT_TRUE(port);
   std::string out;
-  EXPECT_EQ(run_feed({"--connect", "127.0.0.1:" + *port, "--token", "wrong", "--records", "10"}, &out), 1);
+  EXPECT_EQ(
+      run_feed({"--connect", "127.0.0.1:" + *port, "--token", "wrong", "--records", "10"}, &out),
+      1);
   EXPECT_NE(out.find("bad_token"), std::string::npos) << out;
   d.signal(SIGINT);
   EXPECT_EQ(d.wait(30s), 0);

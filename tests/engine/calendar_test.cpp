@@ -5,7 +5,9 @@
 namespace simcap::billing {
 namespace {
 
-unix_seconds at(int y, unsigned m, unsigned d) { return days_from_civil({y, m, d}) * kSecondsPerDay; }
+unix_seconds at(int y, unsigned m, unsigned d) {
+  return days_from_civil({y, m, d}) * kSecondsPerDay;
+}
 
 TEST(Calendar, AnniversaryClampsToMonthEnd) {
   EXPECT_EQ(anniversary_in(2025, 1, 30), at(2025, 1, 30));

@@ -64,7 +64,8 @@ class Durability : public engine_fixture {
       b->feed = feed_;
       b->upto_seq = upto;
     }
-    for (const auto& r : rs) batches[engine::shard_for(r.sim, eng_->shard_count())]->storage.push_back(r);
+    for (const auto& r : rs)
+      batches[engine::shard_for(r.sim, eng_->shard_count())]->storage.push_back(r);
     for (unsigned s = 0; s < batches.size(); ++s) {
       batches[s]->records = batches[s]->storage;
       prod.submit(s, *batches[s]);
@@ -81,7 +82,8 @@ class Durability : public engine_fixture {
   fs::path newest_wal() const {
     fs::path best;
     for (const auto& e : fs::directory_iterator(dir_)) {
-      if (e.path().extension() == ".log" && (best.empty() || e.path().filename() > best.filename())) best = e.path();
+      if (e.path().extension() == ".log" && (best.empty() || e.path().filename() > best.filename()))
+        best = e.path();
     }
     return best;
   }
@@ -104,7 +106,8 @@ class Durability : public engine_fixture {
 TEST_F(Durability, CheckpointRoundTripKeepsSimsEventsWatermarksAndIds) {
   make_product("acme");
   import("acme", {1, 2, 3});
-  feed_seq({rec(1, 400'000, kStart, 11, 1), rec(2, 1'100'000, kStart, 12, 2), rec(3, 5, kStart, 0, 3)});
+  feed_seq(
+      {rec(1, 400'000, kStart, 11, 1), rec(2, 1'100'000, kStart, 12, 2), rec(3, 5, kStart, 0, 3)});
   ASSERT_TRUE(set_limit(3, 7).has_value());
   ASSERT_EQ(state(2), sim_state::paused);
   eng_->checkpoint();
@@ -141,13 +144,15 @@ TEST_F(Durability, CheckpointRoundTripKeepsSimsEventsWatermarksAndIds) {
   auto evs = eng_->events().read(events_before.back().id, 100);
   ASSERT_FALSE(evs.empty());
   EXPECT_EQ(evs.front().id, events_before.back().id + 1);
-  EXPECT_EQ(simcap::testing::count_of(eng_->events(), event_type::paused), 2u);  // SIMs 2 and 1, once each
+  EXPECT_EQ(simcap::testing::count_of(eng_->events(), event_type::paused),
+            2u);  // SIMs 2 and 1, once each
 }
 
 TEST_F(Durability, ClosedPeriodsDaysAndRolloverOfMissedPeriodsRecover) {
   make_product("acme", 5);
   import("acme", {1, 2});
-  feed_seq({rec(1, 1000, kStart, 0, 1), rec(1, 2000, kStart + 86400, 0, 2), rec(2, 3000, kStart, 0, 3)});
+  feed_seq(
+      {rec(1, 1000, kStart, 0, 1), rec(1, 2000, kStart + 86400, 0, 2), rec(2, 3000, kStart, 0, 3)});
   auto p = eng_->get_product("acme");
   ASSERT_TRUE(eng_->advance_clock(p->period_end + 3600));
   feed_seq({rec(1, 500, p->period_end - 10, 0, 4)});  // late: adjusts the closed period
@@ -163,8 +168,9 @@ TEST_F(Durability, ClosedPeriodsDaysAndRolloverOfMissedPeriodsRecover) {
   ASSERT_EQ(closed_after->front().lines.size(), closed_before->front().lines.size());
   for (std::size_t i = 0; i < closed_after->front().lines.size(); ++i) {
     EXPECT_EQ(closed_after->front().lines[i].sim, closed_before->front().lines[i].sim);
-    EXPECT_EQ(closed_after->front().lines[i].bytes_up + closed_after->front().lines[i].bytes_down,
-              closed_before->front().lines[i].bytes_up + closed_before->front().lines[i].bytes_down);
+    EXPECT_EQ(
+        closed_after->front().lines[i].bytes_up + closed_after->front().lines[i].bytes_down,
+        closed_before->front().lines[i].bytes_up + closed_before->front().lines[i].bytes_down);
   }
   EXPECT_EQ(eng_->sim_usage_by_day(test_iccid(1))->second.size(), days_before->second.size());
 
@@ -214,7 +220,6 @@ TEST_F(Durability, CorruptByteInLastCheckpointIsDetected) {
   EXPECT_EQ(usage(2), 100u);
   EXPECT_EQ(eng_->resume_after(feed_), 2u);
 }
-
 
 // An id is remembered for as long as a record with its event time can still be counted, also
 // across a restart (the reproduction: period start + 5 d, a record dated start + 1 d).
@@ -277,7 +282,6 @@ TEST_F(Durability, SimulatedClockResumesWhereItWas) {
   eng_.reset();
 }
 
-
 // A changed setting of an existing product is in the checkpoint that answers the change.
 TEST_F(Durability, ChangedProductSettingsSurviveARestart) {
   make_product("acme", 5);
@@ -294,7 +298,6 @@ TEST_F(Durability, ChangedProductSettingsSurviveARestart) {
   EXPECT_EQ(v->country, "DE");
 }
 
-
 // A store written with 2 shards opens with 3 (and back with 2): every SIM, its usage and days,
 // closed periods, retired lines, record ids and watermarks come along.
 TEST_F(Durability, StoreIsReshardedAtStart) {
@@ -305,7 +308,8 @@ TEST_F(Durability, StoreIsReshardedAtStart) {
   for (std::uint64_t n = 1; n <= 8; ++n) rs.push_back(rec(n, 100 * n, start + 3600, 1000 + n, n));
   feed_seq(rs);
   ASSERT_TRUE(eng_->advance_clock(eng_->get_product("acme")->period_end + 3600));
-  feed_seq({rec(1, 7, start + 7200, 0, 9), rec(2, 5, eng_->get_product("acme")->period_start + 86400 + 60, 0, 10)});
+  feed_seq({rec(1, 7, start + 7200, 0, 9),
+            rec(2, 5, eng_->get_product("acme")->period_start + 86400 + 60, 0, 10)});
   ASSERT_TRUE(eng_->advance_clock(eng_->get_product("acme")->period_start + 2 * 86400 + 60));
   feed_seq({rec(2, 11, eng_->get_product("acme")->period_start + 2 * 86400, 77, 11)});
   ASSERT_TRUE(act(3, sim_action::release));
@@ -336,7 +340,8 @@ TEST_F(Durability, StoreIsReshardedAtStart) {
     EXPECT_EQ(closed->front().lines.size(), closed_before->front().lines.size());
     auto days = eng_->sim_usage_by_day(test_iccid(2))->second;
     ASSERT_EQ(days.size(), days_before.size());
-    for (std::size_t d = 0; d < days.size(); ++d) EXPECT_EQ(days[d].bytes, days_before[d].bytes) << d;
+    for (std::size_t d = 0; d < days.size(); ++d)
+      EXPECT_EQ(days[d].bytes, days_before[d].bytes) << d;
     // A known record id is still a duplicate; resent seqs are too.
     feed_seq({rec(2, 11, eng_->get_product("acme")->period_start + 2 * 86400, 77, 12)});
     feed_seq({rec(4, 999, eng_->get_product("acme")->period_start + 2 * 86400, 0, 11)});
@@ -348,7 +353,6 @@ TEST_F(Durability, StoreIsReshardedAtStart) {
   }
   open();
 }
-
 
 // Shards that stopped at different seqs of a feed (a crash) cannot be re-sharded: start says so.
 TEST_F(Durability, ReshardingRefusesAStoreThatDidNotStopCleanly) {

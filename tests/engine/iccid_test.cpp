@@ -103,7 +103,8 @@ TEST(Iccid, FastPathAgreesWithTheDefinition) {
     if (c < '0' || c > '9') {
       EXPECT_EQ(r.error(), iccid_error::non_digit) << bad;
     } else if (pos < 2) {
-      EXPECT_TRUE(r.error() == iccid_error::bad_prefix || r.error() == iccid_error::bad_check_digit) << bad;
+      EXPECT_TRUE(r.error() == iccid_error::bad_prefix || r.error() == iccid_error::bad_check_digit)
+          << bad;
     } else {
       EXPECT_EQ(r.error(), iccid_error::bad_check_digit) << bad;
     }

@@ -36,7 +36,8 @@ TEST_F(Ingest, CountsUpAndDownAcrossShards) {
 TEST_F(Ingest, UnknownIccidIsRejectedAndDeadLettered) {
   auto rejects = feed({rec(5000, 10, kStart, 0, 11), rec(1, 10, kStart, 0, 12)});
   ASSERT_EQ(rejects.size(), 1u);
-  EXPECT_EQ(rejects[0], (std::pair<std::uint64_t, reject_reason>{11, reject_reason::unknown_iccid}));
+  EXPECT_EQ(rejects[0],
+            (std::pair<std::uint64_t, reject_reason>{11, reject_reason::unknown_iccid}));
   EXPECT_EQ(sim(1).usage_bytes(), 10u);
   EXPECT_EQ(eng_->stats().rejected[static_cast<int>(reject_reason::unknown_iccid)], 1u);
   auto dl = dead_letters_.entries();

@@ -15,9 +15,15 @@ class Lifecycle : public engine_fixture {
   // A SIM in the wanted state, by number.
   void make_in(std::uint64_t n, sim_state s) {
     switch (s) {
-      case sim_state::issued: import("acme", {n}, sim_state::issued); break;
-      case sim_state::factory_test: import("acme", {n}, sim_state::factory_test); break;
-      case sim_state::active: import("acme", {n}); break;
+      case sim_state::issued:
+        import("acme", {n}, sim_state::issued);
+        break;
+      case sim_state::factory_test:
+        import("acme", {n}, sim_state::factory_test);
+        break;
+      case sim_state::active:
+        import("acme", {n});
+        break;
       case sim_state::paused:
         import("acme", {n});
         feed({rec(n, 5'000'000, clock_.now())});
@@ -184,9 +190,12 @@ TEST_F(Lifecycle, TheAllowedActionsAreWhatAnUpdateAccepts) {
   // offered exactly when it moves the SIM (a paused SIM's activate needs headroom, 409
   // limit_reached, but is offered).
   const std::pair<sim_state, sim_action> refused_in[] = {
-      {sim_state::issued, sim_action::deactivate},        {sim_state::factory_test, sim_action::activate},
-      {sim_state::active, sim_action::start_factory_test}, {sim_state::paused, sim_action::start_factory_test},
-      {sim_state::deactivated, sim_action::start_factory_test}, {sim_state::released, sim_action::activate},
+      {sim_state::issued, sim_action::deactivate},
+      {sim_state::factory_test, sim_action::activate},
+      {sim_state::active, sim_action::start_factory_test},
+      {sim_state::paused, sim_action::start_factory_test},
+      {sim_state::deactivated, sim_action::start_factory_test},
+      {sim_state::released, sim_action::activate},
   };
   std::uint64_t n = 500;
   for (auto [state, refused] : refused_in) {
@@ -194,12 +203,13 @@ TEST_F(Lifecycle, TheAllowedActionsAreWhatAnUpdateAccepts) {
     auto r = act(n++, refused);
     ASSERT_FALSE(r);
     const std::vector<sim_action> allowed = r.error().allowed;
-    for (sim_action a : {sim_action::activate, sim_action::reactivate, sim_action::deactivate, sim_action::release,
-                         sim_action::start_factory_test}) {
+    for (sim_action a : {sim_action::activate, sim_action::reactivate, sim_action::deactivate,
+                         sim_action::release, sim_action::start_factory_test}) {
       make_in(n, state);
       auto done = act(n, a);
       const bool offered = std::find(allowed.begin(), allowed.end(), a) != allowed.end();
-      const bool moves = done ? done->state != state : done.error().code == control_errc::limit_reached;
+      const bool moves =
+          done ? done->state != state : done.error().code == control_errc::limit_reached;
       EXPECT_EQ(offered, moves) << to_string(state) << " " << to_string(a);
       if (!done && !moves) {
         EXPECT_EQ(done.error().code, control_errc::invalid_transition);
@@ -238,7 +248,8 @@ TEST_F(Lifecycle, RecordsForIssuedAndReleasedAreNotCounted) {
   make_in(1, sim_state::issued);
   make_in(2, sim_state::released);
   make_in(3, sim_state::deactivated);
-  auto rejects = feed({rec(1, 100, kStart, 0, 1), rec(2, 100, kStart, 0, 2), rec(3, 100, kStart, 0, 3)});
+  auto rejects =
+      feed({rec(1, 100, kStart, 0, 1), rec(2, 100, kStart, 0, 2), rec(3, 100, kStart, 0, 3)});
   ASSERT_EQ(rejects.size(), 2u);
   for (auto& [seq, why] : rejects) EXPECT_EQ(why, reject_reason::not_counted_state);
   EXPECT_EQ(sim(1).usage_bytes(), 0u);
@@ -317,7 +328,6 @@ TEST_F(Lifecycle, ListsByProductAndStateInIccidOrder) {
   ASSERT_EQ(d.sims.size(), 1u);
   EXPECT_EQ(d.sims[0].id, test_iccid(4));
 }
-
 
 // The crossing record is billed past the threshold: only the part up to it belongs to the test.
 TEST_F(Lifecycle, FactoryTestCrossingRecordIsChargeablePastTheThreshold) {

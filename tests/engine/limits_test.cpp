@@ -84,7 +84,7 @@ TEST_F(Limits, LoweringBelowUsagePausesAtOnce) {
 TEST_F(Limits, ChangingTheLimitRearmsThresholdsAboveTheNewRatio) {
   feed({rec(1, 4'600'000, kStart)});  // 92 %: alert fired
   ASSERT_EQ(since_import(1).size(), 1u);
-  ASSERT_TRUE(set_limit(1, 10));  // now 46 %: the 90 % alert re-arms
+  ASSERT_TRUE(set_limit(1, 10));      // now 46 %: the 90 % alert re-arms
   feed({rec(1, 4'000'000, kStart)});  // 86 %
   EXPECT_EQ(since_import(1).size(), 1u);
   feed({rec(1, 500'000, kStart)});  // 91 %

@@ -158,7 +158,9 @@ TEST_F(Periods, ClockOnlyMovesForward) {
 namespace simcap::testing {
 namespace {
 
-unix_seconds day_of(int y, unsigned m, unsigned d) { return days_from_civil({y, m, d}) * kSecondsPerDay; }
+unix_seconds day_of(int y, unsigned m, unsigned d) {
+  return days_from_civil({y, m, d}) * kSecondsPerDay;
+}
 
 TEST_F(Periods, UsageByDayOfTheCurrentPeriod) {
   feed({rec(1, 1000, day_of(2025, 1, 15) + 3600), rec(1, 500, day_of(2025, 1, 15) + 7200),
@@ -198,7 +200,6 @@ TEST_F(Periods, UsageByDayStartsAfreshEachPeriod) {
   for (auto b : fleet->by_hour) total += b;
   EXPECT_EQ(total, 5u);
 }
-
 
 // A SIM released after the anniversary used the data while it was active: a late record of the
 // closed period counts there like any late record.

@@ -21,7 +21,8 @@ TEST(ShardRouting, IsPureAndInRange) {
 TEST(ShardRouting, SpreadsSequentialIccidsEvenly) {
   constexpr unsigned kShards = 4;
   std::vector<int> count(kShards);
-  for (std::uint64_t i = 0; i < 40000; ++i) count[engine::shard_for(test_iccid(i).key(), kShards)]++;
+  for (std::uint64_t i = 0; i < 40000; ++i)
+    count[engine::shard_for(test_iccid(i).key(), kShards)]++;
   for (int c : count) {
     EXPECT_GT(c, 9500);
     EXPECT_LT(c, 10500);

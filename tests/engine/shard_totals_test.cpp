@@ -63,14 +63,17 @@ TEST(ShardTotals, MatchAScanAfterRandomOperations) {
     const auto before = s.undo_point_of(key);
     switch (op) {
       case 0: {
-        sim_state initial = rnd(3) == 0 ? sim_state::issued : rnd(4) == 0 ? sim_state::factory_test : sim_state::active;
+        sim_state initial = rnd(3) == 0   ? sim_state::issued
+                            : rnd(4) == 0 ? sim_state::factory_test
+                                          : sim_state::active;
         s.import_sim(key, 0, initial, 0, false, now);
         break;
       }
       case 1: {
         sim_update u;
-        const sim_action actions[] = {sim_action::activate, sim_action::deactivate, sim_action::release,
-                                      sim_action::start_factory_test, sim_action::reactivate};
+        const sim_action actions[] = {sim_action::activate, sim_action::deactivate,
+                                      sim_action::release, sim_action::start_factory_test,
+                                      sim_action::reactivate};
         u.action = actions[rnd(5)];
         (void)s.update(key, std::nullopt, u, now);
         break;
@@ -92,7 +95,8 @@ TEST(ShardTotals, MatchAScanAfterRandomOperations) {
         for (int k = 0; k < 5; ++k) {
           usage_record r;
           r.sim = test_iccid(rnd(kSims)).key();
-          r.event_time = now - static_cast<unix_seconds>(rnd(3 * 86400));  // some late, some too late
+          r.event_time =
+              now - static_cast<unix_seconds>(rnd(3 * 86400));  // some late, some too late
           r.up = rnd(20'000);
           r.down = rnd(20'000);
           r.sms = static_cast<std::uint32_t>(rnd(3));

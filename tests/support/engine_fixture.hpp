@@ -151,7 +151,8 @@ class engine_fixture : public ::testing::Test {
       b = std::make_unique<test_batch>();
       b->feed = feed_;
     }
-    for (const auto& r : rs) batches[engine::shard_for(r.sim, eng_->shard_count())]->storage.push_back(r);
+    for (const auto& r : rs)
+      batches[engine::shard_for(r.sim, eng_->shard_count())]->storage.push_back(r);
     for (unsigned s = 0; s < batches.size(); ++s) {
       batches[s]->records = batches[s]->storage;
       prod.submit(s, *batches[s]);

@@ -53,7 +53,8 @@ class feed_client {
   void shutdown_write() { ::shutdown(fd_, SHUT_WR); }
 
   // The next line, or nullopt on timeout or when the peer closed (then closed() is true).
-  std::optional<std::string> read_line(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  std::optional<std::string> read_line(
+      std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
       auto nl = buf_.find('\n');
@@ -63,7 +64,8 @@ class feed_client {
         return line;
       }
       if (closed_) return std::nullopt;
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) return std::nullopt;
       pollfd p{fd_, POLLIN, 0};
       if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
@@ -80,7 +82,8 @@ class feed_client {
   // Waits for the peer to close (reading and dropping lines).
   bool wait_closed(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!closed_ && std::chrono::steady_clock::now() < deadline) read_line(std::chrono::milliseconds(50));
+    while (!closed_ && std::chrono::steady_clock::now() < deadline)
+      read_line(std::chrono::milliseconds(50));
     return closed_;
   }
 

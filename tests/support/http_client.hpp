@@ -16,11 +16,13 @@ class http_client {
   };
 
   explicit http_client(std::uint16_t port) : stream_(io_) {
-    stream_.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
+    stream_.connect(
+        boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
   }
 
   reply request(const std::string& method, const std::string& target, const std::string& body = "",
-                const std::string& token = "", const std::string& content_type = "application/json") {
+                const std::string& token = "",
+                const std::string& content_type = "application/json") {
     namespace http = boost::beast::http;
     http::request<http::string_body> req{http::string_to_verb(method), target, 11};
     req.set(http::field::host, "127.0.0.1");

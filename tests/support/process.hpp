@@ -28,7 +28,8 @@ inline std::string read_file(const std::filesystem::path& p) {
 
 class child {
  public:
-  child(std::vector<std::string> argv, const std::filesystem::path& out, const std::filesystem::path& err)
+  child(std::vector<std::string> argv, const std::filesystem::path& out,
+        const std::filesystem::path& err)
       : out_(out), err_(err) {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -65,7 +66,8 @@ class child {
   std::string out() const { return read_file(out_); }
   std::string err() const { return read_file(err_); }
   // Waits until stdout has a line starting with `prefix`; returns the rest of that line.
-  std::optional<std::string> wait_for_line(const std::string& prefix, std::chrono::milliseconds timeout) {
+  std::optional<std::string> wait_for_line(const std::string& prefix,
+                                           std::chrono::milliseconds timeout) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
       std::istringstream in(out());

@@ -33,7 +33,8 @@ inline fleet_usage usage_by_scan(const shard& sh, std::uint16_t product) {
     if (l.chargeable) chargeable.push_back(key);
   }
   std::sort(chargeable.begin(), chargeable.end());
-  u.chargeable_sims = static_cast<std::size_t>(std::unique(chargeable.begin(), chargeable.end()) - chargeable.begin());
+  u.chargeable_sims = static_cast<std::size_t>(std::unique(chargeable.begin(), chargeable.end()) -
+                                               chargeable.begin());
   return u;
 }
 
