@@ -7,6 +7,12 @@ cd "$(dirname "$0")"
 if [ ! -d tests/e2e/particle_api_js/node_modules/particle-api-js ]; then
   (cd tests/e2e/particle_api_js && npm install --no-audit --no-fund --no-package-lock --loglevel=error)
 fi
+# The sources are formatted as .clang-format says (fix with: git ls-files '*.cpp' '*.hpp' | xargs clang-format -i).
+if git rev-parse --is-inside-work-tree > /dev/null 2>&1; then
+  git ls-files -z '*.cpp' '*.hpp' | xargs -0 clang-format --dry-run -Werror
+else
+  echo "not a git checkout: the format check is skipped"
+fi
 werror=${SIMCAP_WERROR:-OFF}
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSIMCAP_BUILD_TESTS=ON -DSIMCAP_WERROR="$werror" >/dev/null
 cmake --build build

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages simcap builds with, only those that are missing.
 # With --test, also what the test suite uses: Node.js and npm (for the particle-api-js
-# compatibility test, when no node is on the PATH), curl, and promtool.
+# compatibility test, when no node is on the PATH), curl, clang-format and promtool.
 set -euo pipefail
 with_tests=0
 [ "${1:-}" = "--test" ] && with_tests=1
@@ -10,7 +10,7 @@ pkgs=(build-essential cmake ninja-build pkg-config
       libsimdjson-dev libconcurrentqueue-dev libgtest-dev libgmock-dev libbenchmark-dev
       libtomlplusplus-dev libspdlog-dev libcli11-dev librocksdb-dev iso-codes)
 if ((with_tests)); then
-  pkgs+=(curl)
+  pkgs+=(curl clang-format)
   command -v node > /dev/null || pkgs+=(nodejs npm)
 fi
 sudo=""
