@@ -3,7 +3,8 @@
 #   bench/ingest_ab.sh BUILD_A BUILD_B [runs] [records]
 # Each build directory holds simcapd and simcap-feed (Release). 1M SIMs with a 5 MB limit,
 # simcap-feed flat out to its last durable ack (no record ids). Prints each run's records/s and
-# each build's mean, and B's mean as a share of A's.
+# simcapd's CPU time per record (user + system, from the feed's start to its last ack: steadier
+# than the rate on a shared machine), each build's means, and B's as a share of A's.
 set -euo pipefail
 a=$1 b=$2 runs=${3:-4} records=${4:-20000000}
 work=$(mktemp -d)
@@ -20,7 +21,8 @@ id = "fleet"
 default_mb_limit = 5
 iccids_file = "$work/iccids.txt"
 TOML
-run() {  # build dir -> records/s
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+run() {  # build dir -> "records/s cpu-ns/record"
   rm -rf "$work/data" "$work/out"
   "$1/simcapd" --config "$work/bench.toml" --feed 127.0.0.1:0 --http 127.0.0.1:0 --log-level warn >"$work/out" 2>&1 &
   local daemon=$!
@@ -30,14 +32,20 @@ run() {  # build dir -> records/s
   done
   local port
   port=$(sed -n 's/.*feed listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/out")
-  "$1/simcap-feed" --connect "127.0.0.1:$port" --feed bench --token bench-token --sims 1000000 \
-    --records "$records" --quiet --no-ids | tail -1 | sed -n 's/.* \([0-9]*\) records\/s.*/\1/p'
+  local t0 rate t1
+  t0=$(cpu_ticks "$daemon")
+  rate=$("$1/simcap-feed" --connect "127.0.0.1:$port" --feed bench --token bench-token --sims 1000000 \
+    --records "$records" --quiet --no-ids | tail -1 | sed -n 's/.* \([0-9]*\) records\/s.*/\1/p')
+  t1=$(cpu_ticks "$daemon")
+  echo "$rate $(( (t1 - t0) * 1000000000 / $(getconf CLK_TCK) / records ))"
   kill "$daemon"
   wait "$daemon" || true
 }
 for r in $(seq "$runs"); do
-  ra=$(run "$a"); rb=$(run "$b")
-  echo "run $r: A $ra records/s, B $rb records/s"
-  echo "$ra" >>"$work/a"; echo "$rb" >>"$work/b"
+  read -r ra ca <<<"$(run "$a")"; read -r rb cb <<<"$(run "$b")"
+  echo "run $r: A $ra records/s ($ca ns CPU/record), B $rb records/s ($cb ns CPU/record)"
+  echo "$ra $ca" >>"$work/a"; echo "$rb $cb" >>"$work/b"
 done
-awk 'FNR==1{f++} {s[f]+=$1; n[f]++} END {ma=s[1]/n[1]; mb=s[2]/n[2]; printf "mean A %.0f, mean B %.0f records/s: B/A = %.3f\n", ma, mb, mb/ma}' "$work/a" "$work/b"
+awk 'FNR==1{f++} {s[f]+=$1; c[f]+=$2; n[f]++} END {ma=s[1]/n[1]; mb=s[2]/n[2]; ca=c[1]/n[1]; cb=c[2]/n[2];
+  printf "mean A %.0f, mean B %.0f records/s: B/A = %.3f; CPU per record A %.0f ns, B %.0f ns: B/A = %.3f\n",
+         ma, mb, mb/ma, ca, cb, cb/ca}' "$work/a" "$work/b"
