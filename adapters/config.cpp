@@ -141,11 +141,13 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
   }
   reader rd(errors);
   daemon_config cfg;
-  rd.only(root, "", {"server", "limits", "engine", "factory_test", "tokens", "feeds", "products"});
+  rd.only(root, "",
+          {"server", "limits", "engine", "factory_test", "tokens", "feeds", "products", "sinks"});
 
   using std::chrono::duration_cast;
   using std::chrono::hours;
   using std::chrono::milliseconds;
+  using std::chrono::minutes;
   using std::chrono::seconds;
   if (const toml::table* s = root["server"].as_table()) {
     rd.only(*s, "server.",
@@ -331,6 +333,96 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
       pc.iccids_file = p;
     }
     cfg.products.push_back(std::move(pc));
+  }
+
+  std::set<std::string> sink_names;
+  for (auto& [prefix, t] : tables_of("sinks")) {
+    rd.only(*t, prefix,
+            {"name", "kind", "url", "secret", "types", "products", "batch", "max_in_flight",
+             "timeout", "retry_min", "retry_max", "start", "ca_file", "smtp", "from"});
+    sink_config sc;
+    auto name = rd.get<std::string>(*t, prefix, "name");
+    if (!name || name->empty())
+      rd.error(prefix + "name", "is required");
+    else if (name->size() > 64 || name->find_first_of("/ \t\n") != std::string::npos)
+      rd.error(prefix + "name", "must be 1 to 64 characters without spaces or '/'");
+    else if (!sink_names.insert(*name).second)
+      rd.error(prefix + "name", "duplicate sink name");
+    sc.name = name.value_or("");
+    const auto kind = rd.get<std::string>(*t, prefix, "kind");
+    if (!kind) {
+      rd.error(prefix + "kind", "is required: \"carrier\", \"webhook\" or \"email\"");
+    } else if (*kind == "carrier") {
+      sc.kind = sink_config::kind_t::carrier;
+    } else if (*kind == "webhook") {
+      sc.kind = sink_config::kind_t::webhook;
+    } else if (*kind == "email") {
+      rd.error(prefix + "kind", "email sinks are not supported yet (carrier and webhook are)");
+    } else {
+      rd.error(prefix + "kind", "must be \"carrier\", \"webhook\" or \"email\"");
+    }
+    if (auto u = rd.get<std::string>(*t, prefix, "url")) {
+      if (!u->starts_with("http://") && !u->starts_with("https://"))
+        rd.error(prefix + "url", "must be an http:// or https:// URL");
+      sc.url = *u;
+    } else if (kind && *kind != "email") {
+      rd.error(prefix + "url", "is required");
+    }
+    sc.secret = rd.get<std::string>(*t, prefix, "secret").value_or("");
+    if (const toml::node* n = t->get("types")) {
+      const toml::array* a = n->as_array();
+      bool ok = a != nullptr;
+      for (std::size_t i = 0; ok && i < a->size(); ++i) {
+        auto v = (*a)[i].value<std::string>();
+        std::optional<event_type> type;
+        for (int k = 0; v && k < static_cast<int>(event_type::kCount); ++k) {
+          if (*v == to_string(static_cast<event_type>(k))) type = static_cast<event_type>(k);
+        }
+        if (!type) {
+          rd.error(prefix + "types", v ? "unknown event type \"" + *v + "\""
+                                       : std::string("must be an array of event types"));
+          ok = false;
+        } else {
+          sc.types.push_back(*type);
+        }
+      }
+      if (a == nullptr) rd.error(prefix + "types", "must be an array of event types");
+    }
+    if (const toml::node* n = t->get("products")) {
+      const toml::array* a = n->as_array();
+      for (std::size_t i = 0; a != nullptr && i < a->size(); ++i) {
+        if (auto v = (*a)[i].value<std::string>())
+          sc.products.push_back(*v);
+        else
+          a = nullptr;
+      }
+      if (a == nullptr) rd.error(prefix + "products", "must be an array of product ids");
+    }
+    if (auto n = rd.number(*t, prefix, "batch", 1, 1000, "1 to 1000"))
+      sc.batch = static_cast<unsigned>(*n);
+    if (auto n = rd.number(*t, prefix, "max_in_flight", 1, 1024, "1 to 1024"))
+      sc.max_in_flight = static_cast<unsigned>(*n);
+    if (auto d = rd.duration(*t, prefix, "timeout", milliseconds(10), minutes(10), "10ms to 10m"))
+      sc.timeout = *d;
+    if (auto d = rd.duration(*t, prefix, "retry_min", milliseconds(1), hours(1), "1ms to 1h"))
+      sc.retry_min = *d;
+    if (auto d = rd.duration(*t, prefix, "retry_max", milliseconds(1), hours(24), "1ms to 24h"))
+      sc.retry_max = *d;
+    if (sc.retry_max < sc.retry_min) rd.error(prefix + "retry_max", "must be at least retry_min");
+    if (auto st = rd.get<std::string>(*t, prefix, "start")) {
+      if (*st == "oldest")
+        sc.start_oldest = true;
+      else if (*st != "now")
+        rd.error(prefix + "start", "must be \"now\" or \"oldest\"");
+    }
+    if (auto f = rd.get<std::string>(*t, prefix, "ca_file")) {
+      std::filesystem::path p(*f);
+      if (p.is_relative() && !std::filesystem::exists(p) && std::filesystem::exists(base_dir / p))
+        p = base_dir / p;
+      if (!std::filesystem::exists(p)) rd.error(prefix + "ca_file", "file not found: " + *f);
+      sc.ca_file = p.string();
+    }
+    cfg.sinks.push_back(std::move(sc));
   }
 
   if (!errors.empty()) return std::unexpected(std::move(errors));

@@ -28,6 +28,26 @@ struct product_config {
   std::optional<std::filesystem::path> iccids_file;  // resolved
 };
 
+// An outbound sink ([[sinks]], API.md "Outbound").
+struct sink_config {
+  enum class kind_t { carrier, webhook, email };
+  std::string name;
+  kind_t kind = kind_t::webhook;
+  std::string url;                    // http:// or https://
+  std::string secret;                 // empty: no Simcap-Signature
+  std::vector<event_type> types;      // empty: the kind's default
+  std::vector<std::string> products;  // empty: every product
+  unsigned batch = 1;
+  unsigned max_in_flight = 64;
+  std::chrono::milliseconds timeout{5000};
+  std::chrono::milliseconds retry_min{1000};
+  std::chrono::milliseconds retry_max{300'000};
+  bool start_oldest = false;  // start = "oldest"
+  std::string ca_file;        // extra CA certificates for https (PEM), besides the system's
+  std::vector<std::pair<std::string, std::string>> headers;  // sent with every request
+  bool verify_tls = true;
+};
+
 struct daemon_config {
   std::string http = "127.0.0.1:7070";
   std::string feed = "127.0.0.1:7071";
@@ -40,6 +60,7 @@ struct daemon_config {
   std::vector<token_config> tokens;
   std::vector<feed_config> feeds;
   std::vector<product_config> products;
+  std::vector<sink_config> sinks;
 };
 
 // Problems are "key: reason" strings.

@@ -140,6 +140,8 @@ void daemon::start() {
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   load_products();
+  outbound_ = std::make_unique<outbound::service>(*engine_, cfg_.sinks);
+  outbound_->start();
   feeds_ = std::make_unique<feed_registry>(*engine_, cfg_.feeds);
   feed_server_options fo;
   fo.io_threads = cfg_.io_threads;
@@ -148,6 +150,7 @@ void daemon::start() {
                                                endpoint_of("server.feed", cfg_.feed), fo);
   feed_server_->start();
   http_api_ = std::make_unique<http_api>(*engine_, cfg_.tokens, feeds_.get(), simulated_);
+  http_api_->set_outbound(outbound_.get());
   http_server_options ho;
   ho.nice = cfg_.http_nice;
   ho.max_long_polls = cfg_.max_long_polls;
@@ -164,6 +167,7 @@ void daemon::stop() {
   if (http_api_) http_api_->set_ready(false);
   if (http_server_) http_server_->stop();
   if (feed_server_) feed_server_->stop();
+  if (outbound_) outbound_->stop();  // its positions go into the last checkpoint
   engine_->stop();
   engine_->events().remove_listener(logger_listener_);
 }

@@ -10,6 +10,7 @@
 #include "feed/feed_server.hpp"
 #include "http/http_api.hpp"
 #include "http/http_server.hpp"
+#include "outbound/outbound.hpp"
 #include "simcap/clock.hpp"
 #include "simcap/dead_letter.hpp"
 #include "simcap/engine.hpp"
@@ -50,6 +51,7 @@ class daemon {
   std::unique_ptr<feed_server> feed_server_;
   std::unique_ptr<http_api> http_api_;
   std::unique_ptr<http_server> http_server_;
+  std::unique_ptr<outbound::service> outbound_;
   std::uint64_t logger_listener_ = 0;
   bool started_ = false;
   bool simulated_ = false;

@@ -159,6 +159,26 @@ std::uint64_t engine::resume_after(std::uint32_t feed) const noexcept {
   return low;
 }
 
+void engine::put_side_state(std::string_view key, std::string value) {
+  std::lock_guard lock(impl_->side_mu);
+  if (value.empty()) {
+    if (auto it = impl_->side.find(key); it != impl_->side.end()) impl_->side.erase(it);
+  } else {
+    impl_->side.insert_or_assign(std::string(key), std::move(value));
+  }
+  if (impl_->st) impl_->side_dirty.emplace(key);
+}
+
+std::vector<std::pair<std::string, std::string>> engine::side_state(std::string_view prefix) const {
+  std::lock_guard lock(impl_->side_mu);
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto it = impl_->side.lower_bound(prefix);
+       it != impl_->side.end() && it->first.starts_with(prefix); ++it) {
+    out.emplace_back(it->first, it->second);
+  }
+  return out;
+}
+
 std::uint64_t engine::add_checkpoint_listener(std::function<void()> f) {
   std::lock_guard lock(impl_->listener_mu);
   const std::uint64_t id = impl_->next_listener++;

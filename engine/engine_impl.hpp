@@ -8,9 +8,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <expected>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -86,6 +88,9 @@ struct engine::impl final : detail::shard_host {
   std::mutex checkpoint_mu;  // one checkpoint at a time
   std::uint64_t checkpoint_no = 0;
   unix_seconds stored_time = 0;  // the clock's time in the last checkpoint
+  mutable std::mutex side_mu;
+  std::map<std::string, std::string, std::less<>> side;  // side state (empty values are gone)
+  std::set<std::string, std::less<>> side_dirty;         // keys changed since the last cut
   std::mutex listener_mu;
   std::vector<std::pair<std::uint64_t, std::function<void()>>> checkpoint_listeners;
   std::uint64_t next_listener = 1;

@@ -8,7 +8,7 @@ with_tests=0
 pkgs=(build-essential cmake ninja-build pkg-config
       libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
       libsimdjson-dev libconcurrentqueue-dev libgtest-dev libgmock-dev libbenchmark-dev
-      libtomlplusplus-dev libspdlog-dev libcli11-dev librocksdb-dev iso-codes)
+      libtomlplusplus-dev libspdlog-dev libcli11-dev librocksdb-dev libssl-dev iso-codes)
 if ((with_tests)); then
   pkgs+=(curl clang-format)
   command -v node > /dev/null || pkgs+=(nodejs npm)

@@ -193,6 +193,20 @@ std::string printable(std::string_view v, std::size_t max) {
   return out;
 }
 
+json::object event_object(const event& e, const engine& eng) {
+  json::object o;
+  o["id"] = e.id;
+  o["time"] = format_rfc3339(e.time);
+  o["iccid"] = e.sim != 0 ? json::value(iccid::from_key(e.sim).str()) : json::value(nullptr);
+  o["product"] = eng.product_name(e.product);
+  o["type"] = to_string(e.type);
+  o["reason"] = reason_text(e);
+  o["usage_bytes"] = e.usage_bytes;
+  o["limit_bytes"] = e.limit_bytes;
+  if (e.period_start != 0) o["period_start"] = format_rfc3339(e.period_start);
+  return o;
+}
+
 json::array by_day_json(const std::vector<day_bytes>& days, double mb) {
   json::array arr;
   double cumulative = 0;

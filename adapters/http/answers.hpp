@@ -22,6 +22,8 @@ http_response control_error_answer(const control_error& e);
 json::value time_or_null(unix_seconds t);
 json::object sim_json(const sim_view& v);
 json::object product_json(const product_view& p);
+// An event as GET /v1/events and the sinks send it.
+json::object event_object(const event& e, const engine& eng);
 json::array by_day_json(const std::vector<day_bytes>& days, double mb);
 // GET /v1/products/:p/sims/data_usage: Particle's fleet fields, then simcap's.
 http_response fleet_answer(const fleet_usage& u, unix_seconds now, double mb);

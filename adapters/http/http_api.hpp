@@ -19,6 +19,10 @@
 
 namespace simcap {
 
+namespace outbound {
+class service;
+}
+
 struct http_request {
   std::string method;  // "GET", "PUT", ...
   std::string target;  // path and query, as received
@@ -51,6 +55,9 @@ class http_api {
   bool ready() const noexcept { return ready_.load(); }
   bool simulated_clock() const noexcept { return simulated_clock_; }
   const feed_registry* feeds() const noexcept { return feeds_; }
+  // The outbound sinks, for their routes and metrics (none until set).
+  void set_outbound(outbound::service* s) noexcept { outbound_ = s; }
+  outbound::service* outbound() const noexcept { return outbound_; }
   // The event log long-polls wait on, and how many wait now (kept by the server).
   event_log& events() noexcept { return eng_.events(); }
   std::atomic<std::size_t>& long_polls() noexcept { return long_polls_; }
@@ -64,6 +71,7 @@ class http_api {
   engine& eng_;
   std::vector<token_config> tokens_;
   feed_registry* feeds_;
+  outbound::service* outbound_ = nullptr;
   bool simulated_clock_;
   std::atomic<bool> ready_{false};
   std::atomic<std::size_t> long_polls_{0};

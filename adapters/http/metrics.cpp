@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "http/http_api.hpp"
+#include "outbound/outbound.hpp"
 
 namespace simcap {
 
@@ -108,6 +109,43 @@ std::string prometheus_text(const engine& eng, const feed_registry* feeds, const
         os << "simcap_feed_durable_seq{feed=\"" << f->name << "\"} "
            << eng.durable_seq(f->engine_id) << "\n";
       }
+    }
+  }
+  if (outbound::service* sinks = api.outbound()) {
+    const auto all = sinks->stats();
+    auto family = [&](const char* name, const char* type, const char* help, auto value) {
+      os << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
+      for (const auto& s : all) os << name << "{sink=\"" << s.name << "\"} " << value(s) << "\n";
+    };
+    family("simcap_sink_delivered_total", "counter", "Events a sink delivered.",
+           [](const auto& s) { return s.delivered; });
+    family("simcap_sink_retried_total", "counter", "Deliveries a sink tried again.",
+           [](const auto& s) { return s.retried; });
+    family("simcap_sink_parked", "gauge", "Events in a sink's dead letters.",
+           [](const auto& s) { return s.parked; });
+    family("simcap_sink_backlog", "gauge", "Events for a sink not yet delivered or parked.",
+           [](const auto& s) { return s.backlog; });
+    family("simcap_sink_oldest_undelivered_age_seconds", "gauge",
+           "Age of a sink's oldest undelivered event.",
+           [](const auto& s) { return s.oldest_undelivered_age_s; });
+    os << "# HELP simcap_sink_request_duration_seconds A sink's requests, answered or not.\n"
+       << "# TYPE simcap_sink_request_duration_seconds histogram\n";
+    for (const auto& s : all) {
+      std::uint64_t cumulative = 0;
+      for (std::size_t i = 0; i < s.duration_buckets.size(); ++i) {
+        cumulative += s.duration_buckets[i];
+        os << "simcap_sink_request_duration_seconds_bucket{sink=\"" << s.name << "\",le=\"";
+        if (i < outbound::kDurationBounds.size()) {
+          os << outbound::kDurationBounds[i];
+        } else {
+          os << "+Inf";
+        }
+        os << "\"} " << cumulative << "\n";
+      }
+      os << "simcap_sink_request_duration_seconds_sum{sink=\"" << s.name << "\"} " << s.duration_sum
+         << "\n"
+         << "simcap_sink_request_duration_seconds_count{sink=\"" << s.name << "\"} " << cumulative
+         << "\n";
     }
   }
   os << api.http_metrics();

@@ -51,6 +51,7 @@ std::vector<route> sim_routes();
 std::vector<route> product_routes();
 std::vector<route> event_routes();
 std::vector<route> admin_routes();
+std::vector<route> sink_routes();
 const std::vector<route>& route_table();
 
 // "/v1/products/:p/sims/:iccid": the route's name in metrics.

@@ -53,19 +53,7 @@ http_response events(route_call& c) {
   }
   auto evs = c.eng.events().read(after, limit, f);
   json::array arr;
-  for (const auto& e : evs) {
-    json::object o;
-    o["id"] = e.id;
-    o["time"] = format_rfc3339(e.time);
-    o["iccid"] = e.sim != 0 ? json::value(iccid::from_key(e.sim).str()) : json::value(nullptr);
-    o["product"] = c.eng.product_name(e.product);
-    o["type"] = to_string(e.type);
-    o["reason"] = reason_text(e);
-    o["usage_bytes"] = e.usage_bytes;
-    o["limit_bytes"] = e.limit_bytes;
-    if (e.period_start != 0) o["period_start"] = format_rfc3339(e.period_start);
-    arr.push_back(std::move(o));
-  }
+  for (const auto& e : evs) arr.push_back(event_object(e, c.eng));
   http_response r = json_answer(200, json::object{{"events", std::move(arr)}});
   if (evs.empty()) r.long_poll = std::chrono::seconds(wait);
   return r;

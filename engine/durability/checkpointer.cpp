@@ -48,6 +48,19 @@ engine::impl::pending_checkpoint engine::impl::cut(std::uint64_t n) {
   // The catalog before the shards: a period the catalog closes after this point is closed
   // again (with its event) after a crash.
   products.cut(p.ops, p.events);
+  {
+    std::lock_guard lock(side_mu);
+    for (const std::string& k : side_dirty) {
+      const std::string key = detail::key_of(detail::key_kind::side).text(k).str();
+      auto it = side.find(k);
+      if (it == side.end()) {
+        p.ops.del(key);
+      } else {
+        p.ops.put(key, it->second);
+      }
+    }
+    side_dirty.clear();
+  }
   std::vector<detail::write_batch> parts(shards.size());
   std::vector<detail::shard_cut> cuts(shards.size());
   shards.call_all([&](detail::shard& sh) { sh.cut(parts[sh.index()], cuts[sh.index()], n); });

@@ -42,6 +42,7 @@ enum class key_kind : char {
   retired = 'R',
   ids = 'D',
   watermark = 'W',
+  side = 'X',
 };
 
 // The kinds whose keys begin with a shard number (what re-sharding rewrites).

@@ -38,6 +38,14 @@ void engine::impl::recover() {
     if (stored_shards != shards.size()) reshard(stored_shards);
   }
   products.recover(*st);
+  {
+    const std::string prefix = detail::key_of(key_kind::side).str();
+    std::lock_guard lock(side_mu);
+    st->scan(prefix, [&](std::string_view k, std::string_view v) {
+      side.emplace(std::string(k.substr(prefix.size())), std::string(v));
+      return true;
+    });
+  }
   // The event log loads beside the shards.
   std::exception_ptr events_failed;
   std::thread event_loader([&] {

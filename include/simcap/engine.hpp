@@ -315,6 +315,13 @@ class engine {
   // Where a feed resumes: its highest seq applied by every shard (records up to it are counted
   // or rejected; later ones a shard has seen already are dropped as duplicates there).
   std::uint64_t resume_after(std::uint32_t feed) const noexcept;
+  // Durable side state of the adapters (a sink's delivery position, webhooks made at run time):
+  // written with the next checkpoint, loaded back by start(). An empty value removes the key.
+  // Thread-safe. Without a store it lives in memory only.
+  void put_side_state(std::string_view key, std::string value);
+  // The side state whose keys start with prefix, ordered by key.
+  std::vector<std::pair<std::string, std::string>> side_state(std::string_view prefix) const;
+
   // Listeners called on the checkpointing thread after each checkpoint that moved a feed's
   // durable_seq (keep them short). Any number; remove by the id add returned.
   std::uint64_t add_checkpoint_listener(std::function<void()> f);

@@ -136,3 +136,81 @@ TEST(Config, ProductCountryIsAnIsoCode) {
 
 }  // namespace
 }  // namespace simcap
+
+namespace simcap {
+namespace {
+
+TEST(Config, SinksAreReadWithTheirDefaults) {
+  auto cfg = parse_config(R"(
+[[sinks]]
+name = "carrier"
+kind = "carrier"
+url = "https://mvno.example/network/sims/events"
+secret = "s"
+
+[[sinks]]
+name = "hooks"
+kind = "webhook"
+url = "http://127.0.0.1:9000/in"
+types = ["paused", "alert"]
+products = ["acme"]
+batch = 50
+max_in_flight = 4
+timeout = "2s"
+retry_min = "100ms"
+retry_max = "1m"
+start = "oldest"
+)",
+                          ".");
+  ASSERT_TRUE(cfg) << cfg.error().front();
+  ASSERT_EQ(cfg->sinks.size(), 2u);
+  const auto& c = cfg->sinks[0];
+  EXPECT_EQ(c.kind, sink_config::kind_t::carrier);
+  EXPECT_EQ(c.batch, 1u);
+  EXPECT_EQ(c.max_in_flight, 64u);
+  EXPECT_EQ(c.timeout, std::chrono::seconds(5));
+  EXPECT_EQ(c.retry_min, std::chrono::seconds(1));
+  EXPECT_EQ(c.retry_max, std::chrono::minutes(5));
+  EXPECT_FALSE(c.start_oldest);
+  const auto& h = cfg->sinks[1];
+  EXPECT_EQ(h.types, (std::vector<event_type>{event_type::paused, event_type::alert}));
+  EXPECT_EQ(h.products, std::vector<std::string>{"acme"});
+  EXPECT_EQ(h.batch, 50u);
+  EXPECT_EQ(h.max_in_flight, 4u);
+  EXPECT_EQ(h.retry_min, std::chrono::milliseconds(100));
+  EXPECT_TRUE(h.start_oldest);
+}
+
+TEST(Config, EverySinkProblemNamesItsKey) {
+  auto cfg = parse_config(R"(
+[[sinks]]
+kind = "pigeon"
+url = "ftp://x"
+types = ["paused", "nope"]
+batch = 0
+retry_min = "10s"
+retry_max = "1s"
+start = "yesterday"
+colour = "red"
+
+[[sinks]]
+name = "a"
+kind = "webhook"
+
+[[sinks]]
+name = "a"
+kind = "email"
+smtp = "127.0.0.1:25"
+)",
+                          ".");
+  ASSERT_FALSE(cfg);
+  const auto& e = cfg.error();
+  for (const char* key : {"sinks[0].name", "sinks[0].kind", "sinks[0].url", "sinks[0].types", "sinks[0].batch",
+                          "sinks[0].retry_max", "sinks[0].start", "sinks[0].colour", "sinks[1].url", "sinks[2].name",
+                          "sinks[2].kind"}) {
+    EXPECT_TRUE(has_error(e, key)) << key;
+  }
+}
+
+}  // namespace
+}  // namespace simcap

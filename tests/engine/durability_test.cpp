@@ -386,3 +386,23 @@ TEST_F(Durability, ReshardingRefusesAStoreThatDidNotStopCleanly) {
 
 }  // namespace
 }  // namespace simcap::testing
+
+namespace simcap::testing {
+namespace {
+
+TEST_F(Durability, SideStateIsWrittenWithTheCheckpointAndReadBack) {
+  eng_->put_side_state("sink/carrier", "position 41");
+  eng_->put_side_state("sink/hooks", "a");
+  eng_->put_side_state("other", "x");
+  eng_->checkpoint();
+  eng_->put_side_state("sink/hooks", "");  // removed
+  eng_->put_side_state("sink/carrier", "position 42");
+  eng_->checkpoint();
+  restart();
+  using kv = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(eng_->side_state("sink/"), (kv{{"sink/carrier", "position 42"}}));
+  EXPECT_EQ(eng_->side_state(""), (kv{{"other", "x"}, {"sink/carrier", "position 42"}}));
+}
+
+}  // namespace
+}  // namespace simcap::testing
