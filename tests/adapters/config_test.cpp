@@ -205,9 +205,9 @@ smtp = "127.0.0.1:25"
                           ".");
   ASSERT_FALSE(cfg);
   const auto& e = cfg.error();
-  for (const char* key : {"sinks[0].name", "sinks[0].kind", "sinks[0].url", "sinks[0].types", "sinks[0].batch",
-                          "sinks[0].retry_max", "sinks[0].start", "sinks[0].colour", "sinks[1].url", "sinks[2].name",
-                          "sinks[2].kind"}) {
+  for (const char* key : {"sinks[0].name", "sinks[0].kind", "sinks[0].url", "sinks[0].types",
+                          "sinks[0].batch", "sinks[0].retry_max", "sinks[0].start",
+                          "sinks[0].colour", "sinks[1].url", "sinks[2].name", "sinks[2].kind"}) {
     EXPECT_TRUE(has_error(e, key)) << key;
   }
 }
