@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end ingest of two builds side by side, alternating runs, a fresh simcapd each time:
 #   bench/ingest_ab.sh BUILD_A BUILD_B [runs] [records]
+# AB_EXTRA_B, when set, is TOML appended to B's config only (e.g. a sink), to compare a
+# setting with the same build: AB_EXTRA_B="$(cat dead-sink.toml)" bench/ingest_ab.sh build build
 # Each build directory holds simcapd and simcap-feed (Release). 1M SIMs with a 5 MB limit,
 # simcap-feed flat out to its last durable ack (no record ids). Prints each run's records/s and
 # simcapd's CPU time per record (user + system, from the feed's start to its last ack: steadier
@@ -8,7 +10,7 @@
 set -euo pipefail
 a=$1 b=$2 runs=${3:-4} records=${4:-20000000}
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; [ -n "${AB_KEEP:-}" ] || rm -rf "$work"' EXIT
 "$a/simcap-feed" --write-iccids "$work/iccids.txt" --sims 1000000 >/dev/null
 cat >"$work/bench.toml" <<TOML
 [server]
@@ -21,10 +23,11 @@ id = "fleet"
 default_mb_limit = 5
 iccids_file = "$work/iccids.txt"
 TOML
+{ cat "$work/bench.toml"; printf '%s\n' "${AB_EXTRA_B:-}"; } >"$work/bench_b.toml"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-run() {  # build dir -> "records/s cpu-ns/record"
+run() {  # build dir, config -> "records/s cpu-ns/record"
   rm -rf "$work/data" "$work/out"
-  "$1/simcapd" --config "$work/bench.toml" --feed 127.0.0.1:0 --http 127.0.0.1:0 --log-level warn >"$work/out" 2>&1 &
+  "$1/simcapd" --config "$2" --feed 127.0.0.1:0 --http 127.0.0.1:0 --log-level warn >"$work/out" 2>&1 &
   local daemon=$!
   for _ in $(seq 600); do
     grep -q "feed listening on" "$work/out" 2>/dev/null && break
@@ -42,7 +45,7 @@ run() {  # build dir -> "records/s cpu-ns/record"
   wait "$daemon" || true
 }
 for r in $(seq "$runs"); do
-  read -r ra ca <<<"$(run "$a")"; read -r rb cb <<<"$(run "$b")"
+  read -r ra ca <<<"$(run "$a" "$work/bench.toml")"; read -r rb cb <<<"$(run "$b" "$work/bench_b.toml")"
   echo "run $r: A $ra records/s ($ca ns CPU/record), B $rb records/s ($cb ns CPU/record)"
   echo "$ra $ca" >>"$work/a"; echo "$rb $cb" >>"$work/b"
 done
