@@ -3,6 +3,8 @@
 #include <charconv>
 #include <cmath>
 
+#include "outbound/outbound.hpp"
+
 namespace simcap::web {
 
 // Like json::serialize, but numbers with a fraction come out in plain decimal ("0.9", "799.1")
@@ -142,6 +144,29 @@ json::object sim_json(const sim_view& v) {
   return o;
 }
 
+json::object sim_answer(const http_api& api, const sim_view& v) {
+  json::object o = sim_json(v);
+  outbound::service::network_state n;
+  if (const outbound::service* out = api.outbound()) n = out->network_of(v.id.key());
+  json::object ns;
+  switch (n.state) {
+    case outbound::service::network_state::kind::in_sync:
+      ns["state"] = "in_sync";
+      break;
+    case outbound::service::network_state::kind::pending:
+      ns["state"] = "pending";
+      ns["event_id"] = n.event_id;
+      ns["since"] = format_rfc3339(n.since);
+      break;
+    case outbound::service::network_state::kind::failed:
+      ns["state"] = "failed";
+      ns["event_id"] = n.event_id;
+      break;
+  }
+  o["network_state"] = std::move(ns);
+  return o;
+}
+
 json::object product_json(const product_view& p) {
   json::object o;
   o["id"] = p.id;
@@ -219,7 +244,8 @@ json::array by_day_json(const std::vector<day_bytes>& days, double mb) {
   return arr;
 }
 
-http_response fleet_answer(const fleet_usage& u, unix_seconds now, double mb) {
+http_response fleet_answer(const fleet_usage& u, unix_seconds now, double mb,
+                           std::pair<std::size_t, std::size_t> network) {
   std::vector<day_bytes> days;
   json::array hours;
   for (std::size_t h = 0; h < u.by_hour.size(); ++h) {
@@ -243,7 +269,9 @@ http_response fleet_answer(const fleet_usage& u, unix_seconds now, double mb) {
                  {"paused_sim_cards", paused},
                  {"unused_charged_sim_cards", u.unused_charged_sims},
                  {"chargeable_sim_cards", u.chargeable_sims},
-                 {"usage_by_hour", std::move(hours)}};
+                 {"usage_by_hour", std::move(hours)},
+                 {"network_pending_sim_cards", network.first},
+                 {"network_failed_sim_cards", network.second}};
   return json_answer(200, o);
 }
 

@@ -21,12 +21,16 @@ http_response error_answer(unsigned status, std::string_view code, std::string_v
 http_response control_error_answer(const control_error& e);
 json::value time_or_null(unix_seconds t);
 json::object sim_json(const sim_view& v);
+// The SIM as answered: sim_json and its network_state (from the carrier sink, if any).
+json::object sim_answer(const http_api& api, const sim_view& v);
 json::object product_json(const product_view& p);
 // An event as GET /v1/events and the sinks send it.
 json::object event_object(const event& e, const engine& eng);
 json::array by_day_json(const std::vector<day_bytes>& days, double mb);
 // GET /v1/products/:p/sims/data_usage: Particle's fleet fields, then simcap's.
-http_response fleet_answer(const fleet_usage& u, unix_seconds now, double mb);
+// With the network counts of the carrier sink (zero without one).
+http_response fleet_answer(const fleet_usage& u, unix_seconds now, double mb,
+                           std::pair<std::size_t, std::size_t> network_pending_failed = {});
 // A value echoed back in an answer: printable ASCII, anything else as '?'.
 std::string printable(std::string_view v, std::size_t max = 64);
 

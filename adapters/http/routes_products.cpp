@@ -3,15 +3,28 @@
 
 #include "http/answers.hpp"
 #include "http/routes.hpp"
+#include "outbound/outbound.hpp"
 
 namespace simcap::web {
 
 namespace {
 
+std::pair<std::size_t, std::size_t> network_counts(const http_api& api, const engine& eng,
+                                                   const std::string& product) {
+  const outbound::service* out = api.outbound();
+  if (out == nullptr) return {};
+  const auto products = eng.products();
+  for (std::size_t i = 0; i < products.size(); ++i) {
+    if (products[i].id == product) return out->network_counts(static_cast<std::uint16_t>(i));
+  }
+  return {};
+}
+
 http_response fleet_usage_of(route_call& c) {
   auto u = c.eng.product_usage(c.seg()[2]);
   if (!u) return control_error_answer(u.error());
-  return fleet_answer(*u, c.eng.time_source().now(), c.mb());
+  return fleet_answer(*u, c.eng.time_source().now(), c.mb(),
+                      network_counts(c.api, c.eng, c.seg()[2]));
 }
 
 // Every shard adds its part of the fleet's figures; the last one answers.

@@ -33,7 +33,7 @@ http_response one_sim(route_call& c) {
       return r;
     }
     if (!v) return control_error_answer(v.error());
-    return json_answer(200, sim_json(*v));
+    return json_answer(200, sim_answer(c.api, *v));
   }
   if (m == "PUT") {
     boost::system::error_code ec;
@@ -67,7 +67,7 @@ http_response one_sim(route_call& c) {
       return error_answer(400, "invalid_request", "expected action and/or mb_limit");
     auto v = c.eng.update_sim(id, u, scope);
     if (!v) return control_error_answer(v.error());
-    json::object out = sim_json(*v);
+    json::object out = sim_answer(c.api, *v);
     out["ok"] = true;
     return json_answer(200, out);
   }
@@ -85,9 +85,10 @@ http_response one_sim(route_call& c) {
 bool one_sim_read(route_call& c, std::function<void(http_response)>& done) {
   auto id = iccid::parse(c.seg().back());
   if (!id) return false;
-  c.eng.get_sim_async(*id, scope_of(c), [done = std::move(done)](control_result<sim_view> v) {
-    done(v ? json_answer(200, sim_json(*v)) : control_error_answer(v.error()));
-  });
+  c.eng.get_sim_async(
+      *id, scope_of(c), [&api = c.api, done = std::move(done)](control_result<sim_view> v) {
+        done(v ? json_answer(200, sim_answer(api, *v)) : control_error_answer(v.error()));
+      });
   return true;
 }
 
@@ -177,13 +178,13 @@ http_response sim_list(route_call& c) {
     auto v = c.eng.get_sim(std::get<iccid>(parsed), product.value_or(""));
     if (v && (!f.state || v->state == *f.state) && (f.state || v->state != sim_state::released)) {
       total = 1;
-      if (page == 1) sims.push_back(sim_json(*v));
+      if (page == 1) sims.push_back(sim_answer(c.api, *v));
     }
   } else {
     // (page is at most 10^9 and per_page 1000: the offset cannot wrap)
     sim_page pg = c.eng.list_sims(f, (page - 1) * per_page, per_page);
     total = pg.total;
-    for (const auto& v : pg.sims) sims.push_back(sim_json(v));
+    for (const auto& v : pg.sims) sims.push_back(sim_answer(c.api, v));
   }
   json::object o{{"sims", std::move(sims)},
                  {"meta", json::object{{"total_pages", (total + per_page - 1) / per_page},

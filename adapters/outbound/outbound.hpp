@@ -8,6 +8,7 @@
 #include <optional>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "config.hpp"
@@ -30,6 +31,17 @@ class service {
   std::vector<sink_stats> stats() const;
   sink* find(std::string_view name);
 
+  // Whether the carrier's network has confirmed a SIM's latest enforcement event (SPEC §12):
+  // the first carrier sink's view; without one every SIM is in sync.
+  struct network_state {
+    enum class kind { in_sync, pending, failed } state = kind::in_sync;
+    std::uint64_t event_id = 0;
+    unix_seconds since = 0;
+  };
+  network_state network_of(std::uint64_t sim) const;
+  // SIMs of a product pending and failed now.
+  std::pair<std::size_t, std::size_t> network_counts(std::uint16_t product) const;
+
  private:
   engine& eng_;
   boost::asio::io_context io_;  // first: the sinks' timers and strands live in it
@@ -38,6 +50,21 @@ class service {
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::thread thread_;
   std::uint64_t listener_ = 0;
+
+  // The carrier sink's latest event of each SIM that has one, and its state.
+  void note_event(const event& e);
+  void note_finished(const event& e, bool parked);
+  sink* carrier_ = nullptr;
+  mutable std::mutex net_mu_;
+  struct net_entry {
+    std::uint64_t id;
+    unix_seconds since;
+    std::uint16_t product;
+    network_state::kind state;
+  };
+  std::unordered_map<std::uint64_t, net_entry> net_;
+  std::unordered_map<std::uint16_t, std::pair<std::size_t, std::size_t>>
+      net_counts_;  // pending, failed
 };
 
 }  // namespace simcap::outbound

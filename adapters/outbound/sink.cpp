@@ -93,6 +93,9 @@ void sink::start() {
       if (!n.empty()) {
         recovered_next_ = n.front();
         recovered_open_.insert(n.begin() + 1, n.end());
+        std::lock_guard lock(mu_);
+        recovered_next_seen_ = recovered_next_;
+        recovered_open_seen_ = recovered_open_;
         next_ = recovered_open_.empty() ? recovered_next_
                                         : std::min(recovered_next_, *recovered_open_.begin());
       }
@@ -251,6 +254,7 @@ void sink::finish(const request& r, const answer& a, clock::time_point t0) {
     l.busy = false;
     l.attempt = 0;
     done_with(e);
+    if (on_finished_) on_finished_(e, o == outcome::park);
     if (l.events.empty()) {
       lanes_.erase(key);
     } else {
@@ -321,6 +325,18 @@ sink_stats sink::stats() const {
         static_cast<double>(std::max<unix_seconds>(0, eng_.time_source().now() - oldest));
   }
   return s;
+}
+
+bool sink::finished(std::uint64_t id) const {
+  std::lock_guard lock(mu_);
+  if (parked_.contains(id) || open_times_.contains(id)) return !open_times_.contains(id);
+  if (id < next_seen_.load()) return true;
+  return id < recovered_next_seen_ && !recovered_open_seen_.contains(id);
+}
+
+bool sink::is_parked(std::uint64_t id) const {
+  std::lock_guard lock(mu_);
+  return parked_.contains(id);
 }
 
 std::vector<parked_event> sink::dead_letters() const {

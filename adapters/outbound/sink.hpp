@@ -89,6 +89,13 @@ class sink {
   // Puts the parked events back into delivery, in id order; returns how many.
   std::size_t redrive();
   const sink_config& config() const noexcept { return cfg_; }
+  // Called on the sink's strand when an event is finished: delivered, or parked.
+  void on_finished(std::function<void(const event&, bool parked)> f) {
+    on_finished_ = std::move(f);
+  }
+  // Whether an event the sink wants is finished (delivered or parked). Any thread.
+  bool finished(std::uint64_t id) const;
+  bool is_parked(std::uint64_t id) const;
   // For tests: the next id to read and the unfinished ids.
   std::pair<std::uint64_t, std::vector<std::uint64_t>> position() const;
 
@@ -131,10 +138,13 @@ class sink {
   bool save_pending_ = false;
   std::mt19937_64 rng_{std::random_device{}()};
 
+  std::function<void(const event&, bool)> on_finished_;
   mutable std::mutex mu_;  // what other threads read
   sink_stats stats_;
   std::map<std::uint64_t, parked_event> parked_;
   std::map<std::uint64_t, unix_seconds> open_times_;
+  std::uint64_t recovered_next_seen_ = 0;  // the recovered position, for finished()
+  std::set<std::uint64_t> recovered_open_seen_;
 };
 
 // The event as JSON: the fields of GET /v1/events.

@@ -7,6 +7,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -14,6 +15,7 @@
 
 #include "engine_fixture.hpp"
 #include "eventually.hpp"
+#include "http/http_api.hpp"
 #include "outbound/outbound.hpp"
 #include "outbound/signature.hpp"
 
@@ -26,17 +28,28 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
 
-// An HTTP receiver: one thread a connection. Of the requests it gets, every 5th is answered
-// 503, every 7th is never answered (the connection stays open, silent), every 11th has its
-// connection dropped; the rest are checked and answered 200.
+// An HTTP receiver: one thread a connection; every request's signature is checked and its
+// answer comes from a policy. The flaky one: every 5th request is answered 503, every 7th is
+// never answered (the connection stays open, silent), every 11th has its connection dropped;
+// the rest 200.
 class flaky_receiver {
  public:
   struct arrival {
     std::uint64_t id, sim;
     bool answered_ok;
   };
-  explicit flaky_receiver(std::string secret)
-      : secret_(std::move(secret)), acceptor_(io_, {asio::ip::make_address("127.0.0.1"), 0}) {
+  // status_of(request number, event id, SIM key): the status to answer, 0 for none (the
+  // connection stays silent), -1 to drop the connection.
+  using policy = std::function<int(std::uint64_t, std::uint64_t, std::uint64_t)>;
+  static int flaky(std::uint64_t n, std::uint64_t, std::uint64_t) {
+    if (n % 11 == 0) return -1;
+    if (n % 7 == 0) return 0;
+    return n % 5 == 0 ? 503 : 200;
+  }
+  explicit flaky_receiver(std::string secret, policy p = flaky)
+      : secret_(std::move(secret)),
+        policy_(std::move(p)),
+        acceptor_(io_, {asio::ip::make_address("127.0.0.1"), 0}) {
     thread_ = std::thread([this] { accept_loop(); });
   }
   ~flaky_receiver() {
@@ -100,21 +113,21 @@ class flaky_receiver {
       const std::uint64_t id = body.at("id").to_number<std::uint64_t>();
       const std::uint64_t sim = iccid::parse(body.at("iccid").as_string()).value().key();
       check_signature(req);
-      if (n % 11 == 0) {
+      const int status = policy_(n, id, sim);
+      if (status < 0) {
         s.close(ec);  // dropped
         record(id, sim, false);
         return;
       }
-      if (n % 7 == 0) {
+      if (status == 0) {
         record(id, sim, false);
         continue;  // never answered (the client times out and closes)
       }
-      http::response<http::string_body> res{
-          n % 5 == 0 ? http::status::service_unavailable : http::status::ok, 11};
+      http::response<http::string_body> res{static_cast<http::status>(status), 11};
       res.keep_alive(true);
       res.prepare_payload();
       // Recorded before the answer leaves: the sender cannot have the next event yet.
-      record(id, sim, n % 5 != 0);
+      record(id, sim, status / 100 == 2);
       http::write(s, res, ec);
       if (ec) return;
     }
@@ -139,6 +152,7 @@ class flaky_receiver {
   }
 
   std::string secret_;
+  policy policy_;
   asio::io_context io_;
   tcp::acceptor acceptor_;
   std::atomic<bool> stopping_{false};
@@ -210,6 +224,44 @@ TEST_F(OutboundHttp, EveryEventArrivesInOrderPerSimThroughAFlakyReceiverBesideAD
   EXPECT_EQ(st["dead"].delivered, 0u);
   EXPECT_GT(st["dead"].backlog, 0u);
   EXPECT_NE(st["dead"].last_error, "");
+  out.stop();
+}
+
+TEST_F(OutboundHttp, SimsShowWhetherTheNetworkConfirmedTheirLatestEvent) {
+  make_product("acme");
+  const std::uint64_t failing = test_iccid(2).key(), waiting = test_iccid(3).key();
+  flaky_receiver rx("s", [&](std::uint64_t, std::uint64_t, std::uint64_t sim) {
+    if (sim == failing) return 400;  // parked: failed
+    if (sim == waiting) return 503;  // tried again and again: pending
+    return 200;
+  });
+  sink_config c;
+  c.name = "carrier";
+  c.kind = sink_config::kind_t::carrier;
+  c.url = "http://127.0.0.1:" + std::to_string(rx.port()) + "/";
+  c.secret = "s";
+  c.retry_min = 5ms;
+  c.retry_max = 20ms;
+  outbound::service out(*eng_, {c});
+  out.start();
+  http_api api(*eng_, {{"admin", true, ""}}, nullptr, false);
+  api.set_outbound(&out);
+  import("acme", {1, 2, 3});
+  auto state_of = [&](std::uint64_t n) {
+    http_request req{"GET", "/v1/sims/" + test_iccid_text(n), "Bearer admin", "", ""};
+    return boost::json::parse(api.handle(req).body).at("network_state");
+  };
+  ASSERT_TRUE(eventually([&] { return state_of(2).at("state").as_string() == "failed"; }));
+  ASSERT_TRUE(eventually([&] { return state_of(1).at("state").as_string() == "in_sync"; }));
+  const auto pending = state_of(3);
+  EXPECT_EQ(pending.at("state").as_string(), "pending");
+  EXPECT_EQ(pending.at("event_id").to_number<std::uint64_t>(), events_of(3).back().id);
+  EXPECT_EQ(std::string(pending.at("since").as_string()), format_rfc3339(events_of(3).back().time));
+  EXPECT_EQ(state_of(2).at("event_id").to_number<std::uint64_t>(), events_of(2).back().id);
+  http_request fleet{"GET", "/v1/products/acme/sims/data_usage", "Bearer admin", "", ""};
+  const auto f = boost::json::parse(api.handle(fleet).body);
+  EXPECT_EQ(f.at("network_pending_sim_cards").to_number<int>(), 1);
+  EXPECT_EQ(f.at("network_failed_sim_cards").to_number<int>(), 1);
   out.stop();
 }
 
