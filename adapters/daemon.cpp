@@ -139,9 +139,10 @@ void daemon::start() {
                  engine_->events().last_id(), (cfg_.data_dir / "store").string(),
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
-  load_products();
+  // The sinks before the products: the start-up import's events are theirs too.
   outbound_ = std::make_unique<outbound::service>(*engine_, cfg_.sinks);
   outbound_->start();
+  load_products();
   feeds_ = std::make_unique<feed_registry>(*engine_, cfg_.feeds);
   feed_server_options fo;
   fo.io_threads = cfg_.io_threads;
