@@ -39,17 +39,24 @@ using flaky_receiver = http_receiver;
 
 class OutboundHttp : public engine_fixture {};
 
+// A carrier sink to a receiver on 127.0.0.1, retrying within milliseconds.
+sink_config carrier_to(std::uint16_t port, const std::string& secret,
+                       const std::string& path = "/") {
+  sink_config c;
+  c.name = "carrier";
+  c.kind = sink_config::kind_t::carrier;
+  c.url = "http://127.0.0.1:" + std::to_string(port) + path;
+  c.secret = secret;
+  c.retry_min = 5ms;
+  c.retry_max = 40ms;
+  return c;
+}
+
 TEST_F(OutboundHttp, EveryEventArrivesInOrderPerSimThroughAFlakyReceiverBesideADeadSink) {
   make_product("acme");
   flaky_receiver rx("whsec-1");
-  sink_config live;
-  live.name = "carrier";
-  live.kind = sink_config::kind_t::carrier;
-  live.url = "http://127.0.0.1:" + std::to_string(rx.port()) + "/network/events";
-  live.secret = "whsec-1";
+  sink_config live = carrier_to(rx.port(), "whsec-1", "/network/events");
   live.timeout = 300ms;
-  live.retry_min = 5ms;
-  live.retry_max = 40ms;
   live.max_in_flight = 8;
   sink_config dead = live;
   dead.name = "dead";
@@ -109,14 +116,7 @@ TEST_F(OutboundHttp, SimsShowWhetherTheNetworkConfirmedTheirLatestEvent) {
     if (sim == waiting) return 503;  // tried again and again: pending
     return 200;
   });
-  sink_config c;
-  c.name = "carrier";
-  c.kind = sink_config::kind_t::carrier;
-  c.url = "http://127.0.0.1:" + std::to_string(rx.port()) + "/";
-  c.secret = "s";
-  c.retry_min = 5ms;
-  c.retry_max = 20ms;
-  outbound::service out(*eng_, {c});
+  outbound::service out(*eng_, {carrier_to(rx.port(), "s")});
   out.start();
   http_api api(*eng_, {{"admin", true, ""}}, nullptr, false);
   api.set_outbound(&out);
