@@ -20,7 +20,10 @@ service::~service() { stop(); }
 void service::start() {
   if (sinks_.empty() || thread_.joinable()) return;
   work_.emplace(io_.get_executor());
-  for (auto& s : sinks_) s->start();
+  bool new_sinks = false;
+  for (auto& s : sinks_) new_sinks = s->start() || new_sinks;
+  // A new sink's starting position is durable before any event it should get can exist.
+  if (new_sinks) eng_.checkpoint();
   // Called under the event log's lock: a wake-up (one post a sink at most) and the network
   // state's note of a carrier event.
   listener_ = eng_.events().add_listener([this](const event& e) {

@@ -83,12 +83,18 @@ std::uint64_t sink::lane_of(const event& e) const noexcept {
   return e.sim != 0 ? e.sim : std::uint64_t{e.product} + 1;
 }
 
-void sink::start() {
-  // Where a new sink starts is fixed now, not when its thread gets to it.
-  const std::uint64_t first = cfg_.start_oldest ? 1 : eng_.events().last_id() + 1;
-  asio::post(strand_, [this, first] {
-    const auto saved = eng_.side_state("sink/" + cfg_.name);
-    if (!saved.empty() && saved.front().first == "sink/" + cfg_.name) {
+bool sink::start() {
+  // A sink new to the store starts at the next event (or backfills): that position is side
+  // state at once, so that the checkpoint the caller makes before any event can follow holds it
+  // (a restart before the sink's first save must not take it for new again and skip events).
+  const std::string key = "sink/" + cfg_.name;
+  const auto saved = eng_.side_state(key);
+  const bool is_new = saved.empty() || saved.front().first != key;
+  if (is_new)
+    eng_.put_side_state(key, std::to_string(cfg_.start_oldest ? 1 : eng_.events().last_id() + 1));
+  asio::post(strand_, [this, key] {
+    const auto saved = eng_.side_state(key);
+    if (!saved.empty() && saved.front().first == key) {
       const auto n = numbers(saved.front().second);
       if (!n.empty()) {
         recovered_next_ = n.front();
@@ -99,15 +105,11 @@ void sink::start() {
         next_ = recovered_open_.empty() ? recovered_next_
                                         : std::min(recovered_next_, *recovered_open_.begin());
       }
-    } else {
-      // A sink new to the store starts at the next event (or backfills).
-      next_ = first;
-      save_position();
     }
     const std::string dl = "dl/" + cfg_.name + "/";
-    for (const auto& [key, value] : eng_.side_state(dl)) {
+    for (const auto& [dl_key, value] : eng_.side_state(dl)) {
       std::uint64_t id = 0;
-      std::from_chars(key.data() + dl.size(), key.data() + key.size(), id);
+      std::from_chars(dl_key.data() + dl.size(), dl_key.data() + dl_key.size(), id);
       auto evs = eng_.events().read(id - 1, 1);
       if (evs.empty() || evs.front().id != id) continue;
       parked_event p;
@@ -125,6 +127,7 @@ void sink::start() {
     next_seen_.store(next_);
     pump();
   });
+  return is_new;
 }
 
 void sink::wake() {

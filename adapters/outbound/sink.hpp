@@ -76,7 +76,9 @@ class sink {
 
   // Loads the position and parked events from the side state (a sink new to the store starts
   // at the next event, or at the oldest with start = "oldest"), then delivers. Any thread.
-  void start();
+  // True for a sink new to the store: its first position is side state now, and the caller
+  // checkpoints it before any event can follow.
+  bool start();
   // Events were added to the log. Any thread (cheap: posts one wake-up at most).
   void wake();
   // Whether the sink wants an event.
