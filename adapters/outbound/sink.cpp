@@ -374,13 +374,4 @@ std::size_t sink::redrive() {
   return taken.size();
 }
 
-std::pair<std::uint64_t, std::vector<std::uint64_t>> sink::position() const {
-  std::promise<std::pair<std::uint64_t, std::vector<std::uint64_t>>> p;
-  auto f = p.get_future();
-  asio::post(strand_, [&] {
-    p.set_value({next_, std::vector<std::uint64_t>(open_.begin(), open_.end())});
-  });
-  return f.get();
-}
-
 }  // namespace simcap::outbound

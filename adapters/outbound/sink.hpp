@@ -98,8 +98,6 @@ class sink {
   // Whether an event the sink wants is finished (delivered or parked). Any thread.
   bool finished(std::uint64_t id) const;
   bool is_parked(std::uint64_t id) const;
-  // For tests: the next id to read and the unfinished ids.
-  std::pair<std::uint64_t, std::vector<std::uint64_t>> position() const;
 
  private:
   using clock = std::chrono::steady_clock;
