@@ -182,7 +182,7 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
   if (const toml::table* l = root["limits"].as_table()) {
     rd.only(*l, "limits.",
             {"mb_bytes", "default_mb_limit", "alert_thresholds", "late_grace", "future_skew",
-             "dedup_window", "max_record_bytes"});
+             "dedup_window", "max_record_bytes", "events_in_memory"});
     if (auto n = rd.number(*l, "limits.", "mb_bytes", 1, 1'000'000'000'000,
                            "1 to 1000000000000 bytes")) {
       cfg.engine.mb_bytes = static_cast<std::uint64_t>(*n);
@@ -206,6 +206,10 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
     if (auto n = rd.number(*l, "limits.", "max_record_bytes", 1, std::int64_t{1} << 50,
                            "1 to 1125899906842624 (1 PiB)")) {
       cfg.engine.max_record_bytes = static_cast<std::uint64_t>(*n);
+    }
+    if (auto n = rd.number(*l, "limits.", "events_in_memory", 1000, 100'000'000,
+                           "1000 to 100000000 events")) {
+      cfg.engine.events_in_memory = static_cast<std::size_t>(*n);
     }
   } else if (root.contains("limits")) {
     rd.error("limits", "must be a table");

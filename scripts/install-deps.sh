@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages simcap builds with, only those that are missing.
 # With --test, also what the test suite uses: Node.js and npm (for the particle-api-js
-# compatibility test, when no node is on the PATH), curl, clang-format and promtool.
+# compatibility test, when no node is on the PATH), curl, clang-format, promtool,
+# python3-aiosmtpd (the SMTP receiver of the email test) and openssl (test certificates).
 set -euo pipefail
 with_tests=0
 [ "${1:-}" = "--test" ] && with_tests=1
@@ -10,7 +11,7 @@ pkgs=(build-essential cmake ninja-build pkg-config
       libsimdjson-dev libconcurrentqueue-dev libgtest-dev libgmock-dev libbenchmark-dev
       libtomlplusplus-dev libspdlog-dev libcli11-dev librocksdb-dev libssl-dev iso-codes)
 if ((with_tests)); then
-  pkgs+=(curl clang-format)
+  pkgs+=(curl clang-format python3-aiosmtpd openssl)
   command -v node > /dev/null || pkgs+=(nodejs npm)
 fi
 sudo=""

@@ -32,16 +32,26 @@ void service::start() {
   });
   if (carrier_ != nullptr) {
     // After the sinks loaded their positions (posted before, run before on the one thread): the
-    // latest carrier event of every SIM, from the log.
+    // latest carrier event of every SIM that may not be in sync. Below the carrier's recovered
+    // floor every event was finished: only the parked ones, and what followed them for their
+    // SIM, can leave a SIM failed; from the floor on, the log says.
     boost::asio::post(io_, [this] {
-      std::uint64_t after = 0;
+      const auto note = [this](const event& e) {
+        note_event(e);
+        if (carrier_->finished(e.id)) note_finished(e, carrier_->is_parked(e.id));
+      };
+      for (const parked_event& p : carrier_->dead_letters()) {
+        note(p.ev);
+        if (p.ev.sim == 0) continue;
+        event_filter f;
+        f.sim = p.ev.sim;
+        for (const event& e : eng_.events().read(p.ev.id, 10'000, f)) note(e);
+      }
+      std::uint64_t after = carrier_->recovered_floor() - 1;
       for (;;) {
         const auto evs = eng_.events().read(after, 4096);
         if (evs.empty()) break;
-        for (const event& e : evs) {
-          note_event(e);
-          if (carrier_->finished(e.id)) note_finished(e, carrier_->is_parked(e.id));
-        }
+        for (const event& e : evs) note(e);
         after = evs.back().id;
       }
     });

@@ -125,6 +125,7 @@ bool sink::start() {
       parked_.emplace(id, std::move(p));
     }
     next_seen_.store(next_);
+    floor_.store(next_);
     pump();
   });
   return is_new;

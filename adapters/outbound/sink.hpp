@@ -98,6 +98,8 @@ class sink {
   // Whether an event the sink wants is finished (delivered or parked). Any thread.
   bool finished(std::uint64_t id) const;
   bool is_parked(std::uint64_t id) const;
+  // Every event below this id was finished before the start (once start()'s work has run).
+  std::uint64_t recovered_floor() const noexcept { return floor_.load(); }
 
  private:
   using clock = std::chrono::steady_clock;
@@ -132,6 +134,7 @@ class sink {
   std::uint64_t recovered_next_ = 0;
   std::set<std::uint64_t> recovered_open_;
   std::atomic<std::uint64_t> next_seen_{1};  // next_, for stats()
+  std::atomic<std::uint64_t> floor_{1};
   std::unordered_map<std::uint64_t, lane> lanes_;
   std::deque<std::uint64_t> ready_;  // lanes whose head can be sent
   unsigned in_flight_ = 0;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "durability/event_store.hpp"
 #include "durability/keys.hpp"
 #include "durability/sim_blobs.hpp"
 #include "engine_impl.hpp"
@@ -101,16 +102,10 @@ bool engine::impl::write(pending_checkpoint& p, std::chrono::steady_clock::time_
   // again (the events may still change, and their ids with them).
   detail::write_batch& wb = p.ops;
   wb.set_save_point();
-  // The checkpoint's events, in values of up to kBlobBytes keyed by their first id.
+  // The checkpoint's events, with their index entries.
   std::uint64_t id = events.last_id() + 1;
   for (event& e : p.events) e.id = id++;
-  const std::size_t per_value = detail::kBlobBytes / sizeof(event);
-  for (std::size_t at = 0; at < p.events.size(); at += per_value) {
-    const std::size_t k = std::min(per_value, p.events.size() - at);
-    wb.put(
-        detail::key_of(detail::key_kind::events).be(p.events[at].id).str(),
-        std::string_view(reinterpret_cast<const char*>(p.events.data() + at), k * sizeof(event)));
-  }
+  detail::put_events(wb, p.events);
   detail::writer meta;
   meta.put(p.number).put(static_cast<std::uint32_t>(shards.size())).put(clk.now());
   wb.put(detail::key_of(detail::key_kind::meta).str(), meta.str());

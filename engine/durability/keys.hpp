@@ -2,23 +2,29 @@
 // The store's keys: the first byte is the kind, then big-endian numbers (so a kind's keys sort
 // by them). One enumerator a kind; the layout of each is below.
 //
-//   meta        M                               checkpoint number, shard count, clock time
-//   product     P product(u16)                  a product of the catalog
-//   events      E id(u64)                       a checkpoint's events (64 bytes each), from this id
-//   on countries   N                               the country list (2 letters each; SIMs keep an
-//   index of it) base_gen    G shard(u16)                    the shard's last complete base (its
-//   generation) base        B shard(u16) gen(u64) n(u32)    slice n of a base: every SIM of the
-//   slice delta       Z shard(u16) checkpoint(u64) n(u32)  the SIMs a checkpoint changed (usage
-//   only, or whole) day         Y shard(u16) product(u16) sim(u64) day(u32)  bytes of one closed
-//   day of the SIM's current period hourly      H shard(u16) product(u16)       the shard's period
-//   and hourly usage of a product closed      C shard(u16) product(u16) start(u64)           a
-//   closed period's header in the shard line        L shard(u16) product(u16) start(u64) sim(u64)
-//   one SIM's line of a closed period retired     R shard(u16) product(u16) sim(u64)             a
-//   released and re-imported SIM's earlier
-//                                                              life in the product's current period
-//   ids         D shard(u16) newest(u64) checkpoint(u64)       record-id fingerprints added in a
-//   checkpoint watermark   W shard(u16) feed name          the feed's highest seq applied by the
-//   shard
+// clang-format off
+//   meta         M                                        checkpoint number, shard count, clock time
+//   product      P product(u16)                           a product of the catalog
+//   events       E id(u64)                                a checkpoint's events (56 bytes each), from this id on
+//   event_index  I s sim(u64) id(u64)                     the event (56 bytes), by SIM
+//                I p product(u16) id(u64)                 ... by product
+//                I t type(u8) id(u64)                     ... by type
+//                I q product(u16) type(u8) id(u64)        ... by product and type
+//                I w                                      the highest id indexed
+//   countries    N                                        the country list (2 letters each; SIMs keep an index of it)
+//   base_gen     G shard(u16)                             the shard's last complete base (its generation)
+//   base         B shard(u16) gen(u64) n(u32)             slice n of a base: every SIM of the slice
+//   delta        Z shard(u16) checkpoint(u64) n(u32)      the SIMs a checkpoint changed (usage only, or whole)
+//   day          Y shard(u16) product(u16) sim(u64) day(u32)  bytes of one closed day of the SIM's current period
+//   hourly       H shard(u16) product(u16)                the shard's period and hourly usage of a product
+//   closed       C shard(u16) product(u16) start(u64)     a closed period's header in the shard
+//   line         L shard(u16) product(u16) start(u64) sim(u64)  one SIM's line of a closed period
+//   retired      R shard(u16) product(u16) sim(u64)       a released and re-imported SIM's earlier life
+//                                                         in the product's current period
+//   ids          D shard(u16) newest(u64) checkpoint(u64) record-id fingerprints added in a checkpoint
+//   watermark    W shard(u16) feed name                   the feed's highest seq applied by the shard
+//   side         X name                                   side state (the outbound sinks' positions)
+// clang-format on
 #include <array>
 #include <cstdint>
 #include <string_view>
@@ -31,6 +37,7 @@ enum class key_kind : char {
   meta = 'M',
   product = 'P',
   events = 'E',
+  event_index = 'I',
   countries = 'N',
   base_gen = 'G',
   base = 'B',

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "durability/codec.hpp"
+#include "durability/event_store.hpp"
 #include "durability/keys.hpp"
 #include "engine_impl.hpp"
 
@@ -50,14 +51,7 @@ void engine::impl::recover() {
   std::exception_ptr events_failed;
   std::thread event_loader([&] {
     try {
-      st->scan(detail::key_of(key_kind::events).str(), [&](std::string_view, std::string_view v) {
-        for (std::size_t at = 0; at + sizeof(event) <= v.size(); at += sizeof(event)) {
-          event e;
-          std::memcpy(static_cast<void*>(&e), v.data() + at, sizeof e);
-          events.restore(e);
-        }
-        return true;
-      });
+      detail::recover_events(*st, events, opts.events_in_memory);
     } catch (...) {
       events_failed = std::current_exception();
     }
@@ -81,6 +75,13 @@ void engine::impl::recover() {
   for (auto& t : loaders) t.join();
   event_loader.join();
   if (events_failed) std::rethrow_exception(events_failed);
+  // From now on the log keeps its newest events; older ones are read from the store.
+  events.page_older_through(
+      [s = st.get()](std::uint64_t from, std::uint64_t below, std::size_t limit,
+                     const event_filter& f, std::vector<event>& out) {
+        detail::read_stored_events(*s, from, below, limit, f, out);
+      },
+      opts.events_in_memory);
   for (auto& f : failed) {
     if (f) std::rethrow_exception(f);
   }

@@ -185,11 +185,24 @@ void store::write(write_batch& batch) {
 
 void store::scan(std::string_view prefix,
                  const std::function<bool(std::string_view, std::string_view)>& f) const {
+  scan_from(prefix, prefix, false, f);
+}
+
+void store::scan_from(std::string_view prefix, std::string_view from, bool from_floor,
+                      const std::function<bool(std::string_view, std::string_view)>& f) const {
   rocksdb::ReadOptions r;
   r.verify_checksums = true;
   r.fill_cache = false;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(r));
-  for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size())); it->Valid(); it->Next()) {
+  const rocksdb::Slice start(from.data(), from.size());
+  if (from_floor) {
+    it->SeekForPrev(start);
+    if (!it->Valid() || !std::string_view(it->key().data(), it->key().size()).starts_with(prefix))
+      it->Seek(start);
+  } else {
+    it->Seek(start);
+  }
+  for (; it->Valid(); it->Next()) {
     rocksdb::Slice k = it->key();
     std::string_view key(k.data(), k.size());
     if (!key.starts_with(prefix)) break;

@@ -69,6 +69,10 @@ class store {
   // Calls f(key, value) for every key starting with prefix, in key order; f returns false to stop.
   void scan(std::string_view prefix,
             const std::function<bool(std::string_view, std::string_view)>& f) const;
+  // Like scan, from the key `from` on; with from_floor, from the last key <= from instead when
+  // one has the prefix (the value that holds an id, for keys by first id).
+  void scan_from(std::string_view prefix, std::string_view from, bool from_floor,
+                 const std::function<bool(std::string_view, std::string_view)>& f) const;
   bool get(std::string_view key, std::string& value) const;
   // Bytes of the store's files on disk.
   std::uint64_t disk_bytes() const;

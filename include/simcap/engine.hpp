@@ -62,6 +62,9 @@ struct engine_options {
   // often a checkpoint runs while anything changes.
   std::string store_dir;
   std::chrono::milliseconds checkpoint_interval{200};
+  // With a store: the newest events the event log keeps in memory (older ones are read from
+  // the store). Without one every event stays in memory.
+  std::size_t events_in_memory = 100'000;
   // A manual clock is put back at the time stored with the state when it is recovered (simcapd
   // --clock simulated: the simulated time goes on across restarts).
   bool resume_clock = false;

@@ -26,6 +26,7 @@ engine_options durable_options(const fs::path& dir) {
   o.store_dir = dir.string();
   o.checkpoint_interval = std::chrono::hours(1);  // the tests checkpoint by hand
   o.default_mb_limit = 1;
+  o.events_in_memory = 64;  // older events are read from the store
   return o;
 }
 
@@ -402,6 +403,80 @@ TEST_F(Durability, SideStateIsWrittenWithTheCheckpointAndReadBack) {
   using kv = std::vector<std::pair<std::string, std::string>>;
   EXPECT_EQ(eng_->side_state("sink/"), (kv{{"sink/carrier", "position 42"}}));
   EXPECT_EQ(eng_->side_state(""), (kv{{"other", "x"}, {"sink/carrier", "position 42"}}));
+}
+
+// The log keeps its newest events in memory; every read, filtered or not, from any position,
+// gives what an unbounded log would, before and after a restart.
+TEST_F(Durability, EventLogReadsOlderEventsFromTheStoreLikeFromMemory) {
+  std::mutex mu;
+  std::vector<event> all;  // every event, as the listener saw it appended
+  const auto listen = [&] {
+    return eng_->events().add_listener([&](const event& e) {
+      std::lock_guard lock(mu);
+      all.push_back(e);
+    });
+  };
+  auto l = listen();
+  make_product("acme");
+  make_product("beta");
+  std::vector<std::uint64_t> a, b;
+  for (std::uint64_t n = 1; n <= 300; ++n) a.push_back(n);
+  for (std::uint64_t n = 301; n <= 450; ++n) b.push_back(n);
+  import("acme", a);
+  import("beta", b);
+  std::vector<usage_record> over;
+  for (std::uint64_t n = 1; n <= 450; n += 3) over.push_back(rec(n, 1'100'000, kStart));
+  feed(over);  // an alert and a pause each
+  for (std::uint64_t n = 2; n <= 450; n += 7) ASSERT_TRUE(act(n, sim_action::deactivate));
+  eng_->checkpoint();
+
+  const auto check = [&](const char* when) {
+    SCOPED_TRACE(when);
+    std::lock_guard lock(mu);
+    ASSERT_GT(all.size(), 700u);
+    EXPECT_LE(eng_->events().in_memory(), 64u);
+    EXPECT_EQ(eng_->events().last_id(), all.back().id);
+    const std::uint16_t acme = all.front().product;
+    std::vector<event_filter> filters(6);
+    filters[1].product = acme;
+    filters[2].sim = test_iccid(4).key();
+    filters[3].type = event_type::paused;
+    filters[4].product = acme;
+    filters[4].type = event_type::alert;
+    filters[5].sim = test_iccid(10).key();
+    filters[5].type = event_type::paused;
+    const std::uint64_t last = all.back().id;
+    for (std::size_t fi = 0; fi < filters.size(); ++fi) {
+      for (std::uint64_t after :
+           {std::uint64_t{0}, std::uint64_t{1}, last / 3, last - 64, last - 63, last - 10, last}) {
+        for (std::size_t limit : {std::size_t{5}, std::size_t{100'000}}) {
+          std::vector<std::uint64_t> want;
+          for (const event& e : all) {
+            if (e.id > after && filters[fi].matches(e) && want.size() < limit) want.push_back(e.id);
+          }
+          std::vector<std::uint64_t> got;
+          for (const event& e : eng_->events().read(after, limit, filters[fi])) {
+            EXPECT_TRUE(filters[fi].matches(e));
+            got.push_back(e.id);
+          }
+          EXPECT_EQ(got, want) << "filter " << fi << " after " << after << " limit " << limit;
+        }
+      }
+    }
+  };
+  check("live");
+  eng_->events().remove_listener(l);
+  restart();
+  check("after a restart");
+  l = listen();
+  ASSERT_TRUE(act(5, sim_action::deactivate));
+  eng_->checkpoint();
+  check("new events after the restart");
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(all.back().type, event_type::deactivated);
+  }
+  eng_->events().remove_listener(l);
 }
 
 }  // namespace
