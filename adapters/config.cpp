@@ -78,6 +78,26 @@ class reader {
     }
   }
 
+  // An array of strings (what names them in the message, e.g. "product ids").
+  std::optional<std::vector<std::string>> strings(const toml::table& t, const std::string& prefix,
+                                                  const char* key, const char* what) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return std::nullopt;
+    std::vector<std::string> out;
+    const toml::array* a = n->as_array();
+    for (std::size_t i = 0; a != nullptr && i < a->size(); ++i) {
+      if (auto v = (*a)[i].value<std::string>())
+        out.push_back(*v);
+      else
+        a = nullptr;
+    }
+    if (a == nullptr) {
+      error(prefix + key, std::string("must be an array of ") + what);
+      return std::nullopt;
+    }
+    return out;
+  }
+
   std::optional<std::vector<double>> thresholds(const toml::table& t, const std::string& prefix) {
     const toml::node* n = t.get("alert_thresholds");
     if (n == nullptr) return std::nullopt;
@@ -304,7 +324,9 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
 
   std::set<std::string> product_ids;
   for (auto& [prefix, t] : tables_of("products")) {
-    rd.only(*t, prefix, {"id", "default_mb_limit", "country", "iccids_file", "alert_thresholds"});
+    rd.only(
+        *t, prefix,
+        {"id", "default_mb_limit", "country", "iccids_file", "alert_thresholds", "alert_emails"});
     product_config pc;
     auto id = rd.get<std::string>(*t, prefix, "id");
     if (!id || id->empty())
@@ -327,6 +349,12 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
       }
     }
     pc.settings.alert_thresholds = rd.thresholds(*t, prefix);
+    if (auto emails = rd.strings(*t, prefix, "alert_emails", "e-mail addresses")) {
+      if (auto why = check_alert_emails(*emails))
+        rd.error(prefix + "alert_emails", *why);
+      else
+        pc.settings.alert_emails = std::move(*emails);
+    }
     if (auto f = rd.get<std::string>(*t, prefix, "iccids_file")) {
       // Relative paths are taken from the working directory, then from the config's folder.
       std::filesystem::path p(*f);
@@ -361,16 +389,35 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
     } else if (*kind == "webhook") {
       sc.kind = sink_config::kind_t::webhook;
     } else if (*kind == "email") {
-      rd.error(prefix + "kind", "email sinks are not supported yet (carrier and webhook are)");
+      sc.kind = sink_config::kind_t::email;
     } else {
       rd.error(prefix + "kind", "must be \"carrier\", \"webhook\" or \"email\"");
     }
+    const bool email = sc.kind == sink_config::kind_t::email;
     if (auto u = rd.get<std::string>(*t, prefix, "url")) {
-      if (!u->starts_with("http://") && !u->starts_with("https://"))
+      if (email)
+        rd.error(prefix + "url", "is for carrier and webhook sinks (an email sink has smtp)");
+      else if (!u->starts_with("http://") && !u->starts_with("https://"))
         rd.error(prefix + "url", "must be an http:// or https:// URL");
       sc.url = *u;
-    } else if (kind && *kind != "email") {
+    } else if (kind && !email) {
       rd.error(prefix + "url", "is required");
+    }
+    if (email) {
+      rd.address(*t, prefix, "smtp", sc.smtp);
+      if (!t->contains("smtp")) rd.error(prefix + "smtp", "is required: the relay's HOST:PORT");
+      if (auto f = rd.get<std::string>(*t, prefix, "from")) {
+        if (check_alert_emails({*f}))
+          rd.error(prefix + "from", "must be an e-mail address, e.g. \"simcap@example.com\"");
+        sc.from = *f;
+      } else {
+        rd.error(prefix + "from", "is required: the sender's address");
+      }
+      if (t->contains("batch")) rd.error(prefix + "batch", "email sinks send one mail an event");
+    } else {
+      for (const char* key : {"smtp", "from"}) {
+        if (t->contains(key)) rd.error(prefix + key, "is for email sinks");
+      }
     }
     sc.secret = rd.get<std::string>(*t, prefix, "secret").value_or("");
     if (const toml::node* n = t->get("types")) {
@@ -392,16 +439,7 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
       }
       if (a == nullptr) rd.error(prefix + "types", "must be an array of event types");
     }
-    if (const toml::node* n = t->get("products")) {
-      const toml::array* a = n->as_array();
-      for (std::size_t i = 0; a != nullptr && i < a->size(); ++i) {
-        if (auto v = (*a)[i].value<std::string>())
-          sc.products.push_back(*v);
-        else
-          a = nullptr;
-      }
-      if (a == nullptr) rd.error(prefix + "products", "must be an array of product ids");
-    }
+    if (auto ps = rd.strings(*t, prefix, "products", "product ids")) sc.products = std::move(*ps);
     if (auto n = rd.number(*t, prefix, "batch", 1, 1000, "1 to 1000"))
       sc.batch = static_cast<unsigned>(*n);
     if (auto n = rd.number(*t, prefix, "max_in_flight", 1, 1024, "1 to 1024"))

@@ -46,6 +46,8 @@ struct sink_config {
   std::string ca_file;        // extra CA certificates for https (PEM), besides the system's
   std::vector<std::pair<std::string, std::string>> headers;  // sent with every request
   bool verify_tls = true;
+  std::string smtp;  // email: the relay's HOST:PORT
+  std::string from;  // email: the sender's address
 };
 
 struct daemon_config {

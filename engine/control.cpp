@@ -31,6 +31,20 @@ std::optional<std::string> check_mb_limit(std::uint64_t mb) {
   return std::nullopt;
 }
 
+std::optional<std::string> check_alert_emails(const std::vector<std::string>& addresses) {
+  if (addresses.size() > 16) return "at most 16 addresses";
+  for (const std::string& a : addresses) {
+    const auto at = a.find('@');
+    if (a.size() > 254 || at == std::string::npos || at == 0 || at + 1 == a.size() ||
+        a.find('@', at + 1) != std::string::npos || std::any_of(a.begin(), a.end(), [](char ch) {
+          return ch <= ' ' || ch > '~' || ch == ',' || ch == '<' || ch == '>' || ch == '"';
+        })) {
+      return "must be e-mail addresses (local@domain), e.g. \"ops@example.com\"";
+    }
+  }
+  return std::nullopt;
+}
+
 std::optional<std::string> check_alert_thresholds(const std::vector<double>& t) {
   if (t.size() > 8) return "at most 8 alert thresholds";
   for (std::size_t i = 0; i < t.size(); ++i) {
@@ -69,6 +83,10 @@ control_result<product_view> engine::put_product(const product_settings& s) {
   if (s.country && !valid_country(*s.country)) {
     return std::unexpected(error(control_errc::bad_request,
                                  "country must be an ISO 3166-1 alpha-2 code, e.g. \"US\""));
+  }
+  if (s.alert_emails) {
+    if (auto why = check_alert_emails(*s.alert_emails))
+      return std::unexpected(error(control_errc::bad_request, "alert_emails " + *why));
   }
   if (auto why = refuse_when_not_durable(*this)) return std::unexpected(*why);
   auto put = impl_->products.put(s);

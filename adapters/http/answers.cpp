@@ -175,6 +175,9 @@ json::object product_json(const product_view& p) {
   for (double t : p.alert_thresholds) th.emplace_back(t);
   o["alert_thresholds"] = std::move(th);
   o["country"] = p.country;
+  json::array emails;
+  for (const std::string& a : p.alert_emails) emails.emplace_back(a);
+  o["alert_emails"] = std::move(emails);
   o["anniversary_day"] =
       p.anniversary_day == 0 ? json::value(nullptr) : json::value(p.anniversary_day);
   o["first_period_start"] = time_or_null(p.first_period_start);

@@ -130,6 +130,22 @@ http_response product(route_call& c) {
     if (!v->is_string()) return error_answer(400, "invalid_request", "country must be a string");
     ps.country = std::string(v->as_string());
   }
+  if (auto* v = o->if_contains("alert_emails")) {
+    const json::array* a = v->if_array();
+    std::vector<std::string> emails;
+    for (std::size_t i = 0; a != nullptr && i < a->size(); ++i) {
+      if (!(*a)[i].is_string()) {
+        a = nullptr;
+      } else {
+        emails.emplace_back((*a)[i].as_string());
+      }
+    }
+    if (a == nullptr)
+      return error_answer(400, "invalid_request", "alert_emails must be an array of strings");
+    if (auto why = check_alert_emails(emails))
+      return error_answer(400, "invalid_request", "alert_emails " + *why);
+    ps.alert_emails = std::move(emails);
+  }
   auto r = c.eng.put_product(ps);
   if (!r) return control_error_answer(r.error());
   return json_answer(200, product_json(*r));

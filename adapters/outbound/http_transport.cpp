@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "outbound/signature.hpp"
+#include "outbound/tls_client.hpp"
 
 namespace simcap::outbound {
 
@@ -40,10 +41,7 @@ http_transport::http_transport(asio::io_context& io, const sink_config& cfg) : i
   if (target_.empty()) target_ = "/";
   host_header_ = std::string(u->encoded_host_and_port());
   if (tls_) {
-    ssl_ = std::make_unique<ssl::context>(ssl::context::tls_client);
-    ssl_->set_default_verify_paths();
-    if (!cfg.ca_file.empty()) ssl_->load_verify_file(cfg.ca_file);
-    ssl_->set_verify_mode(cfg.verify_tls ? ssl::verify_peer : ssl::verify_none);
+    ssl_ = client_tls_context(cfg);
   }
 }
 
@@ -132,11 +130,10 @@ asio::awaitable<answer> http_transport::send_on(connection& c, const request& r,
     }
     if (tls_) {
       c.tls = std::make_unique<ssl::stream<beast::tcp_stream>>(std::move(c.plain), *ssl_);
-      if (!SSL_set_tlsext_host_name(c.tls->native_handle(), host_.c_str())) {
+      if (!prepare_tls_client(*c.tls, host_, cfg_.verify_tls)) {
         a.error = "TLS: cannot set the server name";
         co_return a;
       }
-      if (cfg_.verify_tls) c.tls->set_verify_callback(ssl::host_name_verification(host_));
       auto [hec] = co_await c.tls->async_handshake(ssl::stream_base::client,
                                                    asio::as_tuple(asio::use_awaitable));
       if (hec) {

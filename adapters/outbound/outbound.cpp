@@ -1,12 +1,16 @@
 #include "outbound/outbound.hpp"
 
+#include "outbound/smtp_transport.hpp"
 #include "simcap/thread_name.hpp"
 
 namespace simcap::outbound {
 
 service::service(engine& e, const std::vector<sink_config>& sinks) : eng_(e) {
   for (const sink_config& c : sinks) {
-    transports_.push_back(std::make_unique<http_transport>(io_, c));
+    if (c.kind == sink_config::kind_t::email)
+      transports_.push_back(std::make_unique<smtp_transport>(io_, c, eng_));
+    else
+      transports_.push_back(std::make_unique<http_transport>(io_, c));
     sinks_.push_back(std::make_unique<sink>(c, eng_, *transports_.back(), io_));
     if (carrier_ == nullptr && c.kind == sink_config::kind_t::carrier) {
       carrier_ = sinks_.back().get();

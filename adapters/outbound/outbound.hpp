@@ -45,7 +45,7 @@ class service {
  private:
   engine& eng_;
   boost::asio::io_context io_;  // first: the sinks' timers and strands live in it
-  std::vector<std::unique_ptr<http_transport>> transports_;
+  std::vector<std::unique_ptr<transport>> transports_;
   std::vector<std::unique_ptr<sink>> sinks_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::thread thread_;

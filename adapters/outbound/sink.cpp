@@ -22,6 +22,7 @@ std::vector<event_type> default_types(sink_config::kind_t k) {
     return {event_type::activated, event_type::deactivated, event_type::released,
             event_type::paused, event_type::unpaused};
   }
+  if (k == sink_config::kind_t::email) return {event_type::alert, event_type::paused};
   std::vector<event_type> all;
   for (int i = 0; i < static_cast<int>(event_type::kCount); ++i)
     all.push_back(static_cast<event_type>(i));
@@ -73,9 +74,17 @@ sink::sink(sink_config cfg, engine& eng, transport& t, asio::io_context& io)
 
 bool sink::wants(const event& e) const {
   if (std::find(types_.begin(), types_.end(), e.type) == types_.end()) return false;
-  if (cfg_.products.empty()) return true;
+  if (cfg_.products.empty() && cfg_.kind != sink_config::kind_t::email) return true;
   const std::string p = eng_.product_name(e.product);
-  return std::find(cfg_.products.begin(), cfg_.products.end(), p) != cfg_.products.end();
+  if (!cfg_.products.empty() &&
+      std::find(cfg_.products.begin(), cfg_.products.end(), p) == cfg_.products.end())
+    return false;
+  // An email sink mails the products that name someone to mail.
+  if (cfg_.kind == sink_config::kind_t::email) {
+    const auto view = eng_.get_product(p);
+    return view && !view->alert_emails.empty();
+  }
+  return true;
 }
 
 std::uint64_t sink::lane_of(const event& e) const noexcept {
@@ -209,7 +218,7 @@ void sink::send_ready() {
 void sink::finish(const request& r, const answer& a, clock::time_point t0) {
   --in_flight_;
   const double secs = std::chrono::duration<double>(clock::now() - t0).count();
-  const outcome o = outcome_of(a.status);
+  const outcome o = a.verdict ? *a.verdict : outcome_of(a.status);
   {
     std::lock_guard lock(mu_);
     std::size_t b = 0;
@@ -217,7 +226,7 @@ void sink::finish(const request& r, const answer& a, clock::time_point t0) {
     stats_.duration_buckets[b]++;
     stats_.duration_sum += secs;
     if (o != outcome::delivered) {
-      stats_.last_error = a.status != 0 ? "HTTP " + std::to_string(a.status) : a.error;
+      stats_.last_error = !a.error.empty() ? a.error : "HTTP " + std::to_string(a.status);
     }
   }
   for (const event& e : r.events) {

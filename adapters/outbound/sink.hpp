@@ -40,6 +40,8 @@ struct answer {
   std::string body;     // the first KiB of it
   std::optional<std::chrono::milliseconds> retry_after;
   std::string error;  // why there was no answer
+  // Set by a transport that decides itself (SMTP's reply classes); else the status decides.
+  std::optional<outcome> verdict;
 };
 
 // How a sink's requests leave: HTTP(S) in simcapd, a fake in the unit tests. post() calls done

@@ -33,6 +33,7 @@ product_view catalog::view_of(const entry& e) const {
   v.default_mb_limit = e.info.default_mb_limit;
   v.alert_thresholds = e.settings.alert_thresholds.value_or(opts_.alert_thresholds);
   v.country = e.settings.country.value_or("");
+  v.alert_emails = e.settings.alert_emails.value_or(std::vector<std::string>{});
   v.anniversary_day = e.info.anniversary_day;
   v.first_period_start = e.info.first_period_start;
   v.period_start = e.period_start;
@@ -60,6 +61,7 @@ std::expected<catalog::put_result, control_error> catalog::put(const product_set
   if (s.default_mb_limit) e.settings.default_mb_limit = s.default_mb_limit;
   if (s.alert_thresholds) e.settings.alert_thresholds = s.alert_thresholds;
   if (s.country) e.settings.country = s.country;
+  if (s.alert_emails) e.settings.alert_emails = s.alert_emails;
   r.info = apply_settings(e);
   r.view = view_of(e);
   return r;
@@ -203,6 +205,13 @@ std::string catalog::encode(const entry& e) const {
       .put(e.info.first_period_start)
       .put(e.info.version);
   w.put(e.period_start).put(e.period_end);
+  // Added later: absent in older stores.
+  const auto& emails = e.settings.alert_emails;
+  w.put(static_cast<std::uint8_t>(emails.has_value()))
+      .put(static_cast<std::uint32_t>(emails ? emails->size() : 0));
+  if (emails) {
+    for (const std::string& a : *emails) w.text(a);
+  }
   return std::move(w.str());
 }
 
@@ -230,6 +239,12 @@ catalog::entry catalog::decode(std::string_view v, std::uint16_t index) const {
   e.info.version = r.get<std::uint64_t>();
   e.period_start = r.get<unix_seconds>();
   e.period_end = r.get<unix_seconds>();
+  if (r.ok && r.left() > 0) {
+    const bool has_emails = r.get<std::uint8_t>() != 0;
+    std::vector<std::string> emails(std::min<std::uint32_t>(r.get<std::uint32_t>(), 16));
+    for (std::string& a : emails) a = r.text();
+    if (has_emails) e.settings.alert_emails = std::move(emails);
+  }
   e.dirty = false;
   if (!r.ok) throw std::runtime_error("store: product " + std::to_string(index) + " is unreadable");
   return e;

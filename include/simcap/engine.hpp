@@ -38,6 +38,9 @@ inline constexpr std::size_t kMaxProductIdLength = 128;
 // the value is not valid, or nullopt.
 std::optional<std::string> check_product_id(std::string_view id);
 std::optional<std::string> check_mb_limit(std::uint64_t mb);
+// A product's alert_emails: at most 16 addresses, each local@domain of printable ASCII without
+// spaces, commas or angle brackets, at most 254 characters.
+std::optional<std::string> check_alert_emails(const std::vector<std::string>& addresses);
 
 // Why a list of alert thresholds (ratios of the limit) is not valid, or nullopt: at most 8,
 // strictly increasing, in (0, 10], at least 0.001 apart. The one check the config and the
@@ -83,6 +86,7 @@ struct product_settings {
   std::optional<std::uint32_t> default_mb_limit;  // unset: the engine default
   std::optional<std::vector<double>> alert_thresholds;
   std::optional<std::string> country;
+  std::optional<std::vector<std::string>> alert_emails;  // who the email sinks mail
 };
 
 struct product_view {
@@ -90,6 +94,7 @@ struct product_view {
   std::uint32_t default_mb_limit = 0;
   std::vector<double> alert_thresholds;
   std::string country;
+  std::vector<std::string> alert_emails;
   unsigned anniversary_day = 0;  // 0: no SIM activated yet
   unix_seconds first_period_start = 0;
   unix_seconds period_start = 0;  // current period; 0 when there is none yet

@@ -201,15 +201,53 @@ kind = "webhook"
 name = "a"
 kind = "email"
 smtp = "127.0.0.1:25"
+url = "http://x/"
+batch = 5
+
+[[sinks]]
+name = "b"
+kind = "webhook"
+url = "http://x/"
+smtp = "127.0.0.1:25"
+
+[[products]]
+id = "p"
+alert_emails = ["ops@example.com", "not an address"]
 )",
                           ".");
   ASSERT_FALSE(cfg);
   const auto& e = cfg.error();
-  for (const char* key : {"sinks[0].name", "sinks[0].kind", "sinks[0].url", "sinks[0].types",
-                          "sinks[0].batch", "sinks[0].retry_max", "sinks[0].start",
-                          "sinks[0].colour", "sinks[1].url", "sinks[2].name", "sinks[2].kind"}) {
+  for (const char* key :
+       {"sinks[0].name", "sinks[0].kind", "sinks[0].url", "sinks[0].types", "sinks[0].batch",
+        "sinks[0].retry_max", "sinks[0].start", "sinks[0].colour", "sinks[1].url", "sinks[2].name",
+        "sinks[2].from", "sinks[2].url", "sinks[2].batch", "sinks[3].smtp",
+        "products[0].alert_emails"}) {
     EXPECT_TRUE(has_error(e, key)) << key;
   }
+  EXPECT_FALSE(has_error(e, "sinks[2].kind"));
+}
+
+TEST(Config, EmailSinkAndAlertEmails) {
+  auto cfg = parse_config(R"(
+[[sinks]]
+name = "mail"
+kind = "email"
+smtp = "127.0.0.1:2525"
+from = "simcap@example.com"
+
+[[products]]
+id = "acme"
+alert_emails = ["ops@example.com", "fleet@example.org"]
+)",
+                          ".");
+  ASSERT_TRUE(cfg) << (cfg ? "" : cfg.error().front());
+  ASSERT_EQ(cfg->sinks.size(), 1u);
+  EXPECT_EQ(cfg->sinks[0].kind, sink_config::kind_t::email);
+  EXPECT_EQ(cfg->sinks[0].smtp, "127.0.0.1:2525");
+  EXPECT_EQ(cfg->sinks[0].from, "simcap@example.com");
+  ASSERT_EQ(cfg->products.size(), 1u);
+  EXPECT_EQ(cfg->products[0].settings.alert_emails,
+            (std::vector<std::string>{"ops@example.com", "fleet@example.org"}));
 }
 
 }  // namespace

@@ -233,10 +233,15 @@ TEST_F(HttpApi, PutChangesLimitAndStateAndRefusesForbiddenTransitions) {
 
 TEST_F(HttpApi, ProductsCanBeCreatedChangedAndRead) {
   auto r = call("PUT", "/v1/products/fresh",
-                R"({"default_mb_limit":20,"alert_thresholds":[0.5,0.9],"country":"DE"})");
+                R"({"default_mb_limit":20,"alert_thresholds":[0.5,0.9],"country":"DE",)"
+                R"("alert_emails":["ops@example.com"]})");
   ASSERT_EQ(r.status, 200u);
   auto o = body_of(r);
   EXPECT_EQ(o.at("default_mb_limit").to_number<int>(), 20);
+  EXPECT_EQ(o.at("alert_emails"), boost::json::parse(R"(["ops@example.com"])"));
+  EXPECT_EQ(call("PUT", "/v1/products/fresh", R"({"alert_emails":["no at sign"]})").status, 400u);
+  EXPECT_EQ(call("PUT", "/v1/products/fresh", R"({"alert_emails":"ops@example.com"})").status,
+            400u);
   EXPECT_TRUE(o.at("anniversary_day").is_null());
   auto acme = body_of(call("GET", "/v1/products/acme"));
   EXPECT_EQ(acme.at("anniversary_day").to_number<int>(), 15);

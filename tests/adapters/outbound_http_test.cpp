@@ -19,6 +19,7 @@
 #include "http_receiver.hpp"
 #include "outbound/outbound.hpp"
 #include "outbound/signature.hpp"
+#include "test_cert.hpp"
 
 namespace simcap::testing {
 namespace {
@@ -137,6 +138,56 @@ TEST_F(OutboundHttp, SimsShowWhetherTheNetworkConfirmedTheirLatestEvent) {
   EXPECT_EQ(f.at("network_pending_sim_cards").to_number<int>(), 1);
   EXPECT_EQ(f.at("network_failed_sim_cards").to_number<int>(), 1);
   out.stop();
+}
+
+// HTTPS: the receiver's certificate (made by openssl req) is trusted through ca_file and its
+// host checked; a sink that trusts only the system's CAs does not deliver to it (and says why)
+// unless it is told not to verify, as rejectUnauthorized = false does for a webhook.
+TEST_F(OutboundHttp, HttpsReceiverIsVerifiedAgainstTheSinksCaFile) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("simcap-https-" + std::to_string(::getpid()));
+  const test_cert cert = make_test_cert(dir);
+  const auto all_ok = [](std::uint64_t, std::uint64_t, std::uint64_t) { return 200; };
+  http_receiver rx("s", all_ok, &cert);
+  sink_config trusted = carrier_to(rx.port(), "s");
+  trusted.url = "https://127.0.0.1:" + std::to_string(rx.port()) + "/network";
+  trusted.ca_file = cert.cert.string();
+  sink_config untrusted = trusted;
+  untrusted.name = "untrusted";
+  untrusted.ca_file.clear();
+  sink_config unverified = untrusted;
+  unverified.name = "unverified";
+  unverified.verify_tls = false;
+  make_product("acme");
+  outbound::service out(*eng_, {trusted, untrusted, unverified});
+  out.start();
+  import("acme", {1, 2});
+  ASSERT_TRUE(act(1, sim_action::deactivate));
+  std::set<std::uint64_t> want;
+  for (const auto& e : eng_->events().read(0, 100)) want.insert(e.id);
+  ASSERT_EQ(want.size(), 3u);
+  const auto stats_of = [&](const std::string& name) {
+    for (const auto& st : out.stats()) {
+      if (st.name == name) return st;
+    }
+    return outbound::sink_stats{};
+  };
+  ASSERT_TRUE(eventually(
+      [&] {
+        return stats_of("carrier").delivered == 3 && stats_of("unverified").delivered == 3 &&
+               stats_of("untrusted").retried >= 2;
+      },
+      30s))
+      << stats_of("carrier").last_error;
+  EXPECT_EQ(rx.delivered(), want);
+  EXPECT_EQ(rx.bad_signatures(), 0u);
+  const auto untrusted_stats = stats_of("untrusted");
+  EXPECT_EQ(untrusted_stats.delivered, 0u);
+  EXPECT_NE(untrusted_stats.last_error.find("TLS handshake"), std::string::npos)
+      << untrusted_stats.last_error;
+  EXPECT_EQ(rx.arrivals().size(), 6u);  // the untrusted sink never got a request through
+  out.stop();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -19,6 +19,16 @@
 namespace simcap::testing {
 namespace {
 
+outbound::answer ans(unsigned status, std::string body,
+                     std::optional<std::chrono::milliseconds> retry_after, std::string error) {
+  outbound::answer a;
+  a.status = status;
+  a.body = std::move(body);
+  a.retry_after = retry_after;
+  a.error = std::move(error);
+  return a;
+}
+
 using namespace std::chrono_literals;
 using outbound::answer;
 using outbound::request;
@@ -170,14 +180,14 @@ TEST_F(Sink, EventsOfOneSimGoInOrderOneAtATimeWhileSimsGoInParallel) {
             [](auto& a, auto& b) { return a.first.events[0].sim > b.first.events[0].sim; });
   for (auto& [r, done] : first) {
     sent[r.events[0].sim].push_back(r.events[0].type);
-    done(answer{200, "", std::nullopt, ""});
+    done(ans(200, "", std::nullopt, ""));
   }
   for (int round = 0; round < 2; ++round) {
     auto next = transport_.take(3);
     ASSERT_EQ(next.size(), 3u) << "round " << round;
     for (auto& [r, done] : next) {
       sent[r.events[0].sim].push_back(r.events[0].type);
-      done(answer{204, "", std::nullopt, ""});
+      done(ans(204, "", std::nullopt, ""));
     }
   }
   for (const auto& [sim, types] : sent) {
@@ -193,14 +203,14 @@ TEST_F(Sink, MaxInFlightBoundsTheRequests) {
   auto first = transport_.take(2);
   EXPECT_EQ(first.size(), 2u);
   EXPECT_EQ(transport_.held(), 0u);
-  for (auto& [r, done] : first) done(answer{200, "", std::nullopt, ""});
+  for (auto& [r, done] : first) done(ans(200, "", std::nullopt, ""));
   std::size_t total = 2;
   while (total < 5) {
     auto more = transport_.take(1);
     ASSERT_FALSE(more.empty());
     EXPECT_LE(more.size(), 2u);
     total += more.size();
-    for (auto& [r, done] : more) done(answer{200, "", std::nullopt, ""});
+    for (auto& [r, done] : more) done(ans(200, "", std::nullopt, ""));
   }
   EXPECT_EQ(total, 5u);
 }
@@ -214,25 +224,25 @@ TEST_F(Sink, RetriesUntilDeliveredAndParksAPermanentFailureThenGoesOn) {
   auto a = transport_.take(1);
   ASSERT_EQ(a.size(), 1u);
   const std::uint64_t first_id = id_of(a[0].first);
-  a[0].second(answer{503, "busy", std::nullopt, ""});
+  a[0].second(ans(503, "busy", std::nullopt, ""));
   a = transport_.take(1);
   ASSERT_EQ(a.size(), 1u);
   EXPECT_EQ(id_of(a[0].first), first_id);
-  a[0].second(answer{0, "", std::nullopt, "connection reset"});
+  a[0].second(ans(0, "", std::nullopt, "connection reset"));
   a = transport_.take(1);
   ASSERT_EQ(a.size(), 1u);
   EXPECT_EQ(id_of(a[0].first), first_id);
-  a[0].second(answer{429, "", std::chrono::milliseconds(3600'000), ""});
+  a[0].second(ans(429, "", std::chrono::milliseconds(3600'000), ""));
   a = transport_.take(1);
   ASSERT_EQ(a.size(), 1u);
   EXPECT_EQ(id_of(a[0].first), first_id);
   // 400: parked, and the SIM's next event goes.
-  a[0].second(answer{400, "bad payload", std::nullopt, ""});
+  a[0].second(ans(400, "bad payload", std::nullopt, ""));
   a = transport_.take(1);
   ASSERT_EQ(a.size(), 1u);
   EXPECT_GT(id_of(a[0].first), first_id);
   EXPECT_EQ(a[0].first.events[0].type, event_type::deactivated);
-  a[0].second(answer{200, "", std::nullopt, ""});
+  a[0].second(ans(200, "", std::nullopt, ""));
   ASSERT_TRUE(eventually([&] { return s->stats().delivered == 1; }));
   auto st = s->stats();
   EXPECT_EQ(st.retried, 3u);
@@ -248,7 +258,7 @@ TEST_F(Sink, RetriesUntilDeliveredAndParksAPermanentFailureThenGoesOn) {
   a = transport_.take(1);
   ASSERT_EQ(a.size(), 1u);
   EXPECT_EQ(id_of(a[0].first), first_id);
-  a[0].second(answer{200, "", std::nullopt, ""});
+  a[0].second(ans(200, "", std::nullopt, ""));
   EXPECT_TRUE(eventually([&] { return s->stats().delivered == 2; }));
   EXPECT_TRUE(s->dead_letters().empty());
 }
@@ -281,7 +291,7 @@ TEST_F(Sink, FiltersByTypeAndProductAndBatches) {
         EXPECT_EQ(eng_->product_name(e.product), "acme");
         got.push_back(r);
       }
-      done(answer{200, "", std::nullopt, ""});
+      done(ans(200, "", std::nullopt, ""));
     }
   }
   EXPECT_EQ(got.size(), 2u);
@@ -339,13 +349,13 @@ TEST(SinkPosition, AfterARestartOnlyTheUnfinishedEventsGoAgain) {
     ASSERT_TRUE(e.import_sims("acme", ids));
     auto held = r.t.take(3);
     ASSERT_EQ(held.size(), 3u);
-    held[0].second(answer{200, "", std::nullopt, ""});
-    held[2].second(answer{200, "", std::nullopt, ""});
+    held[0].second(ans(200, "", std::nullopt, ""));
+    held[2].second(ans(200, "", std::nullopt, ""));
     unfinished = held[1].first.events[0].id;
     ASSERT_TRUE(eventually([&] { return r.s.stats().delivered == 2; }));
     r.stop(e);
     e.stop();  // the last checkpoint holds the position
-    held[1].second(answer{0, "", std::nullopt, "simcapd stopped"});  // (nothing listens any more)
+    held[1].second(ans(0, "", std::nullopt, "simcapd stopped"));  // (nothing listens any more)
   }
   engine e(options(), clk, dl);
   e.start();
@@ -353,14 +363,14 @@ TEST(SinkPosition, AfterARestartOnlyTheUnfinishedEventsGoAgain) {
   auto again = r.t.take(1);
   ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(again[0].first.events[0].id, unfinished);
-  again[0].second(answer{200, "", std::nullopt, ""});
+  again[0].second(ans(200, "", std::nullopt, ""));
   // The next request is a new event, not one delivered before the restart.
   std::vector<iccid> more{test_iccid(4)};
   ASSERT_TRUE(e.import_sims("acme", more));
   auto next = r.t.take(1);
   ASSERT_EQ(next.size(), 1u);
   EXPECT_EQ(next[0].first.events[0].sim, test_iccid(4).key());
-  next[0].second(answer{200, "", std::nullopt, ""});
+  next[0].second(ans(200, "", std::nullopt, ""));
   ASSERT_TRUE(eventually([&] { return r.s.stats().delivered == 2; }));
   r.stop(e);
   e.stop();

@@ -291,12 +291,14 @@ TEST_F(Durability, ChangedProductSettingsSurviveARestart) {
   p.id = "acme";
   p.default_mb_limit = 9;
   p.country = "DE";
+  p.alert_emails = std::vector<std::string>{"ops@example.com", "noc@example.org"};
   ASSERT_TRUE(eng_->put_product(p));
   restart();
   auto v = eng_->get_product("acme");
   ASSERT_TRUE(v);
   EXPECT_EQ(v->default_mb_limit, 9u);
   EXPECT_EQ(v->country, "DE");
+  EXPECT_EQ(v->alert_emails, (std::vector<std::string>{"ops@example.com", "noc@example.org"}));
 }
 
 // A store written with 2 shards opens with 3 (and back with 2): every SIM, its usage and days,

@@ -1,12 +1,15 @@
 #pragma once
-// Test support: an HTTP receiver for outbound sinks on 127.0.0.1 (Boost.Beast, synchronous, one
-// thread a connection), with a policy for what it answers, checking every request's signature.
+// Test support: an HTTP(S) receiver for outbound sinks on 127.0.0.1 (Boost.Beast, synchronous,
+// one thread a connection), with a policy for what it answers, checking every request's
+// signature (when it has a secret) and keeping each request's headers.
 #include <atomic>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -16,6 +19,7 @@
 
 #include "outbound/signature.hpp"
 #include "simcap/iccid.hpp"
+#include "test_cert.hpp"
 
 namespace simcap::testing {
 
@@ -34,6 +38,7 @@ class http_receiver {
   struct arrival {
     std::uint64_t id, sim;
     bool answered_ok;
+    std::map<std::string, std::string> headers;  // names in lower case
   };
   // status_of(request number, event id, SIM key): the status to answer, 0 for none (the
   // connection stays silent), -1 to drop the connection.
@@ -43,10 +48,16 @@ class http_receiver {
     if (n % 7 == 0) return 0;
     return n % 5 == 0 ? 503 : 200;
   }
-  explicit http_receiver(std::string secret, policy p = flaky)
+  // With a certificate: HTTPS only.
+  explicit http_receiver(std::string secret, policy p = flaky, const test_cert* tls = nullptr)
       : secret_(std::move(secret)),
         policy_(std::move(p)),
         acceptor_(io_, {asio::ip::make_address("127.0.0.1"), 0}) {
+    if (tls != nullptr) {
+      tls_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+      tls_->use_certificate_chain_file(tls->cert.string());
+      tls_->use_private_key_file(tls->key.string(), asio::ssl::context::pem);
+    }
     thread_ = std::thread([this] { accept_loop(); });
   }
   ~http_receiver() {
@@ -91,10 +102,17 @@ class http_receiver {
       if (ec || stopping_) return;
       std::lock_guard lock(mu_);
       sockets_.push_back(s);
-      workers_.emplace_back([this, s] { serve(*s); });
+      workers_.emplace_back([this, s] {
+        if (!tls_) return serve(*s, *s);
+        asio::ssl::stream<tcp::socket&> tls(*s, *tls_);
+        boost::system::error_code hec;
+        tls.handshake(asio::ssl::stream_base::server, hec);
+        if (!hec) serve(tls, *s);
+      });
     }
   }
-  void serve(tcp::socket& s) {
+  template <class Stream>
+  void serve(Stream& s, tcp::socket& lowest) {
     beast::flat_buffer buf;
     for (;;) {
       http::request<http::string_body> req;
@@ -108,30 +126,38 @@ class http_receiver {
       }
       const auto body = boost::json::parse(req.body());
       const std::uint64_t id = body.at("id").to_number<std::uint64_t>();
-      const std::uint64_t sim = iccid::parse(body.at("iccid").as_string()).value().key();
-      check_signature(req);
+      const auto* ic = body.at("iccid").if_string();
+      const std::uint64_t sim = ic != nullptr ? iccid::parse(*ic).value().key() : 0;
+      if (!secret_.empty()) check_signature(req);
+      std::map<std::string, std::string> headers;
+      for (const auto& f : req) {
+        std::string name(f.name_string());
+        for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        headers[name] = std::string(f.value());
+      }
       const int status = policy_(n, id, sim);
       if (status < 0) {
-        s.close(ec);  // dropped
-        record(id, sim, false);
+        lowest.close(ec);  // dropped
+        record(id, sim, false, std::move(headers));
         return;
       }
       if (status == 0) {
-        record(id, sim, false);
+        record(id, sim, false, std::move(headers));
         continue;  // never answered (the client times out and closes)
       }
       http::response<http::string_body> res{static_cast<http::status>(status), 11};
       res.keep_alive(true);
       res.prepare_payload();
       // Recorded before the answer leaves: the sender cannot have the next event yet.
-      record(id, sim, status / 100 == 2);
+      record(id, sim, status / 100 == 2, std::move(headers));
       http::write(s, res, ec);
       if (ec) return;
     }
   }
-  void record(std::uint64_t id, std::uint64_t sim, bool ok) {
+  void record(std::uint64_t id, std::uint64_t sim, bool ok,
+              std::map<std::string, std::string> headers) {
     std::lock_guard lock(mu_);
-    arrivals_.push_back({id, sim, ok});
+    arrivals_.push_back({id, sim, ok, std::move(headers)});
   }
   void check_signature(const http::request<http::string_body>& req) {
     const std::string sig(req["Simcap-Signature"]);
@@ -150,6 +176,7 @@ class http_receiver {
 
   std::string secret_;
   policy policy_;
+  std::unique_ptr<asio::ssl::context> tls_;
   asio::io_context io_;
   tcp::acceptor acceptor_;
   std::atomic<bool> stopping_{false};
