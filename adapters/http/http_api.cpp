@@ -15,8 +15,8 @@ namespace web {
 const std::vector<route>& route_table() {
   static const std::vector<route> table = [] {
     std::vector<route> all;
-    for (auto part :
-         {admin_routes(), sim_routes(), product_routes(), event_routes(), sink_routes()}) {
+    for (auto part : {admin_routes(), sim_routes(), product_routes(), event_routes(), sink_routes(),
+                      webhook_routes()}) {
       all.insert(all.end(), part.begin(), part.end());
     }
     return all;

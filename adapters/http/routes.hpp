@@ -52,6 +52,7 @@ std::vector<route> product_routes();
 std::vector<route> event_routes();
 std::vector<route> admin_routes();
 std::vector<route> sink_routes();
+std::vector<route> webhook_routes();
 const std::vector<route>& route_table();
 
 // "/v1/products/:p/sims/:iccid": the route's name in metrics.

@@ -149,6 +149,7 @@ void sink::wake() {
 }
 
 void sink::pump() {
+  if (retired_) return;
   bool read_any = false;
   while (open_.size() < window_) {
     const auto evs =
@@ -181,6 +182,7 @@ void sink::pump() {
 }
 
 void sink::send_ready() {
+  if (retired_) return;
   while (in_flight_ < cfg_.max_in_flight && !ready_.empty()) {
     request r;
     while (r.events.size() < cfg_.batch && !ready_.empty()) {
@@ -216,6 +218,7 @@ void sink::send_ready() {
 }
 
 void sink::finish(const request& r, const answer& a, clock::time_point t0) {
+  if (retired_) return;
   --in_flight_;
   const double secs = std::chrono::duration<double>(clock::now() - t0).count();
   const outcome o = a.verdict ? *a.verdict : outcome_of(a.status);
@@ -299,6 +302,7 @@ void sink::save_position() {
 }
 
 void sink::write_position() {
+  if (retired_) return;
   // Ids not read again yet since a restart keep their recovered state.
   std::set<std::uint64_t> open = open_;
   std::uint64_t next = next_;
@@ -320,6 +324,28 @@ void sink::flush() {
   auto f = done.get_future();
   asio::post(strand_, [&] {
     write_position();
+    done.set_value();
+  });
+  f.wait();
+}
+
+void sink::retire() {
+  std::promise<void> done;
+  auto f = done.get_future();
+  asio::post(strand_, [&] {
+    retired_ = true;
+    save_timer_.cancel();
+    lanes_.clear();
+    ready_.clear();
+    open_.clear();
+    eng_.put_side_state("sink/" + cfg_.name, "");
+    for (const auto& [key, value] : eng_.side_state("dl/" + cfg_.name + "/"))
+      eng_.put_side_state(key, "");
+    {
+      std::lock_guard lock(mu_);
+      parked_.clear();
+      open_times_.clear();
+    }
     done.set_value();
   });
   f.wait();

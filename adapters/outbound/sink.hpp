@@ -92,6 +92,10 @@ class sink {
   void flush();
   // Puts the parked events back into delivery, in id order; returns how many.
   std::size_t redrive();
+  // Stops the sink for good and removes its position and dead letters from the side state
+  // (its undelivered events are dropped); returns once done. Not from the strand. The object
+  // must live on until the transport's requests are answered (the service keeps it).
+  void retire();
   const sink_config& config() const noexcept { return cfg_; }
   // Called on the sink's strand when an event is finished: delivered, or parked.
   void on_finished(std::function<void(const event&, bool parked)> f) {
@@ -141,6 +145,7 @@ class sink {
   std::deque<std::uint64_t> ready_;  // lanes whose head can be sent
   unsigned in_flight_ = 0;
   bool save_pending_ = false;
+  bool retired_ = false;
   std::mt19937_64 rng_{std::random_device{}()};
 
   std::function<void(const event&, bool)> on_finished_;

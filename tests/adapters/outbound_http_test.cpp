@@ -190,5 +190,58 @@ TEST_F(OutboundHttp, HttpsReceiverIsVerifiedAgainstTheSinksCaFile) {
   std::filesystem::remove_all(dir);
 }
 
+// Run-time webhooks: bodies simcap cannot honour are refused with their reason; deleting a hook
+// drops its sink, its undelivered events and its position.
+TEST_F(OutboundHttp, WebhooksAreCheckedAndADeletedHookLeavesNothingBehind) {
+  make_product("acme");
+  outbound::service out(*eng_, {});
+  out.start();
+  http_api api(*eng_, {{"admin", true, ""}}, nullptr, false);
+  api.set_outbound(&out);
+  const auto post = [&](const std::string& body) {
+    return api.handle(
+        http_request{"POST", "/v1/webhooks", "Bearer admin", "application/json", body});
+  };
+  const std::string dead = "http://127.0.0.1:" + std::to_string(closed_port()) + "/";
+  for (const std::string& bad : std::vector<std::string>{
+           std::string(R"({"url":")") + dead + R"("})",  // no event
+           R"({"event":"paused","url":"ftp://x/"})",
+           R"({"event":"nothing","url":")" + dead + R"("})",
+           R"({"event":"paused","url":")" + dead + R"(","requestType":"GET"})",
+           R"({"event":"paused","url":")" + dead + R"(","deviceId":"abc"})",
+           R"({"event":"paused","url":")" + dead + R"(","json":{"a":"{{b}}"}})",
+           R"({"event":"paused","url":")" + dead + R"(","headers":{"Host":"x"}})",
+           R"({"event":"paused","url":")" + dead + R"(","headers":{"X-A":"a
+b"}})",
+           R"({"event":"paused","url":")" + dead +
+               R"(","auth":{"bearer":"t"},"headers":{"Authorization":"x"}})",
+           R"({"event":"paused","url":")" + dead + R"(","rejectUnauthorized":"no"})"}) {
+    const auto r = post(bad);
+    EXPECT_EQ(r.status, 400u) << bad << " -> " << r.body;
+  }
+  EXPECT_TRUE(out.hooks().empty());
+  const auto made = post(R"({"event":"","url":")" + dead + R"(","auth":{"bearer":"tok"}})");
+  ASSERT_EQ(made.status, 200u) << made.body;
+  const std::string id(boost::json::parse(made.body).at("id").as_string());
+  ASSERT_EQ(out.hooks().size(), 1u);
+  EXPECT_EQ(out.hooks()[0].headers,
+            (std::vector<std::pair<std::string, std::string>>{{"Authorization", "Bearer tok"}}));
+  import("acme", {1, 2});
+  ASSERT_TRUE(eventually([&] { return out.stats().size() == 1 && out.stats()[0].retried >= 2; }));
+  EXPECT_EQ(out.stats()[0].name, "hook-" + id);
+  EXPECT_EQ(out.stats()[0].backlog, 2u);
+  EXPECT_FALSE(eng_->side_state("hook/" + id).empty());
+  EXPECT_FALSE(eng_->side_state("sink/hook-" + id).empty());
+  const auto del = api.handle(http_request{"DELETE", "/v1/webhooks/" + id, "Bearer admin", "", ""});
+  EXPECT_EQ(del.status, 200u) << del.body;
+  EXPECT_TRUE(out.hooks().empty());
+  EXPECT_TRUE(out.stats().empty());
+  EXPECT_TRUE(eng_->side_state("hook/").empty());
+  EXPECT_TRUE(eng_->side_state("sink/hook-" + id).empty());
+  EXPECT_EQ(api.handle(http_request{"DELETE", "/v1/webhooks/" + id, "Bearer admin", "", ""}).status,
+            404u);
+  out.stop();
+}
+
 }  // namespace
 }  // namespace simcap::testing

@@ -7,12 +7,23 @@ import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
+import http from 'node:http';
 import Particle from 'particle-api-js';
 
 const dir = mkdtempSync(join(tmpdir(), 'simcap-pjs-'));
 const iccids = readFileSync(process.env.ICCIDS, 'utf8').trim().split('\n').slice(0, 5);
 const auth = 'pjs-admin';
+const acmeToken = 'pjs-acme';
 let daemon, particle, feedPort;
+
+// Resolves once check() is true, checking at every turn of the event loop for up to 20 s.
+async function waitFor(check, what) {
+  const deadline = Date.now() + 20000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for ' + what);
+    await new Promise((r) => setImmediate(r));
+  }
+}
 
 function waitForPorts(proc) {
   return new Promise((resolve, reject) => {
@@ -56,17 +67,22 @@ function stream(lines) {
   });
 }
 
-before(async () => {
-  writeFileSync(join(dir, 'simcapd.toml'), [
-    '[[tokens]]', `token = "${auth}"`, 'scope = "admin"',
-    '[[feeds]]', 'name = "carrier-a"', 'token = "feed-secret"',
-    '[[products]]', 'id = "acme"', 'country = "US"', 'default_mb_limit = 5',
-  ].join('\n'));
+async function startDaemon() {
   daemon = spawn(process.env.SIMCAPD, ['--config', join(dir, 'simcapd.toml'), '--data-dir', join(dir, 'data'),
     '--http', '127.0.0.1:0', '--feed', '127.0.0.1:0', '--shards', '2'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const ports = await waitForPorts(daemon);
   feedPort = ports.feed;
   particle = new Particle({ baseUrl: `http://127.0.0.1:${ports.http}` });
+}
+
+before(async () => {
+  writeFileSync(join(dir, 'simcapd.toml'), [
+    '[[tokens]]', `token = "${auth}"`, 'scope = "admin"',
+    '[[tokens]]', `token = "${acmeToken}"`, 'product = "acme"',
+    '[[feeds]]', 'name = "carrier-a"', 'token = "feed-secret"',
+    '[[products]]', 'id = "acme"', 'country = "US"', 'default_mb_limit = 5',
+  ].join('\n'));
+  await startDaemon();
 });
 
 after(() => {
@@ -128,4 +144,70 @@ test('updateSIM, deactivateSIM, reactivateSIM and removeSIM change the SIM', asy
     return true;
   });
   await assert.rejects(particle.listSIMs({ product: 'acme', auth: 'wrong-token' }), (err) => err.statusCode === 401);
+});
+
+test('createWebhook, listWebhooks and deleteWebhook manage webhooks; a product token sees its own', async () => {
+  const got = [];
+  const rx = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => {
+      got.push({ headers: req.headers, body: JSON.parse(body) });
+      res.writeHead(200);
+      res.end();
+    });
+  });
+  await new Promise((r) => rx.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${rx.address().port}/hook`;
+  const mine = await particle.createWebhook({
+    event: 'paused', url, product: 'acme', auth: acmeToken,
+    hook: { headers: { 'X-Fleet': 'acme' }, auth: { username: 'u', password: 'p' } },
+  });
+  assert.equal(mine.body.ok, true);
+  assert.match(mine.body.id, /^[0-9a-f]{24}$/);
+  assert.equal(mine.body.event, 'paused');
+  assert.equal(mine.body.url, url);
+  const everyProduct = await particle.createWebhook({ event: 'alert', url, auth });
+  assert.equal(everyProduct.body.ok, true);
+
+  const asAcme = await particle.listWebhooks({ auth: acmeToken });
+  assert.deepEqual(asAcme.body.map((h) => h.id), [mine.body.id]);
+  assert.equal(asAcme.body[0].product, 'acme');
+  assert.equal(asAcme.body[0].requestType, 'POST');
+  assert.equal(asAcme.body[0].event, 'paused');
+  const asAdmin = await particle.listWebhooks({ auth });
+  assert.deepEqual(asAdmin.body.map((h) => h.id).sort(), [mine.body.id, everyProduct.body.id].sort());
+  const acmeForm = await particle.listWebhooks({ product: 'acme', auth });
+  assert.deepEqual(acmeForm.body.map((h) => h.id), [mine.body.id]);
+  await assert.rejects(particle.deleteWebhook({ hookId: everyProduct.body.id, auth: acmeToken }),
+    (err) => err.statusCode === 404);
+  await assert.rejects(particle.createWebhook({ event: 'nothing', url, auth }), (err) => err.statusCode === 400);
+
+  // 1.5 MB + 4 MB of a 5 MB limit: the alert (every product's hook) and the pause (acme's hook).
+  await stream([{ iccid: iccids[0], end: Math.floor(Date.now() / 1000), down: 4000000 }]);
+  await waitFor(() => got.some((r) => r.body.type === 'paused') && got.some((r) => r.body.type === 'alert'),
+    'the pause and the alert');
+  const paused = got.find((r) => r.body.type === 'paused');
+  assert.equal(paused.body.iccid, iccids[0]);
+  assert.equal(paused.body.product, 'acme');
+  assert.equal(paused.headers['x-fleet'], 'acme');
+  assert.equal(paused.headers.authorization, 'Basic ' + Buffer.from('u:p').toString('base64'));
+  assert.equal(paused.headers['idempotency-key'], String(paused.body.id));
+  const alert = got.find((r) => r.body.type === 'alert');
+  assert.equal(alert.headers['x-fleet'], undefined);
+  assert.equal(alert.headers.authorization, undefined);
+
+  // The hooks are durable: a restarted simcapd lists them and still delivers.
+  daemon.kill('SIGTERM');
+  await new Promise((r) => daemon.once('exit', r));
+  await startDaemon();
+  const again = await particle.listWebhooks({ auth });
+  assert.deepEqual(again.body.map((h) => h.id).sort(), [mine.body.id, everyProduct.body.id].sort());
+  const del = await particle.deleteWebhook({ hookId: mine.body.id, product: 'acme', auth: acmeToken });
+  assert.equal(del.body.ok, true);
+  assert.deepEqual((await particle.listWebhooks({ auth: acmeToken })).body, []);
+  await assert.rejects(particle.deleteWebhook({ hookId: mine.body.id, auth }), (err) => err.statusCode === 404);
+  const gone = await particle.deleteWebhook({ hookId: everyProduct.body.id, auth });
+  assert.equal(gone.body.ok, true);
+  rx.close();
 });
