@@ -2,12 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <string_view>
 
 #include "durability/keys.hpp"
-#include "durability/sim_blobs.hpp"
 
 namespace simcap::detail {
 
@@ -15,8 +16,6 @@ namespace {
 
 static_assert(sizeof(event) == 56, "the stored event layout");
 static_assert(std::is_trivially_copyable_v<event>);
-
-std::string_view bytes_of(const event& e) { return {reinterpret_cast<const char*>(&e), sizeof e}; }
 
 bool event_from(std::string_view v, std::size_t at, event& e) {
   if (at + sizeof e > v.size()) return false;
@@ -30,21 +29,77 @@ key_builder index_key(char which) {
   return k;
 }
 
-// The index key prefix a filter reads (the narrowest it names).
-std::string index_prefix(const event_filter& f) {
-  if (f.sim) return index_key('s').be(*f.sim).str();
+// The per-SIM index groups SIMs into 4096 buckets (a posting value per bucket a checkpoint).
+std::uint16_t bucket_of(std::uint64_t sim) {
+  return static_cast<std::uint16_t>((sim * 0x9E3779B97F4A7C15ULL) >> 52);
+}
+
+// Ids (or SIM, id pairs) in one posting value at most.
+constexpr std::size_t kPostingIds = 8192;
+// Events in one value of the log: small, so that reading a sparse event costs little.
+constexpr std::size_t kEventsPerValue = 256;
+
+// The posting prefix a filter reads (the narrowest it names).
+std::string posting_prefix(const event_filter& f) {
+  if (f.sim) return index_key('s').be(bucket_of(*f.sim)).str();
   if (f.product && f.type)
     return index_key('q').be(*f.product).be(static_cast<std::uint8_t>(*f.type)).str();
   if (f.type) return index_key('t').be(static_cast<std::uint8_t>(*f.type)).str();
   return index_key('p').be(*f.product).str();
 }
 
-void put_index(write_batch& wb, const event& e) {
-  const std::string_view v = bytes_of(e);
-  if (e.sim != 0) wb.put(index_key('s').be(e.sim).be(e.id).str(), v);
-  wb.put(index_key('p').be(e.product).be(e.id).str(), v);
-  wb.put(index_key('t').be(static_cast<std::uint8_t>(e.type)).be(e.id).str(), v);
-  wb.put(index_key('q').be(e.product).be(static_cast<std::uint8_t>(e.type)).be(e.id).str(), v);
+template <class T>
+void append_raw(std::string& v, T x) {
+  v.append(reinterpret_cast<const char*>(&x), sizeof x);
+}
+template <class T>
+T raw_at(std::string_view v, std::size_t at) {
+  T x;
+  std::memcpy(&x, v.data() + at, sizeof x);
+  return x;
+}
+
+std::string with_id(const std::string& prefix, std::uint64_t id) {
+  key_builder k(prefix[0]);
+  k.text(std::string_view(prefix).substr(1)).be(id);
+  return k.str();
+}
+
+// The events' index entries: for every product, type, product + type and SIM bucket the events
+// have, values of up to kPostingIds ids (SIM buckets: SIM, id pairs sorted by SIM), each keyed
+// by its first id. A checkpoint writes a few keys, not one an event.
+void put_postings(write_batch& wb, const std::vector<event>& events) {
+  std::map<std::string, std::vector<std::uint64_t>> ids;
+  std::map<std::uint16_t, std::vector<std::pair<std::uint64_t, std::uint64_t>>> sims;
+  for (const event& e : events) {
+    const auto t = static_cast<std::uint8_t>(e.type);
+    ids[index_key('p').be(e.product).str()].push_back(e.id);
+    ids[index_key('t').be(t).str()].push_back(e.id);
+    ids[index_key('q').be(e.product).be(t).str()].push_back(e.id);
+    if (e.sim != 0) sims[bucket_of(e.sim)].emplace_back(e.sim, e.id);
+  }
+  for (const auto& [prefix, list] : ids) {
+    for (std::size_t at = 0; at < list.size(); at += kPostingIds) {
+      std::string v;
+      const std::size_t end = std::min(list.size(), at + kPostingIds);
+      for (std::size_t i = at; i < end; ++i) append_raw(v, list[i]);
+      wb.put(with_id(prefix, list[at]), v);
+    }
+  }
+  for (auto& [bucket, list] : sims) {
+    for (std::size_t at = 0; at < list.size(); at += kPostingIds) {
+      const std::size_t end = std::min(list.size(), at + kPostingIds);
+      const std::uint64_t first = list[at].second;  // before sorting by SIM
+      std::sort(list.begin() + static_cast<std::ptrdiff_t>(at),
+                list.begin() + static_cast<std::ptrdiff_t>(end));
+      std::string v;
+      for (std::size_t i = at; i < end; ++i) {
+        append_raw(v, list[i].first);
+        append_raw(v, list[i].second);
+      }
+      wb.put(index_key('s').be(bucket).be(first).str(), v);
+    }
+  }
 }
 
 void put_indexed_up_to(write_batch& wb, std::uint64_t id) {
@@ -68,17 +123,37 @@ void scan_events(const store& st, std::uint64_t from, F&& f) {
                });
 }
 
+// The events of ascending ids that match f, into out up to limit: one read a value of events.
+void fetch_events(const store& st, const std::vector<std::uint64_t>& ids, const event_filter& f,
+                  std::size_t limit, std::vector<event>& out) {
+  std::size_t i = 0;
+  while (i < ids.size() && out.size() < limit) {
+    const std::size_t before = i;
+    scan_events(st, ids[i], [&](const event& e) {
+      if (i >= ids.size() || out.size() >= limit) return false;
+      if (e.id < ids[i]) return e.id + kEventsPerValue > ids[i];  // close: read on
+      if (e.id > ids[i]) {
+        ++i;  // not in the log (cannot happen in a sound store): skip it
+        return true;
+      }
+      if (f.matches(e)) out.push_back(e);
+      ++i;
+      return true;
+    });
+    if (i == before) ++i;  // nothing at or after it
+  }
+}
+
 }  // namespace
 
 void put_events(write_batch& wb, const std::vector<event>& events) {
   if (events.empty()) return;
-  const std::size_t per_value = kBlobBytes / sizeof(event);
-  for (std::size_t at = 0; at < events.size(); at += per_value) {
-    const std::size_t k = std::min(per_value, events.size() - at);
+  for (std::size_t at = 0; at < events.size(); at += kEventsPerValue) {
+    const std::size_t k = std::min(kEventsPerValue, events.size() - at);
     wb.put(key_of(key_kind::events).be(events[at].id).str(),
            std::string_view(reinterpret_cast<const char*>(events.data() + at), k * sizeof(event)));
   }
-  for (const event& e : events) put_index(wb, e);
+  put_postings(wb, events);
   put_indexed_up_to(wb, events.back().id);
 }
 
@@ -93,15 +168,50 @@ void read_stored_events(const store& st, std::uint64_t from, std::uint64_t below
     });
     return;
   }
-  const std::string prefix = index_prefix(f);
-  key_builder start(prefix[0]);
-  start.text(std::string_view(prefix).substr(1)).be(from);
-  st.scan_from(prefix, start.str(), false, [&](std::string_view k, std::string_view v) {
-    if (read_be<std::uint64_t>(k, prefix.size()) >= below || out.size() >= limit) return false;
-    event e;
-    if (event_from(v, 0, e) && f.matches(e)) out.push_back(e);
-    return true;
-  });
+  // The ids the narrowest index names, in [from, below), ascending, a round of values at a
+  // time; each round's events are read from the log (ids in a row share a value) and checked
+  // against the rest of the filter.
+  const std::string prefix = posting_prefix(f);
+  std::string resume = with_id(prefix, from);
+  bool floor = true;  // the value before `from` may hold ids at or after it
+  std::vector<std::uint64_t> ids;
+  for (bool more = true; more && out.size() < limit;) {
+    ids.clear();
+    more = false;
+    std::string last_key;
+    st.scan_from(prefix, resume, floor, [&](std::string_view k, std::string_view v) {
+      if (read_be<std::uint64_t>(k, prefix.size()) >= below) return false;
+      last_key.assign(k);
+      if (f.sim) {
+        // SIM, id pairs sorted by SIM: the SIM's ids are one run.
+        std::size_t lo = 0, hi = v.size() / 16;
+        const std::size_t n = hi;
+        while (lo < hi) {
+          const std::size_t mid = (lo + hi) / 2;
+          if (raw_at<std::uint64_t>(v, mid * 16) < *f.sim)
+            lo = mid + 1;
+          else
+            hi = mid;
+        }
+        for (std::size_t i = lo; i < n && raw_at<std::uint64_t>(v, i * 16) == *f.sim; ++i) {
+          const auto id = raw_at<std::uint64_t>(v, i * 16 + 8);
+          if (id >= from && id < below) ids.push_back(id);
+        }
+      } else {
+        for (std::size_t at = 0; at + 8 <= v.size(); at += 8) {
+          const auto id = raw_at<std::uint64_t>(v, at);
+          if (id >= from && id < below) ids.push_back(id);
+        }
+      }
+      if (ids.size() < limit - out.size() + kPostingIds) return true;
+      more = true;  // enough for this round; the next starts after this value
+      return false;
+    });
+    std::sort(ids.begin(), ids.end());
+    fetch_events(st, ids, f, limit, out);
+    resume = last_key + '\0';
+    floor = false;
+  }
 }
 
 void recover_events(store& st, event_log& log, std::size_t in_memory) {
@@ -121,19 +231,21 @@ void recover_events(store& st, event_log& log, std::size_t in_memory) {
   if (st.get(index_key('w').str(), w)) indexed = reader(w).get<std::uint64_t>();
   if (indexed < last && st.writable()) {
     spdlog::info("indexing events {}..{} of the store", indexed + 1, last);
-    write_batch wb;
-    std::size_t n = 0;
+    std::vector<event> chunk;
+    const auto flush = [&] {
+      if (chunk.empty()) return;
+      write_batch wb;
+      put_postings(wb, chunk);
+      put_indexed_up_to(wb, chunk.back().id);
+      st.write(wb);
+      chunk.clear();
+    };
     scan_events(st, indexed + 1, [&](const event& e) {
-      put_index(wb, e);
-      if (++n % 65536 == 0) {
-        put_indexed_up_to(wb, e.id);
-        st.write(wb);
-        wb = write_batch();
-      }
+      chunk.push_back(e);
+      if (chunk.size() == 65536) flush();
       return true;
     });
-    put_indexed_up_to(wb, last);
-    st.write(wb);
+    flush();
   }
   const std::uint64_t from = in_memory != 0 && last > in_memory ? last - in_memory + 1 : 1;
   scan_events(st, from, [&](const event& e) {

@@ -424,12 +424,19 @@ TEST_F(Durability, EventLogReadsOlderEventsFromTheStoreLikeFromMemory) {
   std::vector<std::uint64_t> a, b;
   for (std::uint64_t n = 1; n <= 300; ++n) a.push_back(n);
   for (std::uint64_t n = 301; n <= 450; ++n) b.push_back(n);
+  // Several checkpoints: each writes its own index values.
   import("acme", a);
+  eng_->checkpoint();
   import("beta", b);
+  eng_->checkpoint();
   std::vector<usage_record> over;
   for (std::uint64_t n = 1; n <= 450; n += 3) over.push_back(rec(n, 1'100'000, kStart));
   feed(over);  // an alert and a pause each
-  for (std::uint64_t n = 2; n <= 450; n += 7) ASSERT_TRUE(act(n, sim_action::deactivate));
+  eng_->checkpoint();
+  for (std::uint64_t n = 2; n <= 450; n += 7) {
+    ASSERT_TRUE(act(n, sim_action::deactivate));
+    if (n % 5 == 0) eng_->checkpoint();
+  }
   eng_->checkpoint();
 
   const auto check = [&](const char* when) {
