@@ -9,131 +9,10 @@
 #include <sstream>
 
 #include "countries.hpp"
+#include "rates.hpp"
+#include "toml_reader.hpp"
 
 namespace simcap {
-
-namespace {
-
-class reader {
- public:
-  explicit reader(std::vector<std::string>& errors) : errors_(errors) {}
-
-  void error(const std::string& key, const std::string& why) {
-    errors_.push_back(key + ": " + why);
-  }
-
-  // Complains about keys of a table that are not in `known`.
-  void only(const toml::table& t, const std::string& prefix, std::set<std::string> known) {
-    for (auto&& [k, v] : t) {
-      if (!known.contains(std::string(k.str())))
-        error(prefix + std::string(k.str()), "unknown key");
-    }
-  }
-
-  template <class T>
-  std::optional<T> get(const toml::table& t, const std::string& prefix, const char* key) {
-    const toml::node* n = t.get(key);
-    if (n == nullptr) return std::nullopt;
-    if (auto v = n->value<T>()) return *v;
-    error(prefix + key, std::string("must be a ") + type_name<T>());
-    return std::nullopt;
-  }
-
-  // A duration from min to max (both named in the message).
-  std::optional<std::chrono::milliseconds> duration(const toml::table& t, const std::string& prefix,
-                                                    const char* key, std::chrono::milliseconds min,
-                                                    std::chrono::milliseconds max,
-                                                    const char* range) {
-    auto s = get<std::string>(t, prefix, key);
-    if (!s) return std::nullopt;
-    auto d = parse_duration(*s);
-    if (!d) {
-      error(prefix + key, "must be a duration like \"200ms\", \"5m\", \"48h\" or \"30d\"");
-    } else if (*d < min || *d > max) {
-      error(prefix + key, std::string("must be ") + range);
-      return std::nullopt;
-    }
-    return d;
-  }
-
-  // An integer from min to max.
-  std::optional<std::int64_t> number(const toml::table& t, const std::string& prefix,
-                                     const char* key, std::int64_t min, std::int64_t max,
-                                     const char* range) {
-    auto n = get<std::int64_t>(t, prefix, key);
-    if (n && (*n < min || *n > max)) {
-      error(prefix + key, std::string("must be ") + range);
-      return std::nullopt;
-    }
-    return n;
-  }
-
-  void address(const toml::table& t, const std::string& prefix, const char* key, std::string& out) {
-    if (auto s = get<std::string>(t, prefix, key)) {
-      if (split_host_port(*s)) {
-        out = *s;
-      } else {
-        error(prefix + key, "must be ADDRESS:PORT");
-      }
-    }
-  }
-
-  // An array of strings (what names them in the message, e.g. "product ids").
-  std::optional<std::vector<std::string>> strings(const toml::table& t, const std::string& prefix,
-                                                  const char* key, const char* what) {
-    const toml::node* n = t.get(key);
-    if (n == nullptr) return std::nullopt;
-    std::vector<std::string> out;
-    const toml::array* a = n->as_array();
-    for (std::size_t i = 0; a != nullptr && i < a->size(); ++i) {
-      if (auto v = (*a)[i].value<std::string>())
-        out.push_back(*v);
-      else
-        a = nullptr;
-    }
-    if (a == nullptr) {
-      error(prefix + key, std::string("must be an array of ") + what);
-      return std::nullopt;
-    }
-    return out;
-  }
-
-  std::optional<std::vector<double>> thresholds(const toml::table& t, const std::string& prefix) {
-    const toml::node* n = t.get("alert_thresholds");
-    if (n == nullptr) return std::nullopt;
-    const toml::array* a = n->as_array();
-    if (a == nullptr) {
-      error(prefix + "alert_thresholds", "must be an array of numbers");
-      return std::nullopt;
-    }
-    std::vector<double> out;
-    for (const auto& e : *a) {
-      auto d = e.value<double>();
-      if (!d) {
-        error(prefix + "alert_thresholds", "must be an array of numbers");
-        return std::nullopt;
-      }
-      out.push_back(*d);
-    }
-    if (auto why = check_alert_thresholds(out)) {
-      error(prefix + "alert_thresholds", *why + ", e.g. [0.9]");
-      return std::nullopt;
-    }
-    return out;
-  }
-
- private:
-  template <class T>
-  static const char* type_name() {
-    if constexpr (std::is_same_v<T, std::string>) return "string";
-    if constexpr (std::is_same_v<T, bool>) return "boolean";
-    if constexpr (std::is_same_v<T, double>) return "number";
-    return "integer";
-  }
-  std::vector<std::string>& errors_;
-};
-
-}  // namespace
 
 std::optional<std::pair<std::string, std::uint16_t>> split_host_port(std::string_view s) {
   auto colon = s.rfind(':');
@@ -159,10 +38,11 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
     os << "(line " << e.source().begin.line << "): " << e.description();
     return std::unexpected(std::vector<std::string>{"config " + os.str()});
   }
-  reader rd(errors);
+  toml_reader rd(errors);
   daemon_config cfg;
   rd.only(root, "",
-          {"server", "limits", "engine", "factory_test", "tokens", "feeds", "products", "sinks"});
+          {"server", "limits", "engine", "factory_test", "billing", "tokens", "feeds", "products",
+           "sinks"});
 
   using std::chrono::duration_cast;
   using std::chrono::hours;
@@ -235,6 +115,32 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
     rd.error("limits", "must be a table");
   }
 
+  if (const toml::table* b = root["billing"].as_table()) {
+    rd.only(*b, "billing.", {"rates_file", "unused_after"});
+    if (auto f = rd.get<std::string>(*b, "billing.", "rates_file")) {
+      // Relative to the config file's folder (then to the working directory).
+      std::filesystem::path p(*f);
+      if (p.is_relative() && (std::filesystem::exists(base_dir / p) || !std::filesystem::exists(p)))
+        p = base_dir / p;
+      auto currencies = load_iso4217();
+      if (!currencies) rd.error("billing.rates_file", currencies.error());
+      auto rates =
+          load_rates(p, cfg.engine.countries, currencies.value_or(std::vector<std::string>{}));
+      if (!rates) {
+        for (const std::string& e : rates.error())
+          rd.error("billing.rates_file", p.string() + ": " + e);
+      } else {
+        cfg.engine.rates = std::move(*rates);
+        cfg.rates_file = p;
+      }
+    }
+    if (auto d = rd.duration(*b, "billing.", "unused_after", std::chrono::hours(1),
+                             std::chrono::hours(24 * 31), "1h to 31d"))
+      cfg.engine.unused_after = duration_cast<seconds>(*d);
+  } else if (root.contains("billing")) {
+    rd.error("billing", "must be a table");
+  }
+
   if (const toml::table* e = root["engine"].as_table()) {
     rd.only(*e, "engine.", {"closed_periods_kept", "expected_sims"});
     if (auto n = rd.number(*e, "engine.", "closed_periods_kept", 1, 1200, "1 to 1200")) {
@@ -267,24 +173,7 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
     rd.error("countries", countries.error());
   }
 
-  auto tables_of = [&](const char* name) {
-    std::vector<std::pair<std::string, const toml::table*>> out;
-    const toml::node* n = root.get(name);
-    if (n == nullptr) return out;
-    const toml::array* a = n->as_array();
-    if (a == nullptr) {
-      rd.error(name, "must be an array of tables ([[" + std::string(name) + "]])");
-      return out;
-    }
-    for (std::size_t i = 0; i < a->size(); ++i) {
-      std::string prefix = std::string(name) + "[" + std::to_string(i) + "].";
-      if (const toml::table* t = (*a)[i].as_table())
-        out.push_back({prefix, t});
-      else
-        rd.error(prefix.substr(0, prefix.size() - 1), "must be a table");
-    }
-    return out;
-  };
+  auto tables_of = [&](const char* name) { return rd.tables(root, "", name); };
 
   for (auto& [prefix, t] : tables_of("tokens")) {
     rd.only(*t, prefix, {"token", "scope", "product"});

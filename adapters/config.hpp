@@ -59,6 +59,7 @@ struct daemon_config {
   std::size_t max_long_polls = 256;  // GET /v1/events?wait= waiting at once
   std::chrono::milliseconds ack_interval{200};
   engine_options engine;
+  std::optional<std::filesystem::path> rates_file;  // resolved, when [billing] names one
   std::vector<token_config> tokens;
   std::vector<feed_config> feeds;
   std::vector<product_config> products;

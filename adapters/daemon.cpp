@@ -9,6 +9,7 @@
 
 #include "countries.hpp"
 #include "http/metrics.hpp"
+#include "networks.hpp"
 #include "simcap/iccid_list.hpp"
 
 namespace simcap {
@@ -89,6 +90,17 @@ daemon::daemon(daemon_config cfg, bool simulated_clock)
     auto countries = load_iso3166();
     if (!countries) throw std::runtime_error("countries: " + countries.error());
     eo.countries = std::move(*countries);
+  }
+  if (eo.rates) {
+    // Visited networks -> countries for the roaming zones, read once (Debian's
+    // mobile-broadband-provider-info), with the rate table's [mcc] overrides.
+    auto nets = load_service_providers(kServiceProvidersFile, eo.countries);
+    if (!nets) throw std::runtime_error("networks: " + nets.error());
+    eo.networks = std::make_shared<const network_countries>(*nets, eo.rates->mcc);
+    spdlog::info("rates: {} zones, {} volume tiers from {}; {} networks from {}",
+                 eo.rates->zones.size(), eo.rates->tiers.size(),
+                 cfg_.rates_file ? cfg_.rates_file->string() : std::string("?"),
+                 eo.networks->networks(), kServiceProvidersFile);
   }
   engine_ = std::make_unique<engine>(std::move(eo), *clock_, *dead_letters_);
 }

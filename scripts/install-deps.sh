@@ -9,7 +9,8 @@ with_tests=0
 pkgs=(build-essential cmake ninja-build pkg-config
       libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
       libsimdjson-dev libconcurrentqueue-dev libgtest-dev libgmock-dev libbenchmark-dev
-      libtomlplusplus-dev libspdlog-dev libcli11-dev librocksdb-dev libssl-dev iso-codes)
+      libtomlplusplus-dev libspdlog-dev libcli11-dev librocksdb-dev libssl-dev libexpat1-dev
+      iso-codes mobile-broadband-provider-info)
 if ((with_tests)); then
   pkgs+=(curl clang-format python3-aiosmtpd openssl)
   command -v node > /dev/null || pkgs+=(nodejs npm)

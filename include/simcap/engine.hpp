@@ -21,6 +21,7 @@
 #include "simcap/dead_letter.hpp"
 #include "simcap/event_log.hpp"
 #include "simcap/iccid.hpp"
+#include "simcap/rating.hpp"
 #include "simcap/reason.hpp"
 #include "simcap/record.hpp"
 #include "simcap/sim.hpp"
@@ -79,6 +80,12 @@ struct engine_options {
   // Tests only (simcapd --test-checkpoint-pause-ms): every checkpoint waits this long between
   // taking the shards' cuts and writing them, so that a crash test's kills land inside one.
   std::chrono::milliseconds test_checkpoint_pause{0};
+  // Rating (SPEC §11): the rate table ([billing] rates_file; none: nothing is priced), the
+  // visited network -> country table, and how long an active SIM without usage in the open
+  // period may be before it counts as unused but charged.
+  std::optional<rate_table> rates;
+  std::shared_ptr<const network_countries> networks;
+  std::chrono::seconds unused_after{7 * 86400};
 };
 
 struct product_settings {

@@ -1,0 +1,159 @@
+#pragma once
+// Reading TOML tables with every problem named by its key ("limits.late_grace: must be ..."):
+// what the config and the rate table share. Each check appends to the caller's error list and
+// returns nullopt for a value it refuses.
+#include <toml++/toml.h>
+
+#include <chrono>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "simcap/engine.hpp"
+
+namespace simcap {
+
+class toml_reader {
+ public:
+  explicit toml_reader(std::vector<std::string>& errors) : errors_(errors) {}
+
+  void error(const std::string& key, const std::string& why) {
+    errors_.push_back(key + ": " + why);
+  }
+
+  // Complains about keys of a table that are not in `known`.
+  void only(const toml::table& t, const std::string& prefix, std::set<std::string> known) {
+    for (auto&& [k, v] : t) {
+      if (!known.contains(std::string(k.str())))
+        error(prefix + std::string(k.str()), "unknown key");
+    }
+  }
+
+  template <class T>
+  std::optional<T> get(const toml::table& t, const std::string& prefix, const char* key) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return std::nullopt;
+    if (auto v = n->value<T>()) return *v;
+    error(prefix + key, std::string("must be a ") + type_name<T>());
+    return std::nullopt;
+  }
+
+  // A duration from min to max (both named in the message).
+  std::optional<std::chrono::milliseconds> duration(const toml::table& t, const std::string& prefix,
+                                                    const char* key, std::chrono::milliseconds min,
+                                                    std::chrono::milliseconds max,
+                                                    const char* range) {
+    auto s = get<std::string>(t, prefix, key);
+    if (!s) return std::nullopt;
+    auto d = parse_duration(*s);
+    if (!d) {
+      error(prefix + key, "must be a duration like \"200ms\", \"5m\", \"48h\" or \"30d\"");
+    } else if (*d < min || *d > max) {
+      error(prefix + key, std::string("must be ") + range);
+      return std::nullopt;
+    }
+    return d;
+  }
+
+  // An integer from min to max.
+  std::optional<std::int64_t> number(const toml::table& t, const std::string& prefix,
+                                     const char* key, std::int64_t min, std::int64_t max,
+                                     const char* range) {
+    auto n = get<std::int64_t>(t, prefix, key);
+    if (n && (*n < min || *n > max)) {
+      error(prefix + key, std::string("must be ") + range);
+      return std::nullopt;
+    }
+    return n;
+  }
+
+  void address(const toml::table& t, const std::string& prefix, const char* key, std::string& out) {
+    if (auto s = get<std::string>(t, prefix, key)) {
+      if (split_host_port(*s)) {
+        out = *s;
+      } else {
+        error(prefix + key, "must be ADDRESS:PORT");
+      }
+    }
+  }
+
+  // An array of strings (what names them in the message, e.g. "product ids").
+  std::optional<std::vector<std::string>> strings(const toml::table& t, const std::string& prefix,
+                                                  const char* key, const char* what) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return std::nullopt;
+    std::vector<std::string> out;
+    const toml::array* a = n->as_array();
+    for (std::size_t i = 0; a != nullptr && i < a->size(); ++i) {
+      if (auto v = (*a)[i].value<std::string>())
+        out.push_back(*v);
+      else
+        a = nullptr;
+    }
+    if (a == nullptr) {
+      error(prefix + key, std::string("must be an array of ") + what);
+      return std::nullopt;
+    }
+    return out;
+  }
+
+  std::optional<std::vector<double>> thresholds(const toml::table& t, const std::string& prefix) {
+    const toml::node* n = t.get("alert_thresholds");
+    if (n == nullptr) return std::nullopt;
+    const toml::array* a = n->as_array();
+    if (a == nullptr) {
+      error(prefix + "alert_thresholds", "must be an array of numbers");
+      return std::nullopt;
+    }
+    std::vector<double> out;
+    for (const auto& e : *a) {
+      auto d = e.value<double>();
+      if (!d) {
+        error(prefix + "alert_thresholds", "must be an array of numbers");
+        return std::nullopt;
+      }
+      out.push_back(*d);
+    }
+    if (auto why = check_alert_thresholds(out)) {
+      error(prefix + "alert_thresholds", *why + ", e.g. [0.9]");
+      return std::nullopt;
+    }
+    return out;
+  }
+
+  // The tables of an array of tables ([[name]]) with their key prefixes ("zones[0].").
+  std::vector<std::pair<std::string, const toml::table*>> tables(const toml::table& root,
+                                                                 const std::string& prefix,
+                                                                 const char* name) {
+    std::vector<std::pair<std::string, const toml::table*>> out;
+    const toml::node* n = root.get(name);
+    if (n == nullptr) return out;
+    const toml::array* a = n->as_array();
+    if (a == nullptr) {
+      error(prefix + name, "must be an array of tables ([[" + std::string(name) + "]])");
+      return out;
+    }
+    for (std::size_t i = 0; i < a->size(); ++i) {
+      std::string p = prefix + name + "[" + std::to_string(i) + "].";
+      if (const toml::table* t = (*a)[i].as_table())
+        out.push_back({p, t});
+      else
+        error(p.substr(0, p.size() - 1), "must be a table");
+    }
+    return out;
+  }
+
+ private:
+  template <class T>
+  static const char* type_name() {
+    if constexpr (std::is_same_v<T, std::string>) return "string";
+    if constexpr (std::is_same_v<T, bool>) return "boolean";
+    if constexpr (std::is_same_v<T, double>) return "number";
+    return "integer";
+  }
+  std::vector<std::string>& errors_;
+};
+
+}  // namespace simcap
