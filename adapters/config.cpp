@@ -31,13 +31,7 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
     std::string_view text, const std::filesystem::path& base_dir) {
   std::vector<std::string> errors;
   toml::table root;
-  try {
-    root = toml::parse(text);
-  } catch (const toml::parse_error& e) {
-    std::ostringstream os;
-    os << "(line " << e.source().begin.line << "): " << e.description();
-    return std::unexpected(std::vector<std::string>{"config " + os.str()});
-  }
+  if (auto why = parse_toml(text, "config", root)) return std::unexpected(std::vector{*why});
   toml_reader rd(errors);
   daemon_config cfg;
   rd.only(root, "",

@@ -38,13 +38,7 @@ std::expected<rate_table, std::vector<std::string>> parse_rates(
     const std::vector<std::string>& currencies) {
   std::vector<std::string> errors;
   toml::table root;
-  try {
-    root = toml::parse(text);
-  } catch (const toml::parse_error& e) {
-    std::ostringstream os;
-    os << "rates (line " << e.source().begin.line << "): " << e.description();
-    return std::unexpected(std::vector<std::string>{os.str()});
-  }
+  if (auto why = parse_toml(text, "rates", root)) return std::unexpected(std::vector{*why});
   toml_reader rd(errors);
   const std::string top = "rates.";
   rd.only(root, top, {"currency", "included_mb", "zones", "volume_tiers", "mcc"});

@@ -15,6 +15,18 @@
 
 namespace simcap {
 
+// Parses TOML text into out; the error names `what` and the line.
+inline std::optional<std::string> parse_toml(std::string_view text, const char* what,
+                                             toml::table& out) {
+  try {
+    out = toml::parse(text);
+  } catch (const toml::parse_error& e) {
+    return std::string(what) + " (line " + std::to_string(e.source().begin.line) +
+           "): " + std::string(e.description());
+  }
+  return std::nullopt;
+}
+
 class toml_reader {
  public:
   explicit toml_reader(std::vector<std::string>& errors) : errors_(errors) {}
