@@ -154,6 +154,15 @@ outbound::service* running(route_call& c) {
   return s != nullptr && s->running() ? s : nullptr;
 }
 
+// A hook is made or deleted only when it can be made durable.
+std::optional<http_response> refuse_change(route_call& c) {
+  if (running(c) == nullptr)
+    return error_answer(503, "unavailable", "outbound delivery is not running");
+  if (auto why = c.eng.store_error())
+    return error_answer(503, "unavailable", "the store cannot write, nothing was changed: " + *why);
+  return std::nullopt;
+}
+
 http_response hooks(route_call& c) {
   outbound::service* s = running(c);
   if (c.req.method == "GET") {
@@ -172,7 +181,7 @@ http_response hooks(route_call& c) {
     }
     return json_answer(200, arr);
   }
-  if (s == nullptr) return error_answer(503, "unavailable", "outbound delivery is not running");
+  if (auto r = refuse_change(c)) return *r;
   auto read = read_hook(c);
   if (auto* err = std::get_if<http_response>(&read)) return *err;
   auto made = s->create_hook(std::get<outbound::webhook>(std::move(read)));
@@ -187,6 +196,7 @@ http_response hooks(route_call& c) {
 http_response hook(route_call& c) {
   outbound::service* s = running(c);
   const std::string& id = c.seg().back();
+  if (auto r = refuse_change(c)) return *r;
   if (s != nullptr) {
     for (const auto& h : s->hooks()) {
       if (h.id == id && visible(c, h) && s->delete_hook(id))
