@@ -207,9 +207,9 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
 
   std::set<std::string> product_ids;
   for (auto& [prefix, t] : tables_of("products")) {
-    rd.only(
-        *t, prefix,
-        {"id", "default_mb_limit", "country", "iccids_file", "alert_thresholds", "alert_emails"});
+    rd.only(*t, prefix,
+            {"id", "default_mb_limit", "country", "iccids_file", "alert_thresholds", "alert_emails",
+             "pool_mb", "pool_action", "pool_price"});
     product_config pc;
     auto id = rd.get<std::string>(*t, prefix, "id");
     if (!id || id->empty())
@@ -237,6 +237,22 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
         rd.error(prefix + "alert_emails", *why);
       else
         pc.settings.alert_emails = std::move(*emails);
+    }
+    if (auto n = rd.number(*t, prefix, "pool_mb", 0, 1'000'000'000, "0 to 1000000000")) {
+      pc.settings.pool_mb = static_cast<std::uint64_t>(*n);
+    }
+    if (auto a = rd.get<std::string>(*t, prefix, "pool_action")) {
+      if (auto action = pool_action_of(*a))
+        pc.settings.pool_action = *action;
+      else
+        rd.error(prefix + "pool_action", "must be \"overage\" or \"pause\"");
+    }
+    if (auto price = rd.get<std::string>(*t, prefix, "pool_price")) {
+      if (auto m = parse_money(*price))
+        pc.settings.pool_price = *m;
+      else
+        rd.error(prefix + "pool_price",
+                 "must be decimal text with at most 6 decimals, e.g. \"9.90\"");
     }
     if (auto f = rd.get<std::string>(*t, prefix, "iccids_file")) {
       // Relative paths are taken from the working directory, then from the config's folder.

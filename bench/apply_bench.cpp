@@ -25,6 +25,9 @@ class host final : public detail::shard_host {
   detail::product_info info;
   detail::product_info first_activation(std::uint16_t, unix_seconds) override { return info; }
   std::string feed_name(std::uint32_t) const override { return "bench"; }
+  country_code country_at(std::uint8_t index) const override {
+    return index == 1 ? pack_country("US") : 0;
+  }
 };
 
 class batch final : public record_batch {
@@ -33,8 +36,18 @@ class batch final : public record_batch {
 };
 
 struct fleet {
-  explicit fleet(std::size_t sims) : clk(kNow) {
+  // rated: with a rate table (US SIMs, a US and a Canadian network).
+  explicit fleet(std::size_t sims, bool rated = false) : clk(kNow) {
     opts.mb_bytes = 1'000'000;
+    if (rated) {
+      rate_table t;
+      t.zones.push_back({"zone2", 2'990'000, 990'000, {"US"}});
+      t.zones.push_back({"zone3", 3'990'000, 1'490'000, {"CA"}});
+      opts.rates = std::move(t);
+      opts.networks = std::make_shared<network_countries>(
+          std::vector<network_entry>{{"310", "410", "US"}, {"302", "220", "CA"}},
+          std::vector<std::pair<std::string, std::string>>{});
+    }
     opts.expected_sims = sims;
     h.info.index = 0;
     h.info.version = 1;
@@ -47,7 +60,8 @@ struct fleet {
     s->learn_product(h.info);
     for (std::size_t i = 0; i < sims; ++i) {
       keys.push_back(iccid::parse(bench::sim_iccid(i))->key());
-      s->import_sim(keys.back(), 0, sim_state::issued, 0, false, kNow);  // no activation events
+      s->import_sim(keys.back(), 0, sim_state::issued, rated ? 1 : 0, false,
+                    kNow);  // no activation events
     }
   }
   engine_options opts;
@@ -59,11 +73,11 @@ struct fleet {
   std::vector<std::uint64_t> keys;
 };
 
-fleet& fleet_of(std::size_t sims) {
-  static std::map<std::size_t, std::unique_ptr<fleet>> fleets;
-  auto& f = fleets[sims];
+fleet& fleet_of(std::size_t sims, bool rated = false) {
+  static std::map<std::pair<std::size_t, bool>, std::unique_ptr<fleet>> fleets;
+  auto& f = fleets[{sims, rated}];
   if (!f) {
-    f = std::make_unique<fleet>(sims);
+    f = std::make_unique<fleet>(sims, rated);
     // Activate every SIM (one event each, as a real import would emit).
     for (std::uint64_t k : f->keys) {
       sim_update u;
@@ -74,9 +88,11 @@ fleet& fleet_of(std::size_t sims) {
   return *f;
 }
 
-void BM_shard_apply(benchmark::State& state) {
-  const auto sims = static_cast<std::size_t>(state.range(0));
-  fleet& f = fleet_of(sims);
+// 64 batches of 2,048 records over the fleet's SIMs, applied round and round. mccmnc(r): the
+// visited network of the record drawn from r.
+template <class Network>
+void apply_batches(benchmark::State& state, fleet& f, Network&& mccmnc) {
+  const std::size_t sims = f.keys.size();
   constexpr std::size_t kBatch = 2048;
   constexpr std::size_t kBatches = 64;
   std::vector<std::vector<usage_record>> data(kBatches);
@@ -90,6 +106,7 @@ void BM_shard_apply(benchmark::State& state) {
       rec.up = r % 2000;
       rec.down = (r >> 20) % 2000;
       rec.seq = seq;
+      rec.mccmnc = mccmnc(r);
       d.push_back(rec);
     }
   }
@@ -108,10 +125,29 @@ void BM_shard_apply(benchmark::State& state) {
   state.counters["bytes_per_sim"] =
       static_cast<double>(f.s->table().memory_bytes()) / static_cast<double>(f.s->table().size());
 }
+
+void BM_shard_apply(benchmark::State& state) {
+  apply_batches(state, fleet_of(static_cast<std::size_t>(state.range(0))),
+                [](std::uint64_t) { return std::uint32_t{0}; });
+}
 BENCHMARK(BM_shard_apply)
     ->Arg(10'000)
     ->Arg(1'000'000)
     ->Arg(10'000'000)
+    ->Unit(benchmark::kMicrosecond);
+
+// BM_shard_apply's records with a rate table and the visited network on every record (the home
+// network; the second argument: percent of records from a roaming one): per-zone accounting.
+void BM_shard_apply_rated(benchmark::State& state) {
+  const auto roaming = static_cast<std::uint64_t>(state.range(1));
+  const std::uint32_t home = network_countries::key_of("310410");
+  const std::uint32_t away = network_countries::key_of("302220");
+  apply_batches(state, fleet_of(static_cast<std::size_t>(state.range(0)), true),
+                [&](std::uint64_t r) { return (r >> 40) % 100 < roaming ? away : home; });
+}
+BENCHMARK(BM_shard_apply_rated)
+    ->Args({1'000'000, 0})
+    ->Args({1'000'000, 10})
     ->Unit(benchmark::kMicrosecond);
 
 // The same records with record ids: each also goes through the id dedup set.

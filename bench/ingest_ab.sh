@@ -20,6 +20,7 @@ name = "bench"
 token = "bench-token"
 [[products]]
 id = "fleet"
+country = "US"
 default_mb_limit = 5
 iccids_file = "$work/iccids.txt"
 TOML

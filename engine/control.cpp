@@ -88,6 +88,12 @@ control_result<product_view> engine::put_product(const product_settings& s) {
     if (auto why = check_alert_emails(*s.alert_emails))
       return std::unexpected(error(control_errc::bad_request, "alert_emails " + *why));
   }
+  if (s.pool_mb && *s.pool_mb > 1'000'000'000) {
+    return std::unexpected(error(control_errc::bad_request, "pool_mb must be from 0 to 10^9"));
+  }
+  if (s.pool_price && (*s.pool_price < 0 || *s.pool_price > 1'000'000'000'000'000)) {
+    return std::unexpected(error(control_errc::bad_request, "pool_price is out of range"));
+  }
   if (auto why = refuse_when_not_durable(*this)) return std::unexpected(*why);
   auto put = impl_->products.put(s);
   if (!put) return std::unexpected(put.error());
@@ -98,6 +104,7 @@ control_result<product_view> engine::put_product(const product_settings& s) {
     impl_->shards.call_all([&before](detail::shard& sh) { sh.learn_product(before); });
     return std::unexpected(*err);
   }
+  impl_->pools_changed(info, put->view.period_start);
   return put->view;
 }
 
@@ -124,8 +131,15 @@ control_result<import_result> engine::import_sims(std::string_view product,
   if (!found) return std::unexpected(error(control_errc::unknown_product, "no such product"));
   const detail::product_info info = *found;
   // The SIMs keep their home country: a later change of the product's is for SIMs after.
-  const std::uint8_t country =
-      impl_->products.country_index(how.country.value_or(impl_->products.country_of(info.index)));
+  const std::string home = how.country.value_or(impl_->products.country_of(info.index));
+  if (impl_->rates && impl_->rates->zone_of(pack_country(home)) == impl_->rates->unknown_zone()) {
+    // (SPEC §11: a SIM is rated by its home zone)
+    return std::unexpected(error(
+        control_errc::bad_request,
+        home.empty() ? "the product has no country: give it one that a zone of the rate table has"
+                     : "country " + home + " is in no zone of the rate table"));
+  }
+  const std::uint8_t country = impl_->products.country_index(home);
   const unsigned n = shard_count();
   std::vector<std::vector<std::size_t>> by_shard(n);
   for (std::size_t i = 0; i < ids.size(); ++i) by_shard[shard_for(ids[i])].push_back(i);

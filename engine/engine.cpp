@@ -22,7 +22,13 @@ engine::impl::impl(engine_options o, clock& c, dead_letter_sink& d)
       dl(d),
       shards(opts.shards, [this](unsigned i) {
         return std::make_unique<detail::shard>(i, opts, clk, events, dl, *this);
-      }) {}
+      }) {
+  if (opts.rates) {
+    rates.emplace(*opts.rates, opts.mb_bytes);
+    discounts.push_back(0);
+    for (const volume_tier& t : opts.rates->tiers) discounts.push_back(t.discount_ppm);
+  }
+}
 
 detail::product_info engine::impl::first_activation(std::uint16_t product, unix_seconds when) {
   auto [info, set] = products.first_activation(product, when);
@@ -96,6 +102,7 @@ void engine::start() {
     impl_->recover();
     impl_->recovered = true;
   }
+  impl_->rebuild_pools();
   impl_->started = true;
   impl_->shards.start();
   if (impl_->st && impl_->opts.checkpoint_interval.count() > 0) {

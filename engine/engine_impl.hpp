@@ -30,6 +30,10 @@ struct engine::impl final : detail::shard_host {
   // ---- shard_host (called on shard threads)
   detail::product_info first_activation(std::uint16_t product, unix_seconds when) override;
   std::string feed_name(std::uint32_t feed) const override { return feeds.name(feed); }
+  country_code country_at(std::uint8_t index) const override { return products.country_at(index); }
+  pool_crossing pool_add(const detail::product_info& p, unix_seconds period_start,
+                         std::uint64_t bytes) override;
+  bool pool_exhausted(std::uint16_t product, unix_seconds period_start) const override;
 
   // ---- time (engine.cpp)
   void ticker_loop();
@@ -71,6 +75,32 @@ struct engine::impl final : detail::shard_host {
   void checkpointer_loop();
   void notify_checkpoint_listeners();
 
+  // ---- pools (pools.cpp): every pooled product's usage in its current period, from all shards
+  struct pool_entry {
+    unix_seconds period_start = 0;
+    std::uint64_t used = 0;
+    std::uint32_t fired = 0;  // bit i: threshold i
+    bool exhausted = false;
+  };
+  mutable std::mutex pool_mu;
+  std::vector<pool_entry> pools;  // by product index
+  // After a product change: its pool's state from the shards' usage, pausing or unpausing.
+  void pools_changed(const detail::product_info& p, unix_seconds period_start);
+  // After recovery, before the shards start.
+  void rebuild_pools();
+  // Asks every shard to pause (or unpause) the product's SIMs for its pool.
+  void post_pool_change(std::uint16_t product, bool pause);
+  // The fleet answer's pool fields.
+  void fill_pool(fleet_usage& u, std::uint16_t product) const;
+  // What a product's pool adds to a period's bill: its price, and the overage beyond it.
+  micros pool_charge(std::uint16_t product, std::uint64_t total_bytes) const;
+
+  // ---- rating (invoices.cpp)
+  // The discounts a product can be rated at: none, then each volume tier's.
+  std::vector<std::uint32_t> discounts;
+  // The index in discounts of a product with this many chargeable SIMs.
+  std::size_t discount_index(std::uint64_t chargeable) const;
+
   // ---- recovery (durability/recovery.cpp)
   void recover();
   void reshard(std::uint32_t from);
@@ -82,6 +112,7 @@ struct engine::impl final : detail::shard_host {
   detail::catalog products{opts};
   detail::feed_book feeds;
   detail::shard_set shards;
+  std::optional<rater> rates;  // with opts.rates
 
   // Durability.
   std::unique_ptr<detail::store> st;

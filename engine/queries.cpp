@@ -15,6 +15,7 @@ control_result<sim_view> engine::get_sim(iccid id, std::string_view scope) const
       impl_->shards.call(shard_for(id), [&](detail::shard& sh) { return sh.view(id.key(), *sc); });
   if (!v) return std::unexpected(error(control_errc::not_found, "no such SIM"));
   impl_->products.fill_country(*v);
+  rate_sim(*v);
   return *v;
 }
 
@@ -68,7 +69,10 @@ sim_page engine::list_sims(const sim_filter& f, std::size_t offset, std::size_t 
   }
   std::sort(page.sims.begin(), page.sims.end(),
             [](const sim_view& a, const sim_view& b) { return a.id < b.id; });
-  for (sim_view& v : page.sims) impl_->products.fill_country(v);
+  for (sim_view& v : page.sims) {
+    impl_->products.fill_country(v);
+    rate_sim(v);
+  }
   return page;
 }
 
@@ -89,16 +93,41 @@ fleet_usage add_up(const std::vector<fleet_usage>& parts) {
   }
   return total;
 }
+
+// With a rate table each shard's part carries its cost at each discount (costs); the product's
+// chargeable SIMs pick the discount.
+void pick_cost(fleet_usage& total, const std::vector<std::vector<micros>>& costs,
+               std::size_t discount, std::uint32_t ppm) {
+  micros sum = 0;
+  for (const auto& c : costs) sum += discount < c.size() ? c[discount] : 0;
+  total.estimated_cost = sum;
+  total.discount_ppm = ppm;
+}
 }  // namespace
 
 control_result<fleet_usage> engine::product_usage(std::string_view product) const {
   auto idx = impl_->products.index_of(product);
   if (!idx) return std::unexpected(error(control_errc::unknown_product, "no such product"));
-  fleet_usage total =
-      add_up(impl_->shards.call_all([&](detail::shard& sh) { return sh.usage_of(*idx); }));
+  const auto& discounts = impl_->discounts;
+  auto parts = impl_->shards.call_all([&](detail::shard& sh) {
+    return std::pair{sh.usage_of(*idx), sh.open_cost_of(*idx, discounts)};
+  });
+  std::vector<fleet_usage> usage;
+  std::vector<std::vector<micros>> costs;
+  for (auto& [u, c] : parts) {
+    usage.push_back(std::move(u));
+    costs.push_back(std::move(c));
+  }
+  fleet_usage total = add_up(usage);
+  if (impl_->rates) {
+    const std::size_t d = impl_->discount_index(total.chargeable_sims);
+    pick_cost(total, costs, d, discounts[d]);
+    *total.estimated_cost += impl_->pool_charge(*idx, total.usage_bytes());
+  }
   auto view = get_product(product);
   total.period_start = view->period_start;
   total.period_end = view->period_end;
+  impl_->fill_pool(total, *idx);
   return total;
 }
 
@@ -111,6 +140,7 @@ void engine::product_usage_async(std::string_view product,
   }
   struct gather {
     std::vector<fleet_usage> parts;
+    std::vector<std::vector<micros>> costs;
     std::atomic<unsigned> left;
     std::string product;
     std::function<void(control_result<fleet_usage>)> done;
@@ -118,20 +148,31 @@ void engine::product_usage_async(std::string_view product,
   const unsigned n = shard_count();
   auto g = std::make_shared<gather>();
   g->parts.resize(n);
+  g->costs.resize(n);
   g->left.store(n);
   g->product = std::string(product);
   g->done = std::move(done);
   for (unsigned s = 0; s < n; ++s) {
     impl_->shards.read(
-        s, [index = *idx](detail::shard& sh) { return sh.usage_of(index); },
-        [this, g, s](fleet_usage part) {
-          g->parts[s] = std::move(part);
+        s,
+        [index = *idx, &discounts = impl_->discounts](detail::shard& sh) {
+          return std::pair{sh.usage_of(index), sh.open_cost_of(index, discounts)};
+        },
+        [this, g, s, index = *idx](std::pair<fleet_usage, std::vector<micros>> part) {
+          g->parts[s] = std::move(part.first);
+          g->costs[s] = std::move(part.second);
           if (g->left.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
           fleet_usage total = add_up(g->parts);
+          if (impl_->rates) {
+            const std::size_t d = impl_->discount_index(total.chargeable_sims);
+            pick_cost(total, g->costs, d, impl_->discounts[d]);
+            *total.estimated_cost += impl_->pool_charge(index, total.usage_bytes());
+          }
           if (auto view = get_product(g->product)) {
             total.period_start = view->period_start;
             total.period_end = view->period_end;
           }
+          impl_->fill_pool(total, index);
           g->done(std::move(total));
         });
   }
@@ -147,6 +188,7 @@ control_result<std::pair<sim_view, std::vector<day_bytes>>> engine::sim_usage_by
   });
   if (!r.first || !r.second) return std::unexpected(error(control_errc::not_found, "no such SIM"));
   impl_->products.fill_country(*r.first);
+  rate_sim(*r.first);
   return std::pair{std::move(*r.first), std::move(*r.second)};
 }
 
@@ -154,8 +196,8 @@ control_result<std::vector<closed_period>> engine::closed_periods(std::string_vi
                                                                   bool itemized) const {
   auto idx = impl_->products.index_of(product);
   if (!idx) return std::unexpected(error(control_errc::unknown_product, "no such product"));
-  auto parts =
-      impl_->shards.call_all([&](detail::shard& sh) { return sh.closed_of(*idx, itemized); });
+  auto parts = impl_->shards.call_all(
+      [&](detail::shard& sh) { return sh.closed_of(*idx, itemized, impl_->discounts); });
   std::vector<closed_period> merged;
   for (auto& list : parts) {
     for (auto& cp : list) {
@@ -167,10 +209,16 @@ control_result<std::vector<closed_period>> engine::closed_periods(std::string_vi
       }
       it->total_bytes += cp.total_bytes;
       it->chargeable_sims += cp.chargeable_sims;
+      for (std::size_t d = 0; d < std::min(it->costs.size(), cp.costs.size()); ++d)
+        it->costs[d] += cp.costs[d];
       it->lines.insert(it->lines.end(), cp.lines.begin(), cp.lines.end());
     }
   }
   for (auto& m : merged) {
+    if (impl_->rates && !m.costs.empty()) {
+      m.cost = m.costs[std::min(m.costs.size() - 1, impl_->discount_index(m.chargeable_sims))] +
+               impl_->pool_charge(*idx, m.total_bytes);
+    }
     std::sort(m.lines.begin(), m.lines.end(),
               [](const closed_line& a, const closed_line& b) { return a.sim < b.sim; });
   }

@@ -122,7 +122,11 @@ std::optional<std::uint32_t> mb_limit_of(const json::value& v) {
   return static_cast<std::uint32_t>(d);
 }
 
-json::object sim_json(const sim_view& v) {
+json::object money_json(micros m, std::string_view currency) {
+  return json::object{{"currency", currency}, {"micros", m}, {"amount", money_amount(m)}};
+}
+
+json::object sim_json(const sim_view& v, const rater* rates) {
   json::object o;
   o["_id"] = v.id.str();
   o["iccid"] = v.id.str();
@@ -141,11 +145,23 @@ json::object sim_json(const sim_view& v) {
   o["bytes_down"] = v.bytes_down;
   o["period_start"] = time_or_null(v.period_start);
   o["period_end"] = time_or_null(v.period_end);
+  if (rates != nullptr && v.charges) {
+    const sim_charges& c = *v.charges;
+    o["zone"] = rates->zone_name(c.home_zone);
+    json::array zones;
+    for (const zone_charge& z : c.zones) {
+      zones.push_back(json::object{{"zone", rates->zone_name(z.zone)},
+                                   {"bytes_within", z.bytes_within},
+                                   {"bytes_over", z.bytes_over}});
+    }
+    o["by_zone"] = std::move(zones);
+    o["estimated_cost"] = money_json(c.total, rates->table().currency);
+  }
   return o;
 }
 
 json::object sim_answer(const http_api& api, const sim_view& v) {
-  json::object o = sim_json(v);
+  json::object o = sim_json(v, api.rating());
   outbound::service::network_state n;
   if (const outbound::service* out = api.outbound()) n = out->network_of(v.id.key());
   json::object ns;
@@ -178,6 +194,9 @@ json::object product_json(const product_view& p) {
   json::array emails;
   for (const std::string& a : p.alert_emails) emails.emplace_back(a);
   o["alert_emails"] = std::move(emails);
+  o["pool_mb"] = p.pool_mb;
+  o["pool_action"] = to_string(p.pool_action);
+  o["pool_price"] = money_text6(p.pool_price);
   o["anniversary_day"] =
       p.anniversary_day == 0 ? json::value(nullptr) : json::value(p.anniversary_day);
   o["first_period_start"] = time_or_null(p.first_period_start);
@@ -248,7 +267,7 @@ json::array by_day_json(const std::vector<day_bytes>& days, double mb) {
 }
 
 http_response fleet_answer(const fleet_usage& u, unix_seconds now, double mb,
-                           std::pair<std::size_t, std::size_t> network) {
+                           std::pair<std::size_t, std::size_t> network, const rater* rates) {
   std::vector<day_bytes> days;
   json::array hours;
   for (std::size_t h = 0; h < u.by_hour.size(); ++h) {
@@ -275,6 +294,16 @@ http_response fleet_answer(const fleet_usage& u, unix_seconds now, double mb,
                  {"usage_by_hour", std::move(hours)},
                  {"network_pending_sim_cards", network.first},
                  {"network_failed_sim_cards", network.second}};
+  if (u.pool_mb != 0) {
+    o["pool"] = json::object{{"mb", u.pool_mb},
+                             {"used_bytes", u.usage_bytes()},
+                             {"action", to_string(u.pool_mode)},
+                             {"exhausted", u.pool_exhausted}};
+  }
+  if (rates != nullptr && u.estimated_cost) {
+    o["estimated_cost"] = money_json(*u.estimated_cost, rates->table().currency);
+    o["discount"] = money_text6(u.discount_ppm);
+  }
   return json_answer(200, o);
 }
 

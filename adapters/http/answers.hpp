@@ -20,7 +20,10 @@ http_response error_answer(unsigned status, std::string_view code, std::string_v
 // An engine refusal as its HTTP answer (404, 400, 409 with state and allowed actions, 503).
 http_response control_error_answer(const control_error& e);
 json::value time_or_null(unix_seconds t);
-json::object sim_json(const sim_view& v);
+// Money as answers show it: {"currency","micros","amount"} (amount: rounded to cents).
+json::object money_json(micros m, std::string_view currency);
+// rates: with a rate table, the SIM's zone, by_zone and estimated_cost (v.charges).
+json::object sim_json(const sim_view& v, const rater* rates = nullptr);
 // The SIM as answered: sim_json and its network_state (from the carrier sink, if any).
 json::object sim_answer(const http_api& api, const sim_view& v);
 json::object product_json(const product_view& p);
@@ -30,7 +33,8 @@ json::array by_day_json(const std::vector<day_bytes>& days, double mb);
 // GET /v1/products/:p/sims/data_usage: Particle's fleet fields, then simcap's.
 // With the network counts of the carrier sink (zero without one).
 http_response fleet_answer(const fleet_usage& u, unix_seconds now, double mb,
-                           std::pair<std::size_t, std::size_t> network_pending_failed = {});
+                           std::pair<std::size_t, std::size_t> network_pending_failed = {},
+                           const rater* rates = nullptr);
 // A value echoed back in an answer: printable ASCII, anything else as '?'.
 std::string printable(std::string_view v, std::size_t max = 64);
 

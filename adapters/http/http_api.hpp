@@ -29,6 +29,7 @@ struct http_request {
   std::string authorization;
   std::string content_type;
   std::string body;
+  std::string accept = {};
 };
 
 struct http_response {
@@ -60,6 +61,7 @@ class http_api {
   outbound::service* outbound() const noexcept { return outbound_; }
   // The event log long-polls wait on, and how many wait now (kept by the server).
   event_log& events() noexcept { return eng_.events(); }
+  const rater* rating() const noexcept { return eng_.rating(); }
   std::atomic<std::size_t>& long_polls() noexcept { return long_polls_; }
   // Prometheus text of the HTTP counters (the rest of /metrics: metrics.cpp).
   std::string http_metrics() const;

@@ -190,6 +190,7 @@ asio::awaitable<void> http_server::session(tcp::socket sock) {
       req.target = std::string(breq.target());
       req.authorization = std::string(breq[http::field::authorization]);
       req.content_type = std::string(breq[http::field::content_type]);
+      req.accept = std::string(breq[http::field::accept]);
       req.body = std::move(breq.body());
       const bool keep_alive = breq.keep_alive();
       const unsigned version = breq.version();

@@ -85,6 +85,7 @@ http_response one_sim(route_call& c) {
 bool one_sim_read(route_call& c, std::function<void(http_response)>& done) {
   auto id = iccid::parse(c.seg().back());
   if (!id) return false;
+  if (c.eng.rating() != nullptr) return false;  // rating reads every shard: a worker answers
   c.eng.get_sim_async(
       *id, scope_of(c), [&api = c.api, done = std::move(done)](control_result<sim_view> v) {
         done(v ? json_answer(200, sim_answer(api, *v)) : control_error_answer(v.error()));

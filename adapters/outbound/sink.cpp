@@ -22,7 +22,10 @@ std::vector<event_type> default_types(sink_config::kind_t k) {
     return {event_type::activated, event_type::deactivated, event_type::released,
             event_type::paused, event_type::unpaused};
   }
-  if (k == sink_config::kind_t::email) return {event_type::alert, event_type::paused};
+  if (k == sink_config::kind_t::email) {
+    return {event_type::alert, event_type::paused, event_type::pool_alert,
+            event_type::pool_exhausted};
+  }
   std::vector<event_type> all;
   for (int i = 0; i < static_cast<int>(event_type::kCount); ++i)
     all.push_back(static_cast<event_type>(i));

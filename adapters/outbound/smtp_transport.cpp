@@ -163,6 +163,17 @@ std::string mail_text(const event& e, const engine& eng, const std::string& from
                                                   : "was paused (" + reason_text(e) + ")";
       subject = "SIM " + iccid + " paused";
       break;
+    case event_type::pool_alert: {
+      char pct[32];
+      std::snprintf(pct, sizeof pct, "%g%%", e.threshold_permille / 10.0);
+      what = "used " + std::string(pct) + " of its data pool";
+      subject = "Pool at " + std::string(pct);
+      break;
+    }
+    case event_type::pool_exhausted:
+      what = "used up its data pool";
+      subject = "Pool used up";
+      break;
     default:
       what = std::string(to_string(e.type)) +
              (e.reason != event_reason::none ? " (" + reason_text(e) + ")" : std::string());

@@ -22,6 +22,8 @@ product_info catalog::apply_settings(entry& e) {
   e.info.id = e.settings.id;
   e.info.default_mb_limit = e.settings.default_mb_limit.value_or(opts_.default_mb_limit);
   e.info.thresholds = to_permille(e.settings.alert_thresholds.value_or(opts_.alert_thresholds));
+  e.info.pool_bytes = e.settings.pool_mb.value_or(0) * opts_.mb_bytes;
+  e.info.pool_pause = e.settings.pool_action.value_or(pool_action::overage) == pool_action::pause;
   e.info.version++;
   e.dirty = true;
   return e.info;
@@ -34,6 +36,9 @@ product_view catalog::view_of(const entry& e) const {
   v.alert_thresholds = e.settings.alert_thresholds.value_or(opts_.alert_thresholds);
   v.country = e.settings.country.value_or("");
   v.alert_emails = e.settings.alert_emails.value_or(std::vector<std::string>{});
+  v.pool_mb = e.settings.pool_mb.value_or(0);
+  v.pool_action = e.settings.pool_action.value_or(pool_action::overage);
+  v.pool_price = e.settings.pool_price.value_or(0);
   v.anniversary_day = e.info.anniversary_day;
   v.first_period_start = e.info.first_period_start;
   v.period_start = e.period_start;
@@ -62,6 +67,9 @@ std::expected<catalog::put_result, control_error> catalog::put(const product_set
   if (s.alert_thresholds) e.settings.alert_thresholds = s.alert_thresholds;
   if (s.country) e.settings.country = s.country;
   if (s.alert_emails) e.settings.alert_emails = s.alert_emails;
+  if (s.pool_mb) e.settings.pool_mb = s.pool_mb;
+  if (s.pool_action) e.settings.pool_action = s.pool_action;
+  if (s.pool_price) e.settings.pool_price = s.pool_price;
   r.info = apply_settings(e);
   r.view = view_of(e);
   return r;
@@ -110,6 +118,16 @@ std::optional<product_info> catalog::info(std::string_view id) const {
   auto it = by_id_.find(std::string(id));
   if (it == by_id_.end()) return std::nullopt;
   return products_[it->second].info;
+}
+
+product_info catalog::info_at(std::uint16_t index) const {
+  std::lock_guard lock(mu_);
+  return index < products_.size() ? products_[index].info : product_info{};
+}
+
+std::uint16_t catalog::size() const {
+  std::lock_guard lock(mu_);
+  return static_cast<std::uint16_t>(products_.size());
 }
 
 std::string catalog::country_of(std::uint16_t index) const {
@@ -171,6 +189,11 @@ std::uint8_t catalog::country_index(std::string_view code) {
   return static_cast<std::uint8_t>(n);
 }
 
+country_code catalog::country_at(std::uint8_t index) const {
+  if (index == 0 || index >= country_count_.load(std::memory_order_acquire)) return 0;
+  return pack_country(std::string_view(countries_[index].data(), 2));
+}
+
 void catalog::fill_country(sim_view& v) const {
   if (v.country_index != 0 && v.country_index < country_count_.load(std::memory_order_acquire)) {
     v.country.assign(countries_[v.country_index].data(), 2);
@@ -212,6 +235,13 @@ std::string catalog::encode(const entry& e) const {
   if (emails) {
     for (const std::string& a : *emails) w.text(a);
   }
+  // Pools, added later still.
+  w.put(static_cast<std::uint8_t>(e.settings.pool_mb.has_value()))
+      .put(e.settings.pool_mb.value_or(0))
+      .put(static_cast<std::uint8_t>(e.settings.pool_action.has_value()))
+      .put(static_cast<std::uint8_t>(e.settings.pool_action.value_or(pool_action::overage)))
+      .put(static_cast<std::uint8_t>(e.settings.pool_price.has_value()))
+      .put(e.settings.pool_price.value_or(0));
   return std::move(w.str());
 }
 
@@ -245,6 +275,19 @@ catalog::entry catalog::decode(std::string_view v, std::uint16_t index) const {
     for (std::string& a : emails) a = r.text();
     if (has_emails) e.settings.alert_emails = std::move(emails);
   }
+  if (r.ok && r.left() > 0) {
+    const bool has_mb = r.get<std::uint8_t>() != 0;
+    const auto mb = r.get<std::uint64_t>();
+    const bool has_action = r.get<std::uint8_t>() != 0;
+    const auto action = static_cast<pool_action>(r.get<std::uint8_t>() != 0);
+    const bool has_price = r.get<std::uint8_t>() != 0;
+    const auto price = r.get<micros>();
+    if (has_mb) e.settings.pool_mb = mb;
+    if (has_action) e.settings.pool_action = action;
+    if (has_price) e.settings.pool_price = price;
+  }
+  e.info.pool_bytes = e.settings.pool_mb.value_or(0) * opts_.mb_bytes;
+  e.info.pool_pause = e.settings.pool_action.value_or(pool_action::overage) == pool_action::pause;
   e.dirty = false;
   if (!r.ok) throw std::runtime_error("store: product " + std::to_string(index) + " is unreadable");
   return e;

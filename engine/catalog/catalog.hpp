@@ -43,6 +43,9 @@ class catalog {
   std::vector<product_view> views() const;
   std::string name(std::uint16_t index) const;
   std::optional<product_info> info(std::string_view id) const;
+  // By index (index < size()).
+  product_info info_at(std::uint16_t index) const;
+  std::uint16_t size() const;
   // The product's home country ("" when it has none).
   std::string country_of(std::uint16_t index) const;
   // A SIM of a product without an anniversary was activated at `when`: the first report sets it
@@ -58,6 +61,8 @@ class catalog {
   // ---- countries
   // The index of a country code (added when new); 0 for none.
   std::uint8_t country_index(std::string_view code);
+  // The country of an index (0: none). Any thread.
+  country_code country_at(std::uint8_t index) const;
   // Sets v.country from its index, or from its product's country. Any thread.
   void fill_country(sim_view& v) const;
 

@@ -15,6 +15,8 @@ struct product_info {
   std::string id;
   std::uint32_t default_mb_limit = 0;
   std::vector<std::uint16_t> thresholds;  // permille, ascending, at most 8
+  std::uint64_t pool_bytes = 0;           // 0: no pool
+  bool pool_pause = false;                // pool_action = pause
   unsigned anniversary_day = 0;           // 0: no SIM activated yet
   unix_seconds first_period_start = 0;
 };

@@ -21,6 +21,8 @@
 //   line         L shard(u16) product(u16) start(u64) sim(u64)  one SIM's line of a closed period
 //   retired      R shard(u16) product(u16) sim(u64)       a released and re-imported SIM's earlier life
 //                                                         in the product's current period
+//   rating       U shard(u16) product(u16) sim(u64)       a SIM's first chargeable day and bytes by
+//                                                         country in the product's current period
 //   ids          D shard(u16) newest(u64) checkpoint(u64) record-id fingerprints added in a checkpoint
 //   watermark    W shard(u16) feed name                   the feed's highest seq applied by the shard
 //   side         X name                                   side state (the outbound sinks' positions)
@@ -47,15 +49,17 @@ enum class key_kind : char {
   closed = 'C',
   line = 'L',
   retired = 'R',
+  rating = 'U',
   ids = 'D',
   watermark = 'W',
   side = 'X',
 };
 
 // The kinds whose keys begin with a shard number (what re-sharding rewrites).
-inline constexpr std::array kShardKinds{
-    key_kind::base_gen, key_kind::base, key_kind::delta,   key_kind::day, key_kind::hourly,
-    key_kind::closed,   key_kind::line, key_kind::retired, key_kind::ids, key_kind::watermark};
+inline constexpr std::array kShardKinds{key_kind::base_gen, key_kind::base,     key_kind::delta,
+                                        key_kind::day,      key_kind::hourly,   key_kind::closed,
+                                        key_kind::line,     key_kind::retired,  key_kind::rating,
+                                        key_kind::ids,      key_kind::watermark};
 
 inline key_builder key_of(key_kind kind) { return key_builder(static_cast<char>(kind)); }
 // A key of one of kShardKinds: kind, then the shard.

@@ -98,7 +98,7 @@ void shard::cut(write_batch& wb, shard_cut& out, std::uint64_t checkpoint) {
 
   for (std::uint16_t product : days_dropped_) {
     // A closed period: its per-day usage and retired lines go (the lines are in 'L' now).
-    for (key_kind kind : {key_kind::day, key_kind::retired}) {
+    for (key_kind kind : {key_kind::day, key_kind::retired, key_kind::rating}) {
       auto from = shard_key(kind, index_).be(product).str();
       auto to = shard_key(kind, index_).be(static_cast<std::uint16_t>(product + 1)).str();
       wb.del_range(from, to);
@@ -116,6 +116,18 @@ void shard::cut(write_batch& wb, shard_cut& out, std::uint64_t checkpoint) {
     }
   }
   retired_changed_.clear();
+  for (auto [product, sim] : rating_changed_) {
+    auto key = shard_key(key_kind::rating, index_).be(product).be(sim).str();
+    auto it = rating_.find(sim);
+    const sim_slot* s = table_.find(sim);
+    if (it != rating_.end() && s != nullptr && s->product == product) {
+      wb.put(key, rating_value(it->second.charge_day, it->second.away));
+      it->second.listed = false;
+    } else {
+      wb.del(key);
+    }
+  }
+  rating_changed_.clear();
   for (const day_ref& d : dirty_days_) {
     auto key = shard_key(key_kind::day, index_)
                    .be(d.product)
@@ -239,10 +251,13 @@ void shard::hand_over(const std::vector<shard*>& to) {
         auto it = std::find_if(q.closed.begin(), q.closed.end(),
                                [&](const closed_period& c) { return c.start == cp.start; });
         if (it == q.closed.end()) {
+          closed_period empty;
+          empty.start = cp.start;
+          empty.end = cp.end;
           it = q.closed.insert(
               std::upper_bound(q.closed.begin(), q.closed.end(), cp.start,
                                [](unix_seconds s, const closed_period& c) { return s < c.start; }),
-              closed_period{cp.start, cp.end, 0, 0, {}});
+              std::move(empty));
         }
       }
     }
@@ -263,6 +278,15 @@ void shard::hand_over(const std::vector<shard*>& to) {
       d.retired_changed_.push_back({static_cast<std::uint16_t>(i), key});
     }
   }
+  for (const auto& [key, e] : rating_) {
+    const sim_slot* s = table_.find(key);
+    if (s == nullptr) continue;
+    shard& d = dest(key);
+    sim_rating& moved = d.rating_[key];
+    moved = e;
+    moved.listed = false;
+    d.rating_changed(s->product, key, moved);
+  }
   for (shard* d : to) {
     for (std::size_t i = 0; i < d->products_.size(); ++i) {
       for (closed_period& cp : d->products_[i].closed) {
@@ -278,6 +302,7 @@ void shard::hand_over(const std::vector<shard*>& to) {
     *slot = s;
     slot->flags &= static_cast<std::uint8_t>(~sim_slot::kFlagDirty);
     d.touch_all(*slot);
+    d.codes_[s.country] = codes_[s.country];
     const shard_product& p = products_[s.product];
     if (p.period_start == kNoPeriod) return;
     const std::int32_t first = day_index(p.period_start);
@@ -357,6 +382,7 @@ std::vector<std::pair<std::string, std::uint64_t>> shard::recover(const store& s
   });
   table_.for_each([&](const sim_slot& s) {
     product(s.product);
+    codes_[s.country] = host_.country_at(s.country);
     if (s.state == static_cast<std::uint8_t>(sim_state::factory_test)) {
       factory_deadlines_.push(
           {static_cast<unix_seconds>(s.state_since) + opts_.factory_test_period.count(), s.key});
@@ -373,6 +399,13 @@ std::vector<std::pair<std::string, std::uint64_t>> shard::recover(const store& s
     sat_inc(p.totals.bytes_down, l.bytes_down);
     sat_inc<std::uint64_t>(p.totals.sms, l.sms);
     p.totals.chargeable_sims += l.chargeable;
+    return true;
+  });
+  st.scan(shard_key(key_kind::rating, index_).str(), [&](std::string_view k, std::string_view v) {
+    reader r(v);
+    sim_rating& e = rating_[read_be<std::uint64_t>(k, prefix + 2)];
+    e.charge_day = r.get<std::uint8_t>();
+    e.away = get_away(r);
     return true;
   });
   st.scan(shard_key(key_kind::day, index_).str(), [&](std::string_view k, std::string_view v) {

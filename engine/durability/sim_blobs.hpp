@@ -121,10 +121,31 @@ void decode_slots(std::string_view blob, F&& f) {
   }
 }
 
-// A SIM's line of a closed period, or a retired line ('L' and 'R' values).
+// Bytes by visited country (closed_line::away): a count, then country, within, over each.
+inline void put_away(writer& w, const std::vector<country_bytes>& away) {
+  w.put(static_cast<std::uint32_t>(away.size()));
+  for (const country_bytes& b : away) w.put(b.country).put(b.within).put(b.over);
+}
+inline std::vector<country_bytes> get_away(reader& r) {
+  std::vector<country_bytes> away;
+  const auto n = r.get<std::uint32_t>();
+  for (std::uint32_t i = 0; i < n && r.left() >= 18; ++i) {
+    country_bytes b;
+    b.country = r.get<country_code>();
+    b.within = r.get<std::uint64_t>();
+    b.over = r.get<std::uint64_t>();
+    away.push_back(b);
+  }
+  return away;
+}
+
+// A SIM's line of a closed period, or a retired line ('L' and 'R' values). Stores written
+// before rating end after `chargeable`.
 inline std::string line_value(const closed_line& l) {
   writer w;
   w.put(l.bytes_up).put(l.bytes_down).put(l.sms).put(static_cast<std::uint8_t>(l.chargeable));
+  w.put(l.charge_day).put(static_cast<std::uint8_t>(l.transferred_out)).put(l.country);
+  put_away(w, l.away);
   return std::move(w.str());
 }
 inline closed_line line_of(std::uint64_t sim, std::string_view v) {
@@ -135,7 +156,20 @@ inline closed_line line_of(std::uint64_t sim, std::string_view v) {
   l.bytes_down = r.get<std::uint64_t>();
   l.sms = r.get<decltype(l.sms)>();
   l.chargeable = r.get<std::uint8_t>() != 0;
+  if (r.left() == 0) return l;
+  l.charge_day = r.get<std::uint8_t>();
+  l.transferred_out = r.get<std::uint8_t>() != 0;
+  l.country = r.get<country_code>();
+  l.away = get_away(r);
   return l;
+}
+
+// A SIM's rating entry of its product's current period ('U' values).
+inline std::string rating_value(std::uint8_t charge_day, const std::vector<country_bytes>& away) {
+  writer w;
+  w.put(charge_day);
+  put_away(w, away);
+  return std::move(w.str());
 }
 
 }  // namespace simcap::detail

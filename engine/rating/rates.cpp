@@ -135,6 +135,23 @@ network_countries::network_countries(
   by_mcc_ = table_of<entry>(mcc);
   override_exact_ = table_of<entry>(oexact);
   override_mcc_ = table_of<entry>(omcc);
+  // By MCC: the country of a network the data set does not list; an MCC with a listed network
+  // elsewhere (or of no country) is looked up network by network.
+  for (std::uint32_t m = 0; m < by_mcc_code_.size(); ++m) {
+    bool found = false;
+    auto c = lookup(override_mcc_, (3u << 24) | m, found);
+    if (!found) c = lookup(by_mcc_, (3u << 24) | m, found);
+    by_mcc_code_[m] = pack_country(c);
+  }
+  for (const auto* v : {&exact_, &override_exact_}) {
+    for (const entry& e : *v) {
+      const std::uint32_t digits = e.key >> 24;
+      const std::uint32_t m = (e.key & 0xffffff) / (digits == 6 ? 1000 : 100);
+      if (m < by_mcc_code_.size() && by_mcc_code_[m] != pack_country(country_of(e.key))) {
+        by_mcc_code_[m] = kMixed;
+      }
+    }
+  }
 }
 
 std::string_view network_countries::lookup(const std::vector<entry>& v, std::uint32_t key,

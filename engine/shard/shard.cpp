@@ -18,7 +18,13 @@ shard::shard(unsigned index, const engine_options& opts, const clock& clk, event
       host_(host),
       queue_(1024),
       table_(opts.expected_sims),
-      durable_(!opts.store_dir.empty()) {}
+      durable_(!opts.store_dir.empty()) {
+  if (opts.rates) {
+    static const network_countries no_networks;
+    networks_ = opts.networks ? opts.networks.get() : &no_networks;
+    rater_.emplace(*opts.rates, opts.mb_bytes);
+  }
+}
 
 shard::~shard() { stop(); }
 

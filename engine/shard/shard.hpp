@@ -23,6 +23,7 @@
 #include <mutex>
 #include <optional>
 #include <queue>
+#include <span>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -77,6 +78,36 @@ class shard_host {
   // product info with the anniversary it chose (the first report wins).
   virtual product_info first_activation(std::uint16_t product, unix_seconds when) = 0;
   virtual std::string feed_name(std::uint32_t feed) const = 0;
+  // The country of an index of the engine's country list (SIMs keep the index).
+  virtual country_code country_at(std::uint8_t index) const = 0;
+  // Pools (SPEC §11): a shard adds what a batch counted for a pooled product in its period
+  // starting at period_start; the host keeps the product's total across shards, says which pool
+  // thresholds (permille) this addition crossed and whether it used the pool up (once a
+  // period), and then pauses the product's SIMs on every shard (pause mode).
+  struct pool_crossing {
+    std::vector<std::uint16_t> thresholds;
+    bool exhausted = false;
+    std::uint64_t used = 0;
+  };
+  virtual pool_crossing pool_add(const product_info&, unix_seconds, std::uint64_t) { return {}; }
+  // Whether the product's pool is used up in its period starting at period_start.
+  virtual bool pool_exhausted(std::uint16_t, unix_seconds) const { return false; }
+};
+
+// Adds bytes of visited country c to a SIM's away list (home: its home country, whose bytes
+// within the limit are implied).
+void add_country_bytes(std::vector<country_bytes>& away, country_code home, country_code c,
+                       std::uint64_t within, std::uint64_t over);
+// Adds `from`, another life of the same SIM in the same period, to `into`: bytes, SMS, whether
+// and from which day it was chargeable, bytes by country.
+void merge_line(closed_line& into, const closed_line& from);
+
+// What rating keeps of a SIM in its product's current period beyond its slot (closed_line has
+// the same fields).
+struct sim_rating {
+  std::uint8_t charge_day = 0;
+  bool listed = false;  // in rating_changed_ (the next cut writes it)
+  std::vector<country_bytes> away;
 };
 
 enum class import_outcome { imported, already_present, other_product };
@@ -160,7 +191,8 @@ class shard {
   // Keys of the SIMs that match, ordered.
   std::vector<std::uint64_t> select(std::optional<std::uint16_t> product,
                                     std::optional<sim_state> state, bool include_released) const;
-  fleet_usage usage_of(std::uint16_t product) const;
+  // by_hour: with the hourly usage (the sparkline).
+  fleet_usage usage_of(std::uint16_t product, bool by_hour = true) const;
   // Earlier lives, in the product's current period, of SIMs released and imported again.
   const std::unordered_map<std::uint64_t, closed_line>& retired_of(std::uint16_t product) const;
   // Bytes per day of the SIM's current period, from its first day up to `now` (nullopt: no such
@@ -168,8 +200,20 @@ class shard {
   std::optional<std::vector<day_bytes>> days_of(std::uint64_t key,
                                                 std::optional<std::uint16_t> scope,
                                                 unix_seconds now) const;
+  // Pools: pauses every active SIM of the product (its pool is used up), or unpauses those it
+  // paused for its pool (raised above its usage).
+  void pause_for_pool(std::uint16_t product, unix_seconds now);
+  void unpause_for_pool(std::uint16_t product, unix_seconds now);
   // Closed periods of a product, oldest first.
-  std::vector<closed_period> closed_of(std::uint16_t product, bool itemized) const;
+  // With a rate table, each period's costs has the total of its lines here for each discount.
+  std::vector<closed_period> closed_of(std::uint16_t product, bool itemized,
+                                       std::span<const std::uint32_t> discounts = {}) const;
+  // The product's lines of its current period as a closed period would have them (one a SIM,
+  // earlier lives merged).
+  std::vector<closed_line> open_lines_of(std::uint16_t product) const;
+  // What the product's SIMs here cost in the current period: one total for each discount (ppm).
+  std::vector<micros> open_cost_of(std::uint16_t product,
+                                   std::span<const std::uint32_t> discounts) const;
 
   // ---- taking back a control change whose checkpoint failed (owner thread)
   // A SIM as it was before a change: restore() puts it back (or removes a SIM the change
@@ -179,6 +223,7 @@ class shard {
     bool existed = false;
     sim_slot before{};
     std::optional<closed_line> retired;  // its old product's retired line before the change
+    std::optional<sim_rating> rating;    // its rating entry before the change
   };
   undo_point undo_point_of(std::uint64_t key) const;
   void restore(const undo_point& u);
@@ -225,9 +270,42 @@ class shard {
     // another product): what they used stays in this period (and in totals) for good; merged
     // into the SIMs' lines when the period closes.
     std::unordered_map<std::uint64_t, closed_line> retired;
-    bool changed = false;  // period or hourly usage changed since the last cut
+    bool changed = false;          // period or hourly usage changed since the last cut
+    std::uint64_t pool_delta = 0;  // pooled: bytes of this batch, for the host (pool_add)
   };
 
+  // Rating (a rate table is configured): a record's bytes by visited country, within and over
+  // the limit (the home country's within is what the rest does not account for), and the day a
+  // SIM became chargeable when that is not its period's first. Kept for the SIMs that need it:
+  // a SIM at home under its limit has no entry. Call before adding the bytes to the slot.
+  [[gnu::always_inline]] void rate_record(sim_slot& s, const usage_record& r, std::uint64_t bytes) {
+    const country_code home = codes_[s.country];
+    const country_code c = r.mccmnc == 0 ? home : networks_->code_of(r.mccmnc);
+    const std::uint64_t before = s.usage();
+    // The usual case: at home and short of the next action, which an active SIM's limit never
+    // is below (recompute_next).
+    if (c == home && before + bytes < s.next_action &&
+        s.state == static_cast<std::uint8_t>(sim_state::active)) {
+      return;
+    }
+    const std::uint64_t lim = limit_bytes(s);
+    const std::uint64_t room = before < lim ? lim - before : 0;
+    const std::uint64_t over = bytes > room ? bytes - room : 0;
+    if (over != 0 || c != home) add_away(s.key, s.product, home, c, bytes - over, over);
+  }
+  void add_away(std::uint64_t sim, std::uint16_t product, country_code home, country_code c,
+                std::uint64_t within, std::uint64_t over);
+  void note_chargeable(const sim_slot& s, const shard_product& p, unix_seconds now);
+  // Pools: the batch's bytes of pooled products to the host, and their events.
+  void report_pools(unix_seconds now);
+  // An active SIM of a product whose pool is used up (pause mode) is paused at once.
+  void hold_for_pool(sim_slot& s, const shard_product& p, unix_seconds now);
+  void rating_changed(std::uint16_t product, std::uint64_t sim, sim_rating& e) {
+    if (durable_ && !e.listed) rating_changed_.push_back({product, sim});
+    e.listed = durable_;
+  }
+  // The SIM's line of its current period (its rating entry included).
+  closed_line line_of_slot(const sim_slot& s) const;
   static std::int32_t day_index(unix_seconds t) noexcept {
     return static_cast<std::int32_t>(day_start(t) / kSecondsPerDay);
   }
@@ -367,6 +445,14 @@ class shard {
   std::vector<std::pair<std::uint64_t, unix_seconds>> new_ids_;
   unix_seconds ids_purged_before_ = 0;  // dedup entries older than this are gone
   std::vector<event> pending_events_;
+  // Rating: none without a rate table. SIM key -> its entry (only charge_day, country and away
+  // are used) in its product's current period; codes_: the engine's country list.
+  const network_countries* networks_ = nullptr;
+  std::optional<rater> rater_;
+  std::unordered_map<std::uint64_t, sim_rating> rating_;
+  std::vector<std::pair<std::uint16_t, std::uint64_t>> rating_changed_;  // product, SIM
+  std::array<country_code, 256> codes_{};
+  std::vector<std::uint16_t> pools_touched_;  // pooled products with a pool_delta
   std::array<std::atomic<std::uint64_t>, kMaxFeeds> feed_seq_{};
   std::array<std::uint64_t, kMaxFeeds> feed_seq_written_{};
 

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <limits>
+#include <utility>
 
 #include "shard/shard.hpp"
 #include "state/limits.hpp"
@@ -37,12 +38,17 @@ void shard::reject(record_batch& b, const usage_record& r, reject_reason why,
   p.changed = true;
   const std::uint64_t bytes = sat_add(r.up, r.down);
   if (state != sim_state::factory_test) {
+    if (networks_ != nullptr) rate_record(s, r, bytes);
     add_to_buckets(s, p, t, bytes);
     fleet_usage& u = p.totals;
     u.unused_charged_sims -= state == sim_state::active && s.usage() == 0 && bytes != 0;
     sat_inc(u.bytes_up, r.up);
     sat_inc(u.bytes_down, r.down);
     sat_inc<std::uint64_t>(u.sms, r.sms);
+    if (p.info.pool_bytes != 0 && bytes != 0) {
+      if (p.pool_delta == 0) pools_touched_.push_back(s.product);
+      sat_inc(p.pool_delta, bytes);
+    }
   }
   sat_inc(s.up, r.up);
   sat_inc(s.down, r.down);
@@ -100,6 +106,7 @@ void shard::apply(record_batch& b) {
     ++counted;
   }
   bump(counted_, counted);
+  if (!pools_touched_.empty()) report_pools(now);
   if (b.upto_seq > seen) set_feed_seq(b.feed, b.upto_seq);
 }
 
@@ -167,7 +174,20 @@ bool shard::apply_late(record_batch& b, const usage_record& r, sim_slot& s, shar
   auto it = std::lower_bound(cp.lines.begin(), cp.lines.end(), r.sim,
                              [](const closed_line& l, std::uint64_t k) { return l.sim < k; });
   if (it == cp.lines.end() || it->sim != r.sim) {
-    it = cp.lines.insert(it, closed_line{r.sim, 0, 0, 0, false});
+    closed_line l;
+    l.sim = r.sim;
+    l.country = codes_[s.country];
+    it = cp.lines.insert(it, std::move(l));
+  }
+  if (networks_ != nullptr) {
+    // Split at the SIM's limit now, against what the closed line has.
+    const std::uint64_t bytes = sat_add(r.up, r.down), lim = limit_bytes(s),
+                        before = it->usage_bytes();
+    const std::uint64_t room = before < lim ? lim - before : 0;
+    const std::uint64_t over = bytes > room ? bytes - room : 0;
+    const country_code c = r.mccmnc == 0 ? it->country : networks_->code_of(r.mccmnc);
+    if (over != 0 || c != it->country)
+      add_country_bytes(it->away, it->country, c, bytes - over, over);
   }
   sat_inc(it->bytes_up, r.up);
   sat_inc(it->bytes_down, r.down);
@@ -185,6 +205,137 @@ bool shard::apply_late(record_batch& b, const usage_record& r, sim_slot& s, shar
   e.period_start = cp.start;
   publish(e);
   return true;
+}
+
+// ---------------------------------------------------------------- pools
+
+void shard::report_pools(unix_seconds now) {
+  for (std::uint16_t i : pools_touched_) {
+    shard_product& p = products_[i];
+    const std::uint64_t bytes = std::exchange(p.pool_delta, 0);
+    if (bytes == 0) continue;
+    shard_host::pool_crossing c = host_.pool_add(p.info, p.period_start, bytes);
+    auto product_event = [&](event_type type, std::uint16_t threshold) {
+      event e;
+      e.time = now;
+      e.product = i;
+      e.type = type;
+      e.reason =
+          type == event_type::pool_alert ? event_reason::threshold : event_reason::pool_exhausted;
+      e.threshold_permille = threshold;
+      e.usage_bytes = c.used;
+      e.limit_bytes = p.info.pool_bytes;
+      e.period_start = p.period_start;
+      publish(e);
+    };
+    for (std::uint16_t t : c.thresholds) product_event(event_type::pool_alert, t);
+    if (c.exhausted) product_event(event_type::pool_exhausted, 0);
+  }
+  pools_touched_.clear();
+}
+
+void shard::hold_for_pool(sim_slot& s, const shard_product& p, unix_seconds now) {
+  if (!p.info.pool_pause || p.info.pool_bytes == 0 ||
+      s.state != static_cast<std::uint8_t>(sim_state::active) ||
+      !host_.pool_exhausted(s.product, p.period_start)) {
+    return;
+  }
+  set_state(s, sim_state::paused, now);
+  s.reason = static_cast<std::uint8_t>(pause_reason::pool_exhausted);
+  emit(s, event_type::paused, event_reason::pool_exhausted, now);
+  recompute_next(s, p);
+}
+
+void shard::pause_for_pool(std::uint16_t product, unix_seconds now) {
+  SIMCAP_ASSERT_OWNER();
+  if (product >= products_.size()) return;
+  const shard_product& p = products_[product];
+  table_.for_each([&](sim_slot& s) {
+    if (s.product != product || s.state != static_cast<std::uint8_t>(sim_state::active)) return;
+    set_state(s, sim_state::paused, now);
+    s.reason = static_cast<std::uint8_t>(pause_reason::pool_exhausted);
+    emit(s, event_type::paused, event_reason::pool_exhausted, now);
+    recompute_next(s, p);
+  });
+}
+
+void shard::unpause_for_pool(std::uint16_t product, unix_seconds now) {
+  SIMCAP_ASSERT_OWNER();
+  if (product >= products_.size()) return;
+  shard_product& p = products_[product];
+  table_.for_each([&](sim_slot& s) {
+    if (s.product != product || s.state != static_cast<std::uint8_t>(sim_state::paused) ||
+        s.reason != static_cast<std::uint8_t>(pause_reason::pool_exhausted)) {
+      return;
+    }
+    touch_all(s);
+    if (s.usage() >= limit_bytes(s)) {
+      s.reason = static_cast<std::uint8_t>(pause_reason::data_limit);  // its own limit holds it
+      return;
+    }
+    set_state(s, sim_state::active, now);
+    s.reason = static_cast<std::uint8_t>(pause_reason::none);
+    emit(s, event_type::unpaused, event_reason::pool_changed, now);
+    recompute_next(s, p);
+  });
+}
+
+// ---------------------------------------------------------------- rating
+
+void add_country_bytes(std::vector<country_bytes>& away, country_code home, country_code c,
+                       std::uint64_t within, std::uint64_t over) {
+  if (c == home) within = 0;  // the home country's within the limit is implied
+  if (within == 0 && over == 0) return;
+  for (country_bytes& b : away) {
+    if (b.country != c) continue;
+    sat_inc(b.within, within);
+    sat_inc(b.over, over);
+    return;
+  }
+  away.push_back({c, within, over});
+}
+
+void merge_line(closed_line& into, const closed_line& from) {
+  if (into.country == 0 && into.usage_bytes() == 0 && into.away.empty())
+    into.country = from.country;
+  if (from.chargeable) {
+    into.charge_day =
+        into.chargeable ? std::min(into.charge_day, from.charge_day) : from.charge_day;
+  }
+  if (from.country != into.country) {
+    // The other life's home bytes are not this one's: they count as bytes of their country.
+    std::uint64_t accounted = 0;
+    for (const country_bytes& b : from.away)
+      accounted = sat_add(accounted, sat_add(b.within, b.over));
+    const std::uint64_t implied =
+        from.usage_bytes() > accounted ? from.usage_bytes() - accounted : 0;
+    add_country_bytes(into.away, into.country, from.country, implied, 0);
+  }
+  // (bytes of this life's home country within the limit become implied ones)
+  for (const country_bytes& b : from.away)
+    add_country_bytes(into.away, into.country, b.country, b.within, b.over);
+  sat_inc(into.bytes_up, from.bytes_up);
+  sat_inc(into.bytes_down, from.bytes_down);
+  sat_inc(into.sms, from.sms);
+  into.chargeable = into.chargeable || from.chargeable;
+  into.transferred_out = into.transferred_out || from.transferred_out;
+}
+
+void shard::add_away(std::uint64_t sim, std::uint16_t product, country_code home, country_code c,
+                     std::uint64_t within, std::uint64_t over) {
+  sim_rating& e = rating_[sim];
+  add_country_bytes(e.away, home, c, within, over);
+  rating_changed(product, sim, e);
+}
+
+void shard::note_chargeable(const sim_slot& s, const shard_product& p, unix_seconds now) {
+  if (networks_ == nullptr || p.period_start == kNoPeriod || now <= p.period_start) return;
+  const auto day = static_cast<std::uint8_t>(
+      std::min<unix_seconds>((now - p.period_start) / kSecondsPerDay, 255));
+  if (day == 0) return;
+  sim_rating& e = rating_[s.key];
+  e.charge_day = day;
+  rating_changed(s.product, s.key, e);
 }
 
 // ---------------------------------------------------------------- enforcement

@@ -32,7 +32,11 @@ void shard::set_state(sim_slot& s, sim_state to, unix_seconds now, bool account_
   s.state = static_cast<std::uint8_t>(to);
   s.state_since = u32_time(now);
   s.updated_at = u32_time(now);
-  if (to == sim_state::active || to == sim_state::paused) s.flags |= sim_slot::kFlagChargeable;
+  if ((to == sim_state::active || to == sim_state::paused) &&
+      !(s.flags & sim_slot::kFlagChargeable)) {
+    s.flags |= sim_slot::kFlagChargeable;
+    note_chargeable(s, products_[s.product], now);
+  }
   if (account_totals) account(s, +1);
 }
 
@@ -61,6 +65,10 @@ void shard::end_factory_test(sim_slot& s, shard_product& p, event_reason why, un
     s.up = up;
     s.down = down;
     account(s, +1);
+    if (networks_ != nullptr && s.usage() > limit_bytes(s)) {
+      const country_code home = codes_[s.country];
+      add_away(s.key, s.product, home, home, 0, s.usage() - limit_bytes(s));
+    }
   }
   recompute_next(s, p);
 }
@@ -80,11 +88,14 @@ bool shard::retire(sim_slot& s, std::uint16_t new_product) {
   if (chargeable || s.usage() != 0 || s.sms != 0) {
     closed_line& l = old.retired[s.key];
     l.sim = s.key;
-    sat_inc(l.bytes_up, s.up);
-    sat_inc(l.bytes_down, s.down);
-    sat_inc(l.sms, s.sms);
-    l.chargeable = l.chargeable || chargeable;
+    closed_line life = line_of_slot(s);
+    life.chargeable = chargeable;
+    merge_line(l, life);
     if (durable_) retired_changed_.push_back({s.product, s.key});
+  }
+  if (auto it = rating_.find(s.key); it != rating_.end()) {
+    rating_changed(s.product, s.key, it->second);
+    rating_.erase(it);
   }
   // The old life's days are not the new one's.
   if (old.period_start != kNoPeriod) {
@@ -128,6 +139,7 @@ import_outcome shard::import_sim(std::uint64_t key, std::uint16_t product_index,
   touch_all(*s);
   if (retired_chargeable) s->flags |= sim_slot::kFlagRetiredChargeable;
   s->country = country;
+  codes_[country] = host_.country_at(country);
   s->product = product_index;
   s->mb_limit = p.info.default_mb_limit;
   s->state = static_cast<std::uint8_t>(initial);
@@ -138,7 +150,9 @@ import_outcome shard::import_sim(std::uint64_t key, std::uint16_t product_index,
     s->first_activated = s->last_activated = u32_time(now);
     s->flags |= sim_slot::kFlagChargeable;
     on_activation(p, now);
+    note_chargeable(*s, p, now);
     emit(*s, event_type::activated, event_reason::import, now);
+    hold_for_pool(*s, p, now);
   } else if (initial == sim_state::factory_test) {
     factory_deadlines_.push({now + opts_.factory_test_period.count(), key});
     refresh_next_due();
@@ -175,11 +189,20 @@ control_result<sim_view> shard::update(std::uint64_t key, std::optional<std::uin
       u.mb_limit ? static_cast<std::uint64_t>(*u.mb_limit) * opts_.mb_bytes : limit_bytes(*s);
   sim_state after_limit = state;
   if (state == sim_state::active && s->usage() >= new_limit) after_limit = sim_state::paused;
-  if (state == sim_state::paused && s->usage() < new_limit) after_limit = sim_state::active;
+  // (a SIM paused for its product's pool stays paused whatever its own limit)
+  const bool pool_held = s->reason == static_cast<std::uint8_t>(pause_reason::pool_exhausted);
+  if (state == sim_state::paused && s->usage() < new_limit && !pool_held)
+    after_limit = sim_state::active;
   const action_rule rule = u.action ? rule_of(after_limit, *u.action) : action_rule{};
   if (u.action) {
     if (rule.result == action_result::refused)
       return std::unexpected(transition_error(state, *u.action));
+    if (rule.to == sim_state::active && p.info.pool_pause && p.info.pool_bytes != 0 &&
+        host_.pool_exhausted(s->product, p.period_start)) {
+      return std::unexpected(control_error{control_errc::limit_reached,
+                                           "the product's pool is used up: raise its pool_mb",
+                                           state, allowed_actions(state)});
+    }
     if (after_limit == sim_state::paused && rule.to == sim_state::active) {
       control_error e{control_errc::limit_reached,
                       "usage is at or over the data limit: raise mb_limit to unpause", state,
@@ -197,7 +220,7 @@ control_result<sim_view> shard::update(std::uint64_t key, std::optional<std::uin
         s->alerts_fired &= static_cast<std::uint8_t>(~(1u << i));
       }
     }
-    if (state == sim_state::paused && s->usage() < lim) {
+    if (state == sim_state::paused && s->usage() < lim && !pool_held) {
       set_state(*s, sim_state::active, now);
       s->reason = static_cast<std::uint8_t>(pause_reason::none);
       emit(*s, event_type::unpaused, event_reason::limit_changed, now);
@@ -266,6 +289,7 @@ shard::undo_point shard::undo_point_of(std::uint64_t key) const {
       const auto& retired = products_[s->product].retired;
       if (auto it = retired.find(key); it != retired.end()) u.retired = it->second;
     }
+    if (auto it = rating_.find(key); it != rating_.end()) u.rating = it->second;
   }
   return u;
 }
@@ -281,6 +305,16 @@ void shard::restore(const undo_point& u) {
     account(*s, -1);
     count_state(s->state, -1);
   }
+  // The rating entry as it was (the cut writes or deletes it under either product).
+  if (durable_) {
+    if (const sim_slot* now = table_.find(u.key)) rating_changed_.push_back({now->product, u.key});
+    if (u.existed) rating_changed_.push_back({u.before.product, u.key});
+  }
+  if (u.existed && u.rating) {
+    rating_[u.key] = *u.rating;
+  } else {
+    rating_.erase(u.key);
+  }
   if (!u.existed) {
     table_.erase(u.key);
     if (durable_) erased_.push_back(u.key);
@@ -290,7 +324,9 @@ void shard::restore(const undo_point& u) {
   // chargeable count return with the slot). The new life's cleared days stay cleared.
   shard_product& old = products_[u.before.product];
   auto it = old.retired.find(u.key);
-  const closed_line was = u.retired.value_or(closed_line{u.key, 0, 0, 0, false});
+  closed_line none;
+  none.sim = u.key;
+  const closed_line was = u.retired.value_or(none);
   const bool retired_since = it != old.retired.end() &&
                              (!u.retired || it->second.bytes_up != was.bytes_up ||
                               it->second.bytes_down != was.bytes_down ||

@@ -130,10 +130,9 @@ void shard::close_periods(unix_seconds now) {
       touch_all(s);
       shard_product& p = products_[s.product];
       closed_period& cp = closing[s.product];
-      bool chargeable = (s.flags & sim_slot::kFlagChargeable) != 0;
-      if (chargeable || s.usage() != 0 || s.sms != 0) {
-        cp.lines.push_back({s.key, s.up, s.down, s.sms, chargeable});
-      }
+      const bool chargeable = (s.flags & sim_slot::kFlagChargeable) != 0;
+      if (chargeable || s.usage() != 0 || s.sms != 0) cp.lines.push_back(line_of_slot(s));
+      rating_.erase(s.key);  // (the cut drops the product's entries)
       s.flags &= static_cast<std::uint8_t>(~sim_slot::kFlagRetiredChargeable);
       if (s.state == static_cast<std::uint8_t>(sim_state::factory_test)) {
         account(s, +1);
@@ -161,18 +160,16 @@ void shard::close_periods(unix_seconds now) {
       // Earlier lives of SIMs released and imported again in the period: one line a SIM.
       for (auto& [key, l] : p.retired) cp.lines.push_back(l);
       p.retired.clear();
-      std::sort(cp.lines.begin(), cp.lines.end(),
-                [](const closed_line& a, const closed_line& b) { return a.sim < b.sim; });
+      // (stable: a SIM's current life comes first and keeps its home country)
+      std::stable_sort(cp.lines.begin(), cp.lines.end(),
+                       [](const closed_line& a, const closed_line& b) { return a.sim < b.sim; });
       std::size_t out = 0;
       for (std::size_t k = 0; k < cp.lines.size(); ++k) {
         if (out != 0 && cp.lines[out - 1].sim == cp.lines[k].sim) {
-          closed_line& m = cp.lines[out - 1];
-          sat_inc(m.bytes_up, cp.lines[k].bytes_up);
-          sat_inc(m.bytes_down, cp.lines[k].bytes_down);
-          sat_inc(m.sms, cp.lines[k].sms);
-          m.chargeable = m.chargeable || cp.lines[k].chargeable;
+          merge_line(cp.lines[out - 1], cp.lines[k]);
         } else {
-          cp.lines[out++] = cp.lines[k];
+          if (out != k) cp.lines[out] = std::move(cp.lines[k]);
+          ++out;
         }
       }
       cp.lines.resize(out);

@@ -23,6 +23,11 @@ sim_view shard::make_view(const sim_slot& s) const {
   v.last_activated = s.last_activated;
   v.updated_at = s.updated_at;
   v.country_index = s.country;
+  v.chargeable = (s.flags & sim_slot::kFlagChargeable) != 0;
+  if (auto it = rating_.find(s.key); it != rating_.end()) {
+    v.charge_day = it->second.charge_day;
+    v.away = it->second.away;
+  }
   if (p.period_start != kNoPeriod) {
     v.period_start = p.period_start;
     v.period_end = p.period_end;
@@ -52,7 +57,7 @@ std::vector<std::uint64_t> shard::select(std::optional<std::uint16_t> product,
   return keys;
 }
 
-fleet_usage shard::usage_of(std::uint16_t index) const {
+fleet_usage shard::usage_of(std::uint16_t index, bool by_hour) const {
   SIMCAP_ASSERT_OWNER();
   if (index >= products_.size()) return {};
   const shard_product& p = products_[index];
@@ -60,7 +65,7 @@ fleet_usage shard::usage_of(std::uint16_t index) const {
   if (p.period_start != kNoPeriod) {
     u.period_start = p.period_start;
     u.period_end = p.period_end;
-    u.by_hour = p.hourly;
+    if (by_hour) u.by_hour = p.hourly;
   }
   return u;
 }
@@ -89,16 +94,120 @@ std::optional<std::vector<day_bytes>> shard::days_of(std::uint64_t key,
   return out;
 }
 
-std::vector<closed_period> shard::closed_of(std::uint16_t index, bool itemized) const {
+std::vector<closed_period> shard::closed_of(std::uint16_t index, bool itemized,
+                                            std::span<const std::uint32_t> discounts) const {
   SIMCAP_ASSERT_OWNER();
   std::vector<closed_period> out;
   if (index >= products_.size()) return out;
   for (const closed_period& cp : products_[index].closed) {
-    closed_period c{cp.start, cp.end, cp.total_bytes, cp.chargeable_sims, {}};
+    closed_period c;
+    c.start = cp.start;
+    c.end = cp.end;
+    c.total_bytes = cp.total_bytes;
+    c.chargeable_sims = cp.chargeable_sims;
     if (itemized) c.lines = cp.lines;
+    if (rater_) {
+      const bool pooled = products_[index].info.pool_bytes != 0;
+      c.costs.assign(discounts.size(), 0);
+      for (const closed_line& l : cp.lines) {
+        const rating_input in = rating_input_of(l);
+        for (std::size_t d = 0; d < discounts.size(); ++d)
+          c.costs[d] += rater_->total(in, cp.days(), discounts[d], pooled);
+      }
+    }
     out.push_back(std::move(c));
   }
   return out;
+}
+
+closed_line shard::line_of_slot(const sim_slot& s) const {
+  closed_line l;
+  l.sim = s.key;
+  l.bytes_up = s.up;
+  l.bytes_down = s.down;
+  l.sms = s.sms;
+  l.chargeable = (s.flags & sim_slot::kFlagChargeable) != 0;
+  l.country = codes_[s.country];
+  if (auto it = rating_.find(s.key); it != rating_.end()) {
+    l.charge_day = it->second.charge_day;
+    l.away = it->second.away;
+  }
+  return l;
+}
+
+std::vector<closed_line> shard::open_lines_of(std::uint16_t index) const {
+  SIMCAP_ASSERT_OWNER();
+  std::vector<closed_line> lines;
+  if (index >= products_.size()) return lines;
+  const shard_product& p = products_[index];
+  table_.for_each([&](const sim_slot& s) {
+    if (s.product != index) return;
+    const bool chargeable = (s.flags & sim_slot::kFlagChargeable) != 0;
+    if (chargeable || s.usage() != 0 || s.sms != 0 || p.retired.contains(s.key)) {
+      lines.push_back(line_of_slot(s));
+      if (s.state == static_cast<std::uint8_t>(sim_state::factory_test)) {
+        lines.back().bytes_up = lines.back().bytes_down = 0;  // test usage is free
+      }
+    }
+  });
+  for (const auto& [key, l] : p.retired) lines.push_back(l);
+  std::stable_sort(lines.begin(), lines.end(),
+                   [](const closed_line& a, const closed_line& b) { return a.sim < b.sim; });
+  std::size_t out = 0;
+  for (std::size_t k = 0; k < lines.size(); ++k) {
+    if (out != 0 && lines[out - 1].sim == lines[k].sim) {
+      merge_line(lines[out - 1], lines[k]);
+    } else {
+      if (out != k) lines[out] = std::move(lines[k]);
+      ++out;
+    }
+  }
+  lines.resize(out);
+  return lines;
+}
+
+std::vector<micros> shard::open_cost_of(std::uint16_t index,
+                                        std::span<const std::uint32_t> discounts) const {
+  SIMCAP_ASSERT_OWNER();
+  std::vector<micros> costs(discounts.size(), 0);
+  if (!rater_ || index >= products_.size()) return costs;
+  const shard_product& p = products_[index];
+  if (p.period_start == kNoPeriod) return costs;
+  const auto days = static_cast<unsigned>((p.period_end - p.period_start) / kSecondsPerDay);
+  const bool pooled = p.info.pool_bytes != 0;
+  auto add = [&](const closed_line& l) {
+    const rating_input in = rating_input_of(l);
+    for (std::size_t d = 0; d < discounts.size(); ++d)
+      costs[d] += rater_->total(in, days, discounts[d], pooled);
+  };
+  table_.for_each([&](const sim_slot& s) {
+    if (s.product != index || !(s.flags & sim_slot::kFlagChargeable)) return;
+    if (p.retired.contains(s.key)) return;  // with its earlier life, below
+    if (s.state == static_cast<std::uint8_t>(sim_state::factory_test)) return;
+    // (most SIMs have no rating entry: rated from the slot without a copy)
+    rating_input in;
+    in.home = codes_[s.country];
+    in.chargeable = true;
+    in.usage = s.usage();
+    if (auto it = rating_.find(s.key); it != rating_.end()) {
+      in.charge_day = it->second.charge_day;
+      in.away = it->second.away.data();
+      in.away_count = it->second.away.size();
+    }
+    for (std::size_t d = 0; d < discounts.size(); ++d)
+      costs[d] += rater_->total(in, days, discounts[d], pooled);
+  });
+  for (const auto& [key, l] : p.retired) {
+    const sim_slot* s = table_.find(key);
+    if (s == nullptr || s->product != index) {
+      add(l);
+      continue;
+    }
+    closed_line both = line_of_slot(*s);
+    merge_line(both, l);
+    add(both);
+  }
+  return costs;
 }
 
 const std::unordered_map<std::uint64_t, closed_line>& shard::retired_of(std::uint16_t index) const {

@@ -88,12 +88,26 @@ struct engine_options {
   std::chrono::seconds unused_after{7 * 86400};
 };
 
+// What a pooled product does at its pool (SPEC §11).
+enum class pool_action : std::uint8_t { overage, pause };
+constexpr std::string_view to_string(pool_action a) noexcept {
+  return a == pool_action::pause ? "pause" : "overage";
+}
+constexpr std::optional<pool_action> pool_action_of(std::string_view s) noexcept {
+  if (s == "pause") return pool_action::pause;
+  if (s == "overage") return pool_action::overage;
+  return std::nullopt;
+}
+
 struct product_settings {
   std::string id;
   std::optional<std::uint32_t> default_mb_limit;  // unset: the engine default
   std::optional<std::vector<double>> alert_thresholds;
   std::optional<std::string> country;
   std::optional<std::vector<std::string>> alert_emails;  // who the email sinks mail
+  std::optional<std::uint64_t> pool_mb;                  // > 0: a pooled plan
+  std::optional<simcap::pool_action> pool_action;
+  std::optional<micros> pool_price;  // per period
 };
 
 struct product_view {
@@ -102,6 +116,9 @@ struct product_view {
   std::vector<double> alert_thresholds;
   std::string country;
   std::vector<std::string> alert_emails;
+  std::uint64_t pool_mb = 0;
+  simcap::pool_action pool_action = simcap::pool_action::overage;
+  micros pool_price = 0;
   unsigned anniversary_day = 0;  // 0: no SIM activated yet
   unix_seconds first_period_start = 0;
   unix_seconds period_start = 0;  // current period; 0 when there is none yet
@@ -178,7 +195,12 @@ struct fleet_usage {
   std::size_t unused_charged_sims = 0;  // active, no usage this period
   unix_seconds period_start = 0;
   unix_seconds period_end = 0;
-  std::vector<std::uint64_t> by_hour;           // bytes per hour from period_start (the sparkline)
+  std::vector<std::uint64_t> by_hour;    // bytes per hour from period_start (the sparkline)
+  std::optional<micros> estimated_cost;  // with a rate table: the period so far
+  std::uint64_t pool_mb = 0;             // > 0: a pooled product
+  pool_action pool_mode = pool_action::overage;
+  bool pool_exhausted = false;
+  std::uint32_t discount_ppm = 0;               // the volume tier's discount it was rated at
   std::uint64_t usage_bytes() const noexcept {  // saturates, as the counters do
     return bytes_up + bytes_down < bytes_up ? ~std::uint64_t{0} : bytes_up + bytes_down;
   }
@@ -190,7 +212,29 @@ struct closed_line {
   std::uint64_t bytes_down = 0;
   std::uint32_t sms = 0;
   bool chargeable = false;
+  // Rating (SPEC §11; with a rate table): the day (0: the first) the SIM first became
+  // chargeable in the period, its home country, and its bytes by visited country beyond the
+  // home country's within the limit (rating_input).
+  std::uint8_t charge_day = 0;
+  bool transferred_out = false;
+  country_code country = 0;
+  std::vector<country_bytes> away;
+  std::uint64_t usage_bytes() const noexcept {
+    return bytes_up + bytes_down < bytes_up ? ~std::uint64_t{0} : bytes_up + bytes_down;
+  }
 };
+
+// What rating reads of a line (it must outlive the result).
+inline rating_input rating_input_of(const closed_line& l) noexcept {
+  rating_input in;
+  in.home = l.country;
+  in.chargeable = l.chargeable;
+  in.charge_day = l.charge_day;
+  in.usage = l.usage_bytes();
+  in.away = l.away.data();
+  in.away_count = l.away.size();
+  return in;
+}
 
 struct closed_period {
   unix_seconds start = 0;
@@ -198,6 +242,27 @@ struct closed_period {
   std::uint64_t total_bytes = 0;
   std::size_t chargeable_sims = 0;
   std::vector<closed_line> lines;  // ordered by ICCID; empty in summaries
+  std::vector<micros> costs;       // (with a rate table) its lines' cost, for each discount asked
+  std::optional<micros> cost;      // (with a rate table) what it costs, from the engine
+  unsigned days() const noexcept { return static_cast<unsigned>((end - start) / 86400); }
+};
+
+// An itemized bill of one period of a product (SPEC §11): its summary and a line per SIM.
+struct invoice_line {
+  closed_line line;
+  sim_charges charges;
+};
+struct invoice {
+  std::string product;
+  unix_seconds start = 0, end = 0;
+  bool open = false;  // the current period: an estimate of the usage so far
+  std::size_t chargeable_sims = 0;
+  std::uint64_t total_bytes = 0;
+  micros base = 0, data_within = 0, data_over = 0, roaming = 0, pool = 0, pool_overage = 0;
+  std::uint64_t pool_overshoot_bytes = 0;
+  std::uint32_t discount_ppm = 0;
+  micros total = 0;
+  std::vector<invoice_line> lines;  // by ICCID
 };
 
 struct engine_stats {
@@ -306,6 +371,13 @@ class engine {
   // Closed periods of a product, newest first; with lines only when `itemized`.
   control_result<std::vector<closed_period>> closed_periods(std::string_view product,
                                                             bool itemized) const;
+  // Rating (engine_options::rates; nullptr without one).
+  const rater* rating() const noexcept;
+  // The invoice of the product's period that starts at `start`: a closed one, or the current
+  // one (open: rated so far). not_found when there is no such period.
+  control_result<invoice> invoice_of(std::string_view product, unix_seconds start) const;
+  // Fills v.charges (with a rate table): what the SIM costs in its period so far.
+  void rate_sim(sim_view& v) const;
 
   // Time. tick() runs everything due by the clock's now (rollovers, factory-test periods,
   // period_closed events) and returns when it has happened. advance_clock() moves a manual

@@ -19,6 +19,8 @@ enum class event_type : std::uint8_t {
   factory_test_ended,
   period_closed,
   late_adjustment,
+  pool_alert,      // a product's pool reached a threshold (sim 0)
+  pool_exhausted,  // a product's pool is used up (sim 0)
   kCount
 };
 
@@ -42,6 +44,10 @@ constexpr std::string_view to_string(event_type t) noexcept {
       return "period_closed";
     case event_type::late_adjustment:
       return "late_adjustment";
+    case event_type::pool_alert:
+      return "pool_alert";
+    case event_type::pool_exhausted:
+      return "pool_exhausted";
     case event_type::kCount:
       break;
   }
@@ -61,6 +67,7 @@ enum class event_reason : std::uint8_t {
   sms_threshold,   // factory test ended by its SMS threshold
   test_period,     // factory test ended by its test period
   late_record,     // a late record adjusted a closed period
+  pool_changed,    // the product's pool was raised above its usage (or lowered to it)
 };
 
 constexpr std::string_view to_string(event_reason r) noexcept {
@@ -87,6 +94,8 @@ constexpr std::string_view to_string(event_reason r) noexcept {
       return "sms_threshold";
     case event_reason::test_period:
       return "test_period";
+    case event_reason::pool_changed:
+      return "pool_changed";
     case event_reason::late_record:
       return "late_record";
   }

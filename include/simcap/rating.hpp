@@ -1,7 +1,9 @@
 #pragma once
 // Rating vocabulary (SPEC §11): money in integer micro-units, the rate table (currency, zones,
 // volume tiers) and the visited network -> country table it rates roaming by.
+#include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,6 +14,26 @@ namespace simcap {
 
 // Micro-units of the rate table's currency (1 USD = 1,000,000).
 using micros = std::int64_t;
+
+// An ISO 3166-1 alpha-2 country as two bytes ('U' << 8 | 'S'); 0: no (or an unknown) country.
+using country_code = std::uint16_t;
+constexpr country_code pack_country(std::string_view c) noexcept {
+  return c.size() == 2 ? static_cast<country_code>(static_cast<unsigned char>(c[0]) << 8 |
+                                                   static_cast<unsigned char>(c[1]))
+                       : 0;
+}
+inline std::string unpack_country(country_code c) {
+  if (c == 0) return {};
+  return std::string{static_cast<char>(c >> 8), static_cast<char>(c & 0xff)};
+}
+
+// Bytes a SIM used in one visited country in a period: within its data limit and over it (the
+// part of each record past the limit when it was counted). Country 0: an unknown network.
+struct country_bytes {
+  country_code country = 0;
+  std::uint64_t within = 0;
+  std::uint64_t over = 0;
+};
 
 // Decimal text ("2.99", "0.000001", "10") to micro-units: digits with at most 6 decimals, not
 // negative, at most 10^12 units; nullopt otherwise.
@@ -67,6 +89,15 @@ class network_countries {
                     const std::vector<std::pair<std::string, std::string>>& overrides);
   // mccmnc as the record parser keeps it: (digit count << 24) | value. Empty: no country.
   std::string_view country_of(std::uint32_t mccmnc) const noexcept;
+  // The same as a country_code, from a table by MCC for the MCCs whose networks are all in one
+  // country (the record path calls this once a record).
+  country_code code_of(std::uint32_t mccmnc) const noexcept {
+    const std::uint32_t digits = mccmnc >> 24;
+    if (digits < 5 || digits > 6) return 0;
+    const std::uint32_t mcc = (mccmnc & 0xffffff) / (digits == 6 ? 1000 : 100);
+    const country_code c = by_mcc_code_[mcc];
+    return c != kMixed ? c : pack_country(country_of(mccmnc));
+  }
   std::size_t networks() const noexcept { return exact_.size(); }
 
   // (digit count << 24) | value of a 3- to 6-digit text; 0 when it is not one.
@@ -79,6 +110,73 @@ class network_countries {
   };
   static std::string_view lookup(const std::vector<entry>& v, std::uint32_t key, bool& found);
   std::vector<entry> exact_, by_mcc_, override_exact_, override_mcc_;  // sorted by key
+  static constexpr country_code kMixed = 0xffff;                       // look the network up
+  std::array<country_code, 1000> by_mcc_code_{};
+};
+
+}  // namespace simcap
+
+namespace simcap {
+
+// One SIM's usage in one period as rating reads it (SPEC §11).
+struct rating_input {
+  country_code home = 0;                // its home country (0: none known)
+  bool chargeable = false;              // active or paused at some moment of the period
+  std::uint8_t charge_day = 0;          // the day (0: the first) it first became chargeable in it
+  std::uint64_t usage = 0;              // its bytes of the period, factory-test usage left out
+  const country_bytes* away = nullptr;  // bytes kept by country: every country but the home
+  std::size_t away_count = 0;           // one within the limit, and over it for any country
+};
+
+// A zone's part of a SIM's charges.
+struct zone_charge {
+  int zone = 0;  // rater::zone_name()
+  std::uint64_t bytes_within = 0, bytes_over = 0;
+  micros charge_within = 0, charge_over = 0;
+};
+
+// What one SIM costs in one period: each charge one line, rounded once.
+struct sim_charges {
+  int home_zone = 0;
+  unsigned days_charged = 0;  // 0: not chargeable (then nothing is charged)
+  micros base = 0;
+  std::vector<zone_charge> zones;  // the home zone first, then the others by zone
+  micros data = 0;                 // the zones' charges, within and over
+  micros roaming = 0;              // the part of data charged outside the home zone
+  std::uint64_t bytes_roaming = 0;
+  micros total = 0;  // base + data
+};
+
+// Prices usage by a rate table; immutable, any thread.
+class rater {
+ public:
+  rater(rate_table table, std::uint64_t mb_bytes);
+  const rate_table& table() const noexcept { return table_; }
+  std::uint64_t mb_bytes() const noexcept { return mb_bytes_; }
+  // The zone of a country; unknown_zone() when no zone has it.
+  int zone_of(country_code c) const noexcept {
+    const unsigned hi = (c >> 8) - 'A', lo = (c & 0xff) - 'A';
+    return hi < 26 && lo < 26 ? by_country_[hi * 26 + lo] : unknown_zone();
+  }
+  int unknown_zone() const noexcept { return static_cast<int>(table_.zones.size()); }
+  std::string_view zone_name(int zone) const noexcept;
+  // pooled: the SIM's product has a pool, which pays for its SIMs (they cost nothing here).
+  sim_charges rate(const rating_input& in, unsigned period_days, std::uint32_t discount_ppm,
+                   bool pooled) const;
+  // rate(...).total without building the lines.
+  micros total(const rating_input& in, unsigned period_days, std::uint32_t discount_ppm,
+               bool pooled) const;
+  // What bytes beyond a pool cost: the home zone's per_mb, prorated to the byte.
+  micros pool_overage(country_code home, std::uint64_t bytes) const;
+
+ private:
+  template <class Zone>
+  micros charge(const rating_input& in, unsigned period_days, std::uint32_t discount_ppm,
+                bool pooled, unsigned& days_charged, micros& base, Zone&& zone) const;
+  rate_table table_;
+  std::uint64_t mb_bytes_;
+  micros unknown_base_ = 0, unknown_per_mb_ = 0;
+  std::array<int, 26 * 26> by_country_{};
 };
 
 }  // namespace simcap

@@ -1,10 +1,13 @@
 #pragma once
 // SIM life-cycle vocabulary (SPEC §2) and the read-only view of one SIM that queries return.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "simcap/iccid.hpp"
+#include "simcap/rating.hpp"
 #include "simcap/time.hpp"
 
 namespace simcap {
@@ -111,6 +114,12 @@ struct sim_view {
   unix_seconds period_end = 0;
   std::uint8_t country_index = 0;  // the engine's country list (0: the product's country)
   std::string country;             // home country (ISO 3166-1 alpha-2), filled by the engine
+  // Rating (with a rate table): the day of the period it first became chargeable in (0: the
+  // first), whether it is chargeable, and its bytes by visited country (closed_line::away).
+  std::uint8_t charge_day = 0;
+  bool chargeable = false;
+  std::vector<country_bytes> away;
+  std::optional<sim_charges> charges;           // engine::rate_sim
   std::uint64_t usage_bytes() const noexcept {  // saturates, as the counters do
     return bytes_up + bytes_down < bytes_up ? ~std::uint64_t{0} : bytes_up + bytes_down;
   }

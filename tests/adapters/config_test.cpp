@@ -250,5 +250,39 @@ alert_emails = ["ops@example.com", "fleet@example.org"]
             (std::vector<std::string>{"ops@example.com", "fleet@example.org"}));
 }
 
+TEST(Config, PooledProducts) {
+  auto cfg = parse_config(R"(
+[[products]]
+id = "free"
+pool_mb = 100
+pool_action = "pause"
+
+[[products]]
+id = "basic"
+pool_mb = 540
+pool_price = "29.00"
+)",
+                          ".");
+  ASSERT_TRUE(cfg) << (cfg ? "" : cfg.error().front());
+  ASSERT_EQ(cfg->products.size(), 2u);
+  EXPECT_EQ(cfg->products[0].settings.pool_mb, 100u);
+  EXPECT_EQ(cfg->products[0].settings.pool_action, pool_action::pause);
+  EXPECT_FALSE(cfg->products[0].settings.pool_price);
+  EXPECT_EQ(cfg->products[1].settings.pool_price, 29'000'000);
+  EXPECT_FALSE(cfg->products[1].settings.pool_action);  // overage, the default
+  auto bad = parse_config(R"(
+[[products]]
+id = "p"
+pool_mb = -1
+pool_action = "stop"
+pool_price = "cheap"
+)",
+                          ".");
+  ASSERT_FALSE(bad);
+  for (const char* key :
+       {"products[0].pool_mb", "products[0].pool_action", "products[0].pool_price"})
+    EXPECT_TRUE(has_error(bad.error(), key)) << key;
+}
+
 }  // namespace
 }  // namespace simcap

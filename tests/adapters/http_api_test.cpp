@@ -248,7 +248,14 @@ TEST_F(HttpApi, ProductsCanBeCreatedChangedAndRead) {
   EXPECT_EQ(acme.at("period_start").as_string(), "2025-01-15T00:00:00Z");
   EXPECT_EQ(call("PUT", "/v1/products/acme", R"({"default_mb_limit":0})").status, 400u);
   EXPECT_EQ(call("PUT", "/v1/products/acme", R"({"alert_thresholds":[0.9,0.5]})").status, 400u);
-  EXPECT_EQ(call("PUT", "/v1/products/acme", R"({"pool_mb":100})").status, 400u);
+  EXPECT_EQ(call("PUT", "/v1/products/acme", R"({"pool_mb":-1})").status, 400u);
+  EXPECT_EQ(call("PUT", "/v1/products/acme", R"({"pool_action":"stop"})").status, 400u);
+  EXPECT_EQ(call("PUT", "/v1/products/acme", R"({"pool_price":"9,90"})").status, 400u);
+  auto pooled = body_of(call("PUT", "/v1/products/acme",
+                             R"({"pool_mb":100,"pool_action":"pause","pool_price":"9.9"})"));
+  EXPECT_EQ(pooled.at("pool_mb").to_number<int>(), 100);
+  EXPECT_EQ(pooled.at("pool_action").as_string(), "pause");
+  EXPECT_EQ(pooled.at("pool_price").as_string(), "9.900000");
   EXPECT_EQ(call("GET", "/v1/products/missing").status, 404u);
   EXPECT_EQ(call("PUT", "/v1/products/acme", R"({"default_mb_limit":8})", "acme-token").status,
             200u);

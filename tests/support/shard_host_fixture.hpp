@@ -18,6 +18,7 @@ class host final : public shard_host {
     return info;
   }
   std::string feed_name(std::uint32_t) const override { return "test"; }
+  country_code country_at(std::uint8_t) const override { return 0; }
 };
 
 }  // namespace simcap::detail::testing_host
