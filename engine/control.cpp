@@ -153,7 +153,8 @@ control_result<import_result> engine::import_sims(std::string_view product,
     out.reserve(by_shard[sh.index()].size());
     for (std::size_t i : by_shard[sh.index()]) {
       auto before = sh.undo_point_of(ids[i].key());
-      out.push_back(sh.import_sim(ids[i].key(), info.index, initial, country, how.only_new, now));
+      out.push_back(sh.import_sim(ids[i].key(), info.index, initial, country,
+                                  {how.only_new, how.transfer, how.keep_limit}, now));
       if (out.back() == detail::import_outcome::imported) c.points.push_back(std::move(before));
     }
     c.events = sh.pending_events_since(events_before);
@@ -165,6 +166,9 @@ control_result<import_result> engine::import_sims(std::string_view product,
       switch (outcomes[s][k]) {
         case detail::import_outcome::imported:
           r.imported++;
+          break;
+        case detail::import_outcome::transferred:
+          r.transferred++;
           break;
         case detail::import_outcome::already_present:
           r.already_present++;

@@ -79,6 +79,37 @@ void engine::impl::do_tick() {
     }
     publish(ev);
   }
+  unused_events(now);
+}
+
+void engine::impl::unused_events(unix_seconds now) {
+  // Once a UTC day per product, when some of its SIMs are unused but charged (SPEC §11). The
+  // day last reported is side state, so a restart does not report the same day again.
+  const std::int64_t today = now / kSecondsPerDay;
+  for (std::uint16_t i = 0; i < products.size(); ++i) {
+    const detail::product_info p = products.info_at(i);
+    if (p.anniversary_day == 0) continue;
+    const std::string key = "unused/" + p.id;
+    {
+      std::lock_guard lock(side_mu);
+      auto it = side.find(key);
+      if (it != side.end() && std::stoll(it->second) >= today) continue;
+      side[key] = std::to_string(today);
+      side_dirty.insert(key);
+    }
+    std::size_t count = 0;
+    for (const auto& keys :
+         shards.call_all([&](detail::shard& sh) { return sh.unused_of(i, now); }))
+      count += keys.size();
+    if (count == 0) continue;
+    event ev;
+    ev.time = now;
+    ev.product = i;
+    ev.type = event_type::unused_charged;
+    ev.reason = event_reason::unused;
+    ev.usage_bytes = count;
+    publish(ev);
+  }
 }
 
 void engine::impl::publish(const event& e) {

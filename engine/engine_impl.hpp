@@ -40,6 +40,8 @@ struct engine::impl final : detail::shard_host {
   // Runs what is due by the clock's now: the shards' rollovers and factory-test ends, then the
   // catalog's periods and their period_closed events.
   void do_tick();
+  // The daily unused_charged events, once the day is new for a product.
+  void unused_events(unix_seconds now);
   // An engine-level event (period_closed): with the next checkpoint, or at once without a store.
   void publish(const event& e);
   // Resolves a caller's product scope: nullopt for "all", or the index; not_found when the

@@ -46,8 +46,13 @@ sim_page engine::list_sims(const sim_filter& f, std::size_t offset, std::size_t 
     product = impl_->products.index_of(*f.product);
     if (!product) return page;
   }
-  auto parts = impl_->shards.call_all(
-      [&](detail::shard& sh) { return sh.select(product, f.state, f.include_released); });
+  const unix_seconds now = impl_->clk.now();
+  auto parts = impl_->shards.call_all([&](detail::shard& sh) {
+    if (f.unused) {
+      return product ? sh.unused_of(*product, now) : std::vector<std::uint64_t>{};
+    }
+    return sh.select(product, f.state, f.include_released);
+  });
   std::vector<std::uint64_t> keys;
   for (auto& p : parts) keys.insert(keys.end(), p.begin(), p.end());
   std::sort(keys.begin(), keys.end());
@@ -109,8 +114,11 @@ control_result<fleet_usage> engine::product_usage(std::string_view product) cons
   auto idx = impl_->products.index_of(product);
   if (!idx) return std::unexpected(error(control_errc::unknown_product, "no such product"));
   const auto& discounts = impl_->discounts;
+  const unix_seconds now = impl_->clk.now();
   auto parts = impl_->shards.call_all([&](detail::shard& sh) {
-    return std::pair{sh.usage_of(*idx), sh.open_cost_of(*idx, discounts)};
+    fleet_usage u = sh.usage_of(*idx);
+    u.unused_charged_sims = sh.unused_of(*idx, now).size();
+    return std::pair{std::move(u), sh.open_cost_of(*idx, discounts)};
   });
   std::vector<fleet_usage> usage;
   std::vector<std::vector<micros>> costs;
@@ -155,8 +163,10 @@ void engine::product_usage_async(std::string_view product,
   for (unsigned s = 0; s < n; ++s) {
     impl_->shards.read(
         s,
-        [index = *idx, &discounts = impl_->discounts](detail::shard& sh) {
-          return std::pair{sh.usage_of(index), sh.open_cost_of(index, discounts)};
+        [index = *idx, &discounts = impl_->discounts, now = impl_->clk.now()](detail::shard& sh) {
+          fleet_usage u = sh.usage_of(index);
+          u.unused_charged_sims = sh.unused_of(index, now).size();
+          return std::pair{std::move(u), sh.open_cost_of(index, discounts)};
         },
         [this, g, s, index = *idx](std::pair<fleet_usage, std::vector<micros>> part) {
           g->parts[s] = std::move(part.first);

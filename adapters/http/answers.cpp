@@ -251,6 +251,7 @@ json::object event_object(const event& e, const engine& eng) {
   o["usage_bytes"] = e.usage_bytes;
   o["limit_bytes"] = e.limit_bytes;
   if (e.period_start != 0) o["period_start"] = format_rfc3339(e.period_start);
+  if (e.type == event_type::unused_charged) o["count"] = e.usage_bytes;
   return o;
 }
 

@@ -143,6 +143,15 @@ std::variant<import_body, http_response> read_import(const http_request& req) {
       if (!c->is_string()) return error_answer(400, "invalid_request", "country must be a string");
       out.country = std::string(c->as_string());
     }
+    for (auto [key, flag] :
+         {std::pair{"transfer", &out.transfer}, {"keep_limit", &out.keep_limit}}) {
+      if (auto* v = o->if_contains(key)) {
+        if (!v->is_bool()) {
+          return error_answer(400, "invalid_request", std::string(key) + " must be true or false");
+        }
+        *flag = v->as_bool();
+      }
+    }
     return out;
   }
   if (lower_ct == "application/x-www-form-urlencoded") {

@@ -46,6 +46,8 @@ struct import_body {
   std::vector<iccid_list_error> invalid;
   std::optional<sim_state> state;
   std::optional<std::string> country;
+  bool transfer = false;  // JSON only (SPEC §11 "Transfer")
+  bool keep_limit = false;
 };
 
 std::variant<import_body, http_response> read_import(const http_request& req);

@@ -109,6 +109,11 @@ http_response sim_usage(route_call& c) {
                  {"limit_bytes", v.limit_bytes},
                  {"mb_limit", v.mb_limit},
                  {"status", particle_status(v.state)}};
+  // The SIM object's rating and network fields too (API.md "Rating").
+  json::object full = sim_answer(c.api, v);
+  for (const char* key : {"zone", "by_zone", "estimated_cost", "network_state"}) {
+    if (auto* x = full.if_contains(key)) o[key] = *x;
+  }
   return json_answer(200, o);
 }
 
@@ -119,6 +124,11 @@ http_response import_sims(route_call& c, const std::string& product) {
   import_options how;
   how.initial = ib.state.value_or(sim_state::active);
   how.country = ib.country;
+  if (ib.transfer && !c.who.admin) {
+    return error_answer(403, "forbidden", "only an admin transfers SIMs between products");
+  }
+  how.transfer = ib.transfer;
+  how.keep_limit = ib.keep_limit;
   auto r = c.eng.import_sims(product, ib.ids, how);
   if (!r) return control_error_answer(r.error());
   json::array invalid;
@@ -136,6 +146,7 @@ http_response import_sims(route_call& c, const std::string& product) {
   json::object o{{"ok", true},
                  {"imported", r->imported},
                  {"already_present", r->already_present},
+                 {"transferred", r->transferred},
                  {"invalid", std::move(invalid)}};
   return json_answer(200, o);
 }
@@ -170,6 +181,15 @@ http_response sim_list(route_call& c) {
     auto state = state_from_name(*st);
     if (!state) return error_answer(400, "invalid_request", "unknown status " + *st);
     f.state = state;
+  }
+  if (auto u = c.t.param("unused")) {
+    if (*u != "true" && *u != "false")
+      return error_answer(400, "invalid_request", "unused must be true or false");
+    f.unused = *u == "true";
+    if (f.unused && !product) {
+      return error_answer(400, "invalid_request",
+                          "unused=true lists a product's SIMs: /v1/products/:p/sims?unused=true");
+    }
   }
   json::array sims;
   std::size_t total = 0;

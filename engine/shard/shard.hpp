@@ -110,7 +110,7 @@ struct sim_rating {
   std::vector<country_bytes> away;
 };
 
-enum class import_outcome { imported, already_present, other_product };
+enum class import_outcome { imported, already_present, other_product, transferred };
 
 // What a shard hands to a checkpoint besides its writes: the events since the last one (they
 // get their ids from the checkpoint) and its applied watermark of each feed.
@@ -183,14 +183,26 @@ class shard {
   void learn_product(const product_info& p);
   // country: the SIM's home country (engine country index, 0: the product's). only_new: leave
   // every SIM this shard knows as it is, released ones included (start-up import of a list).
+  // transfer: a SIM of another product (not released) moves here (keep_limit: with its own
+  // limit).
+  struct import_how {
+    bool only_new = false, transfer = false, keep_limit = false;
+  };
   import_outcome import_sim(std::uint64_t key, std::uint16_t product, sim_state initial,
-                            std::uint8_t country, bool only_new, unix_seconds now);
+                            std::uint8_t country, import_how how, unix_seconds now);
+  import_outcome import_sim(std::uint64_t key, std::uint16_t product, sim_state initial,
+                            std::uint8_t country, bool only_new, unix_seconds now) {
+    return import_sim(key, product, initial, country, import_how{only_new, false, false}, now);
+  }
   control_result<sim_view> update(std::uint64_t key, std::optional<std::uint16_t> scope,
                                   const sim_update& u, unix_seconds now);
   std::optional<sim_view> view(std::uint64_t key, std::optional<std::uint16_t> scope) const;
   // Keys of the SIMs that match, ordered.
   std::vector<std::uint64_t> select(std::optional<std::uint16_t> product,
                                     std::optional<sim_state> state, bool include_released) const;
+  // Unused but charged (SPEC §11): active SIMs of the product, active since at most
+  // active_before (in the current period) with no usage in it; their keys, ordered.
+  std::vector<std::uint64_t> unused_of(std::uint16_t product, unix_seconds now) const;
   // by_hour: with the hourly usage (the sparkline).
   fleet_usage usage_of(std::uint16_t product, bool by_hour = true) const;
   // Earlier lives, in the product's current period, of SIMs released and imported again.
@@ -327,7 +339,7 @@ class shard {
   bool used_before_release(const sim_slot& s, const shard_product& p, const usage_record& r) const;
   // Moves a released SIM's period usage to its product's retired lines before it is imported
   // again; true when that product is new_product and the retired line is chargeable.
-  bool retire(sim_slot& s, std::uint16_t new_product);
+  bool retire(sim_slot& s, std::uint16_t new_product, bool transferred = false);
   bool apply_late(record_batch& b, const usage_record& r, sim_slot& s, shard_product& p,
                   unix_seconds now);
   shard_product& product(std::uint16_t index);

@@ -75,7 +75,7 @@ void shard::end_factory_test(sim_slot& s, shard_product& p, event_reason why, un
 
 // ---------------------------------------------------------------- control
 
-bool shard::retire(sim_slot& s, std::uint16_t new_product) {
+bool shard::retire(sim_slot& s, std::uint16_t new_product, bool transferred) {
   shard_product& old = products_[s.product];
   // The released SIM's bytes and chargeable count stay in its product's totals (now those of
   // its retired line); only its count as a released SIM goes.
@@ -90,6 +90,7 @@ bool shard::retire(sim_slot& s, std::uint16_t new_product) {
     l.sim = s.key;
     closed_line life = line_of_slot(s);
     life.chargeable = chargeable;
+    life.transferred_out = transferred;
     merge_line(l, life);
     if (durable_) retired_changed_.push_back({s.product, s.key});
   }
@@ -113,25 +114,35 @@ bool shard::retire(sim_slot& s, std::uint16_t new_product) {
 }
 
 import_outcome shard::import_sim(std::uint64_t key, std::uint16_t product_index, sim_state initial,
-                                 std::uint8_t country, bool only_new, unix_seconds now) {
+                                 std::uint8_t country, import_how how, unix_seconds now) {
   SIMCAP_ASSERT_OWNER();
   assert(import_state(initial));
-  if (only_new) {
+  if (how.only_new) {
     if (const sim_slot* known = table_.find(key)) {
       return known->product == product_index ? import_outcome::already_present
                                              : import_outcome::other_product;
     }
   }
   auto [s, created] = table_.insert(key);
-  bool retired_chargeable = false;
+  bool retired_chargeable = false, transferred = false;
+  std::uint32_t own_limit = 0;
   if (!created) {
-    if (s->state != static_cast<std::uint8_t>(sim_state::released)) {
+    const bool released = s->state == static_cast<std::uint8_t>(sim_state::released);
+    if (!released && !(how.transfer && s->product != product_index)) {
       return s->product == product_index ? import_outcome::already_present
                                          : import_outcome::other_product;
     }
+    if (!released) {
+      // A transfer: the SIM leaves its product as if released there (its usage so far stays in
+      // that product's period, on a line marked transferred_out), named as the move it is.
+      transferred = true;
+      if (how.keep_limit && (s->flags & sim_slot::kFlagLimitOverride)) own_limit = s->mb_limit;
+      set_state(*s, sim_state::released, now);
+      emit(*s, event_type::transferred_out, event_reason::transfer, now);
+    }
     // A released SIM may be imported again (into this or another product): a new life starts
     // at zero, and what the old one used stays in its product's period for good.
-    retired_chargeable = retire(*s, product_index);
+    retired_chargeable = retire(*s, product_index, transferred);
     *s = sim_slot{};
     s->key = key;
   }
@@ -142,16 +153,21 @@ import_outcome shard::import_sim(std::uint64_t key, std::uint16_t product_index,
   codes_[country] = host_.country_at(country);
   s->product = product_index;
   s->mb_limit = p.info.default_mb_limit;
+  if (own_limit != 0) {
+    s->mb_limit = own_limit;
+    s->flags |= sim_slot::kFlagLimitOverride;
+  }
   s->state = static_cast<std::uint8_t>(initial);
   s->state_since = u32_time(now);
   s->updated_at = u32_time(now);
   bump(by_state_[static_cast<std::size_t>(initial)]);
+  if (transferred) emit(*s, event_type::transferred_in, event_reason::transfer, now);
   if (initial == sim_state::active) {
     s->first_activated = s->last_activated = u32_time(now);
     s->flags |= sim_slot::kFlagChargeable;
     on_activation(p, now);
     note_chargeable(*s, p, now);
-    emit(*s, event_type::activated, event_reason::import, now);
+    if (!transferred) emit(*s, event_type::activated, event_reason::import, now);
     hold_for_pool(*s, p, now);
   } else if (initial == sim_state::factory_test) {
     factory_deadlines_.push({now + opts_.factory_test_period.count(), key});
@@ -159,7 +175,7 @@ import_outcome shard::import_sim(std::uint64_t key, std::uint16_t product_index,
   }
   recompute_next(*s, p);
   account(*s, +1);
-  return import_outcome::imported;
+  return transferred ? import_outcome::transferred : import_outcome::imported;
 }
 
 control_result<sim_view> shard::update(std::uint64_t key, std::optional<std::uint16_t> scope,

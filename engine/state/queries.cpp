@@ -94,6 +94,24 @@ std::optional<std::vector<day_bytes>> shard::days_of(std::uint64_t key,
   return out;
 }
 
+std::vector<std::uint64_t> shard::unused_of(std::uint16_t index, unix_seconds now) const {
+  SIMCAP_ASSERT_OWNER();
+  std::vector<std::uint64_t> keys;
+  if (index >= products_.size()) return keys;
+  const shard_product& p = products_[index];
+  if (p.period_start == kNoPeriod || p.totals.unused_charged_sims == 0) return keys;
+  const unix_seconds since = now - opts_.unused_after.count();
+  table_.for_each([&](const sim_slot& s) {
+    if (s.product != index || s.state != static_cast<std::uint8_t>(sim_state::active) ||
+        s.usage() != 0) {
+      return;
+    }
+    if (std::max<unix_seconds>(s.state_since, p.period_start) <= since) keys.push_back(s.key);
+  });
+  std::sort(keys.begin(), keys.end());
+  return keys;
+}
+
 std::vector<closed_period> shard::closed_of(std::uint16_t index, bool itemized,
                                             std::span<const std::uint32_t> discounts) const {
   SIMCAP_ASSERT_OWNER();

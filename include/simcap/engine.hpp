@@ -162,11 +162,17 @@ struct import_options {
   // Leave every SIM the engine knows as it is, released ones included: only SIMs never seen
   // are imported (the config's iccids_file at every start).
   bool only_new = false;
+  // Move SIMs that belong to another product here (SPEC §11 "Transfer"): their usage so far is
+  // charged in the old product's period, they start anew here; keep_limit keeps their own
+  // limit. (An admin's choice: the HTTP layer checks who asks.)
+  bool transfer = false;
+  bool keep_limit = false;
 };
 
 struct import_result {
   std::size_t imported = 0;
   std::size_t already_present = 0;
+  std::size_t transferred = 0;
   std::vector<import_refusal> refused;
 };
 
@@ -174,6 +180,9 @@ struct sim_filter {
   std::optional<std::string> product;  // only this product's SIMs
   std::optional<sim_state> state;
   bool include_released = false;
+  // Only unused-but-charged SIMs (SPEC §11): active for [billing] unused_after of the open
+  // period with no usage in it.
+  bool unused = false;
 };
 
 struct sim_page {

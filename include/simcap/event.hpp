@@ -19,8 +19,12 @@ enum class event_type : std::uint8_t {
   factory_test_ended,
   period_closed,
   late_adjustment,
-  pool_alert,      // a product's pool reached a threshold (sim 0)
-  pool_exhausted,  // a product's pool is used up (sim 0)
+  pool_alert,       // a product's pool reached a threshold (sim 0)
+  pool_exhausted,   // a product's pool is used up (sim 0)
+  transferred_out,  // a SIM left its product for another (the old product's event)
+  transferred_in,   // ... and joined the new one
+  unused_charged,   // daily: the product's SIMs active, chargeable and unused (sim 0; usage_bytes
+                    // carries the count, answered as `count`)
   kCount
 };
 
@@ -48,6 +52,12 @@ constexpr std::string_view to_string(event_type t) noexcept {
       return "pool_alert";
     case event_type::pool_exhausted:
       return "pool_exhausted";
+    case event_type::transferred_out:
+      return "transferred_out";
+    case event_type::transferred_in:
+      return "transferred_in";
+    case event_type::unused_charged:
+      return "unused_charged";
     case event_type::kCount:
       break;
   }
@@ -68,6 +78,8 @@ enum class event_reason : std::uint8_t {
   test_period,     // factory test ended by its test period
   late_record,     // a late record adjusted a closed period
   pool_changed,    // the product's pool was raised above its usage (or lowered to it)
+  transfer,        // an import moved the SIM between products
+  unused,          // active for unused_after with no usage in the period
 };
 
 constexpr std::string_view to_string(event_reason r) noexcept {
@@ -96,6 +108,10 @@ constexpr std::string_view to_string(event_reason r) noexcept {
       return "test_period";
     case event_reason::pool_changed:
       return "pool_changed";
+    case event_reason::transfer:
+      return "transfer";
+    case event_reason::unused:
+      return "unused";
     case event_reason::late_record:
       return "late_record";
   }

@@ -359,15 +359,22 @@ TEST_F(HttpApi, FleetDataUsage) {
   EXPECT_DOUBLE_EQ(o.at("total_mbs_used").to_number<double>(), 7.0);
   EXPECT_EQ(o.at("total_active_sim_cards").to_number<int>(), 5);  // 4 active + 1 paused
   EXPECT_EQ(o.at("paused_sim_cards").to_number<int>(), 1);
-  EXPECT_EQ(o.at("unused_charged_sim_cards").to_number<int>(), 3);
+  // Unused but charged: active with no usage for [billing] unused_after (7 days) of the period.
+  EXPECT_EQ(o.at("unused_charged_sim_cards").to_number<int>(), 0);
   auto days = o.at("usage_by_day").as_array();
   ASSERT_EQ(days.size(), 1u);
   EXPECT_DOUBLE_EQ(days[0].at("mbs_used").to_number<double>(), 7.0);
   auto hours = o.at("usage_by_hour").as_array();
   ASSERT_EQ(hours.size(), 11u);  // 00:00 to 10:00 of the first day
   EXPECT_EQ(hours[10].at("bytes").to_number<int>(), 7'000'000);
-  EXPECT_FALSE(o.contains("estimated_cost"));  // money comes later: absent, never made up
+  EXPECT_FALSE(o.contains("estimated_cost"));  // no rate table: absent, never made up
   EXPECT_EQ(call("GET", "/v1/products/acme/sims/data_usage", "", "other-token").status, 404u);
+  ASSERT_TRUE(eng_->advance_clock(kStart + 8 * 86400));
+  auto later = body_of(call("GET", "/v1/products/acme/sims/data_usage"));
+  EXPECT_EQ(later.at("unused_charged_sim_cards").to_number<int>(), 3);
+  auto unused = body_of(call("GET", "/v1/products/acme/sims?unused=true"));
+  EXPECT_EQ(unused.at("sims").as_array().size(), 3u) << unused;
+  EXPECT_EQ(call("GET", "/v1/sims?unused=true").status, 400u);
 }
 
 }  // namespace

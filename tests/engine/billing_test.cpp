@@ -206,6 +206,78 @@ TEST_F(Billing, AReimportedSimKeepsOneLineWithItsBaseOnce) {
   EXPECT_EQ(inv.lines[0].charges.total, 2'990'000 + 2'980'000);
 }
 
+TEST_F(Billing, ATransferChargesTheOldProductAndStartsAProratedPlanInTheNewOne) {
+  product_settings beta;
+  beta.id = "beta";
+  beta.country = "US";
+  ASSERT_TRUE(eng_->put_product(beta).has_value());
+  import("beta", {41});  // beta's periods start on the 15th too
+  import("acme", {40});
+  ASSERT_TRUE(set_limit(40, 8).has_value());
+  feed({rec(40, 2 * kMB, kStart)});
+  ASSERT_TRUE(eng_->advance_clock(at(2025, 1, 25, 6)));  // day 10 of 31
+  import_options how;
+  const std::vector<iccid> ids{test_iccid(40)};
+  auto plain = eng_->import_sims("beta", ids, how);
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->refused.size(), 1u);  // another product's SIM: only a transfer moves it
+  how.transfer = true;
+  how.keep_limit = true;
+  auto moved = eng_->import_sims("beta", ids, how);
+  ASSERT_TRUE(moved);
+  EXPECT_EQ(moved->transferred, 1u);
+  EXPECT_EQ(moved->imported, 0u);
+  sim_view v = sim(40);
+  EXPECT_EQ(v.product, "beta");
+  EXPECT_EQ(v.state, sim_state::active);
+  EXPECT_EQ(v.usage_bytes(), 0u);
+  EXPECT_EQ(v.mb_limit, 8u);  // kept, as asked
+  const auto types = types_of(40);
+  ASSERT_GE(types.size(), 2u);
+  EXPECT_EQ(types[types.size() - 2], event_type::transferred_out);
+  EXPECT_EQ(types.back(), event_type::transferred_in);
+  // The old product has its line at once: 2.99 + 1 MB beyond the included at 0.99.
+  const invoice acme = bill(at(2025, 1, 15));
+  ASSERT_EQ(acme.lines.size(), 1u);
+  EXPECT_TRUE(acme.lines[0].line.transferred_out);
+  EXPECT_EQ(acme.lines[0].charges.total, 3'980'000);
+  // The new one a prorated plan from day 10: 2.99 * 21 / 31 = 2.025484.
+  auto in_beta = eng_->invoice_of("beta", at(2025, 1, 15));
+  ASSERT_TRUE(in_beta);
+  ASSERT_EQ(in_beta->lines.size(), 2u);
+  const invoice_line* l = line_of(*in_beta, 40);
+  ASSERT_TRUE(l);
+  EXPECT_FALSE(l->line.transferred_out);
+  EXPECT_EQ(l->charges.base, 2'025'484);
+}
+
+TEST_F(Billing, UnusedButChargedSimsAreCountedListedAndReportedDaily) {
+  import("acme", {50, 51});
+  feed({rec(50, 1, kStart)});
+  ASSERT_TRUE(eng_->advance_clock(kStart + 6 * 86400));
+  EXPECT_EQ(eng_->product_usage("acme")->unused_charged_sims, 0u);  // not 7 days yet
+  EXPECT_EQ(count_of(eng_->events(), event_type::unused_charged), 0u);
+  ASSERT_TRUE(eng_->advance_clock(kStart + 8 * 86400));
+  EXPECT_EQ(eng_->product_usage("acme")->unused_charged_sims, 1u);
+  sim_filter f;
+  f.product = "acme";
+  f.unused = true;
+  const sim_page page = eng_->list_sims(f, 0, 100);
+  ASSERT_EQ(page.sims.size(), 1u);
+  EXPECT_EQ(page.sims[0].id, test_iccid(51));
+  event_filter ef;
+  ef.type = event_type::unused_charged;
+  auto evs = eng_->events().read(0, 100, ef);
+  ASSERT_EQ(evs.size(), 1u);
+  EXPECT_EQ(evs[0].usage_bytes, 1u);  // the count
+  EXPECT_EQ(evs[0].sim, 0u);
+  // Once a day: the same day again adds none, the next day one more.
+  ASSERT_TRUE(eng_->advance_clock(kStart + 8 * 86400 + 3600));
+  EXPECT_EQ(count_of(eng_->events(), event_type::unused_charged), 1u);
+  ASSERT_TRUE(eng_->advance_clock(kStart + 9 * 86400));
+  EXPECT_EQ(count_of(eng_->events(), event_type::unused_charged), 2u);
+}
+
 class Pools : public Billing {
  protected:
   void pooled(std::uint64_t mb, pool_action action, micros price) {

@@ -81,6 +81,11 @@ before(async () => {
     '[[tokens]]', `token = "${acmeToken}"`, 'product = "acme"',
     '[[feeds]]', 'name = "carrier-a"', 'token = "feed-secret"',
     '[[products]]', 'id = "acme"', 'country = "US"', 'default_mb_limit = 5',
+    '[billing]', 'rates_file = "rates.toml"',
+  ].join('\n'));
+  writeFileSync(join(dir, 'rates.toml'), [
+    'currency = "USD"', 'included_mb = 1',
+    '[[zones]]', 'id = "zone2"', 'base = "2.99"', 'per_mb = "0.99"', 'countries = ["US"]',
   ].join('\n'));
   await startDaemon();
 });
@@ -121,9 +126,15 @@ test('getSIMDataUsage and getFleetDataUsage see streamed usage', async () => {
   const today = u.body.usage_by_day[u.body.usage_by_day.length - 1];
   assert.equal(today.mbs_used, 1.5);
   assert.equal(today.mbs_used_cumulative, 1.5);
+  // With a rate table: 2.99 a SIM, and 1.5 MB is one MB beyond the included one at 0.99.
+  assert.equal(u.body.estimated_cost.micros, 2990000 + 990000);
+  assert.equal(u.body.zone, 'zone2');
   const f = await particle.getFleetDataUsage({ product: 'acme', auth });
   assert.equal(f.body.total_mbs_used, 1.75);
   assert.equal(f.body.total_active_sim_cards, iccids.length);
+  assert.equal(f.body.estimated_cost.currency, 'USD');
+  assert.equal(f.body.estimated_cost.micros, iccids.length * 2990000 + 990000);
+  assert.match(f.body.estimated_cost.amount, /^[0-9]+\.[0-9]{2}$/);
 });
 
 test('updateSIM, deactivateSIM, reactivateSIM and removeSIM change the SIM', async () => {
