@@ -84,6 +84,17 @@ struct engine::impl final : detail::shard_host {
     std::uint32_t fired = 0;  // bit i: threshold i
     bool exhausted = false;
   };
+  // The pause under way (one at a time is measured): when it began, shards still pausing.
+  struct pool_pause_clock {
+    std::uint16_t product = 0;
+    std::uint64_t pool_bytes = 0;
+    std::chrono::steady_clock::time_point began{};
+    unsigned left = 0;
+  };
+  pool_pause_clock pausing;       // pool_mu
+  std::uint64_t pool_pauses = 0;  // pool_mu, with the two below
+  double last_pool_pause_seconds = 0;
+  std::uint64_t last_pool_overshoot_bytes = 0;
   mutable std::mutex pool_mu;
   std::vector<pool_entry> pools;  // by product index
   // After a product change: its pool's state from the shards' usage, pausing or unpausing.
@@ -91,7 +102,9 @@ struct engine::impl final : detail::shard_host {
   // After recovery, before the shards start.
   void rebuild_pools();
   // Asks every shard to pause (or unpause) the product's SIMs for its pool.
-  void post_pool_change(std::uint16_t product, bool pause);
+  // measured: time the pause (the one that used the pool up).
+  void post_pool_change(std::uint16_t product, bool pause, std::uint64_t pool_bytes = 0,
+                        bool measured = false);
   // The fleet answer's pool fields.
   void fill_pool(fleet_usage& u, std::uint16_t product) const;
   // What a product's pool adds to a period's bill: its price, and the overage beyond it.

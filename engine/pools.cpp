@@ -34,7 +34,7 @@ detail::shard_host::pool_crossing engine::impl::pool_add(const detail::product_i
       c.exhausted = true;
     }
   }
-  if (c.exhausted && p.pool_pause) post_pool_change(p.index, true);
+  if (c.exhausted && p.pool_pause) post_pool_change(p.index, true, p.pool_bytes, true);
   return c;
 }
 
@@ -44,15 +44,30 @@ bool engine::impl::pool_exhausted(std::uint16_t product, unix_seconds period_sta
          pools[product].exhausted;
 }
 
-void engine::impl::post_pool_change(std::uint16_t product, bool pause) {
+void engine::impl::post_pool_change(std::uint16_t product, bool pause, std::uint64_t pool_bytes,
+                                    bool measured) {
   const unix_seconds now = clk.now();
+  if (measured) {
+    std::lock_guard lock(pool_mu);
+    pausing = pool_pause_clock{product, pool_bytes, std::chrono::steady_clock::now(),
+                               static_cast<unsigned>(shards.size())};
+  }
   for (const auto& sh : shards) {
-    sh->post_task(new detail::fn_task([product, pause, now](detail::shard& s) {
-      if (pause) {
-        s.pause_for_pool(product, now);
-      } else {
+    sh->post_task(new detail::fn_task([this, product, pause, now, measured](detail::shard& s) {
+      if (!pause) {
         s.unpause_for_pool(product, now);
+        return;
       }
+      s.pause_for_pool(product, now);
+      if (!measured) return;
+      std::lock_guard lock(pool_mu);
+      if (pausing.product != product || pausing.left == 0 || --pausing.left != 0) return;
+      // The last shard: how long it took, and how far the pool's usage ran past it meanwhile.
+      ++pool_pauses;
+      last_pool_pause_seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - pausing.began).count();
+      const std::uint64_t used = product < pools.size() ? pools[product].used : 0;
+      last_pool_overshoot_bytes = used > pausing.pool_bytes ? used - pausing.pool_bytes : 0;
     }));
   }
 }

@@ -263,6 +263,12 @@ engine_stats engine::stats() const {
     st.last_cut_seconds = impl_->stats.last_cut_seconds;
   }
   if (impl_->st) st.store_bytes = impl_->st->disk_bytes();
+  {
+    std::lock_guard lock(impl_->pool_mu);
+    st.pool_pauses = impl_->pool_pauses;
+    st.last_pool_pause_seconds = impl_->last_pool_pause_seconds;
+    st.last_pool_overshoot_bytes = impl_->last_pool_overshoot_bytes;
+  }
   return st;
 }
 

@@ -100,7 +100,16 @@ std::string prometheus_text(const engine& eng, const feed_registry* feeds, const
        << "simcap_checkpoint_cut_seconds " << st.last_cut_seconds << "\n"
        << "# HELP simcap_store_bytes Size of the store's files under data_dir.\n# TYPE "
           "simcap_store_bytes gauge\n"
-       << "simcap_store_bytes " << st.store_bytes << "\n";
+       << "simcap_store_bytes " << st.store_bytes << "\n"
+       << "# HELP simcap_pool_pauses_total Used-up pools (pause mode) whose pause reached every "
+          "shard.\n# TYPE simcap_pool_pauses_total counter\n"
+       << "simcap_pool_pauses_total " << st.pool_pauses << "\n"
+       << "# HELP simcap_pool_pause_seconds The last one: from the record batch that used the pool "
+          "up to the last shard's pause.\n# TYPE simcap_pool_pause_seconds gauge\n"
+       << "simcap_pool_pause_seconds " << st.last_pool_pause_seconds << "\n"
+       << "# HELP simcap_pool_overshoot_bytes The last one: what the product's SIMs had counted "
+          "beyond the pool by then.\n# TYPE simcap_pool_overshoot_bytes gauge\n"
+       << "simcap_pool_overshoot_bytes " << st.last_pool_overshoot_bytes << "\n";
     if (feeds != nullptr) {
       os << "# HELP simcap_feed_durable_seq Highest seq of the feed in a durable checkpoint "
             "(acked).\n"

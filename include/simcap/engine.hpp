@@ -293,6 +293,11 @@ struct engine_stats {
   std::uint64_t last_checkpoint_sims = 0;  // SIMs it wrote
   double last_cut_seconds = 0;             // the longest a shard stopped for it
   std::uint64_t store_bytes = 0;
+  // Pools (pause mode): the last pause of a used-up pool, from the report that used it up to the
+  // last shard's pause, and what the product's SIMs counted beyond the pool by then.
+  std::uint64_t pool_pauses = 0;
+  double last_pool_pause_seconds = 0;
+  std::uint64_t last_pool_overshoot_bytes = 0;
 };
 
 // A batch of parsed records bound for one shard. The producer keeps it (and the text its

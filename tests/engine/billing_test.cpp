@@ -317,6 +317,14 @@ TEST_F(Pools, AUsedUpPoolPausesEverySimOnEveryShard) {
   ASSERT_TRUE(eventually([&] { return paused_for_pool() == sims.size(); }))
       << paused_for_pool() << " of " << sims.size() << " paused";
   EXPECT_EQ(count_of(eng_->events(), event_type::pool_exhausted), 1u);
+  // The pause is measured: how long it took to reach the last shard, how far usage ran past.
+  ASSERT_TRUE(eventually([&] { return eng_->stats().pool_pauses == 1; }));
+  EXPECT_GT(eng_->stats().last_pool_pause_seconds, 0.0);
+  EXPECT_LT(eng_->stats().last_pool_pause_seconds, 0.1);
+  // The crossing shard's report took the pool to 1.1 or 1.2 MB; the other shard's, if it came
+  // before the last pause, to 1.4 MB.
+  const std::uint64_t past = eng_->stats().last_pool_overshoot_bytes;
+  EXPECT_TRUE(past == 100'000 || past == 200'000 || past == 400'000) << past;
   auto fleet = eng_->product_usage("acme");
   ASSERT_TRUE(fleet);
   EXPECT_TRUE(fleet->pool_exhausted);
