@@ -94,6 +94,13 @@ class shard_host {
   virtual bool pool_exhausted(std::uint16_t, unix_seconds) const { return false; }
 };
 
+// Of `bytes` added to a SIM that had used `before` of its `limit`, how many are over the limit
+// (a record that crosses the limit is split at it).
+constexpr std::uint64_t bytes_over(std::uint64_t before, std::uint64_t bytes,
+                                   std::uint64_t limit) noexcept {
+  const std::uint64_t room = before < limit ? limit - before : 0;
+  return bytes > room ? bytes - room : 0;
+}
 // Adds bytes of visited country c to a SIM's away list (home: its home country, whose bytes
 // within the limit are implied).
 void add_country_bytes(std::vector<country_bytes>& away, country_code home, country_code c,
@@ -300,9 +307,7 @@ class shard {
         s.state == static_cast<std::uint8_t>(sim_state::active)) {
       return;
     }
-    const std::uint64_t lim = limit_bytes(s);
-    const std::uint64_t room = before < lim ? lim - before : 0;
-    const std::uint64_t over = bytes > room ? bytes - room : 0;
+    const std::uint64_t over = bytes_over(before, bytes, limit_bytes(s));
     if (over != 0 || c != home) add_away(s.key, s.product, home, c, bytes - over, over);
   }
   void add_away(std::uint64_t sim, std::uint16_t product, country_code home, country_code c,
@@ -312,6 +317,7 @@ class shard {
   void report_pools(unix_seconds now);
   // An active SIM of a product whose pool is used up (pause mode) is paused at once.
   void hold_for_pool(sim_slot& s, const shard_product& p, unix_seconds now);
+  void pause_at_pool(sim_slot& s, const shard_product& p, unix_seconds now);
   void rating_changed(std::uint16_t product, std::uint64_t sim, sim_rating& e) {
     if (durable_ && !e.listed) rating_changed_.push_back({product, sim});
     e.listed = durable_;
@@ -342,6 +348,13 @@ class shard {
   bool retire(sim_slot& s, std::uint16_t new_product, bool transferred = false);
   bool apply_late(record_batch& b, const usage_record& r, sim_slot& s, shard_product& p,
                   unix_seconds now);
+  static std::vector<closed_line>::iterator line_in(closed_period& cp, std::uint64_t sim);
+  static unsigned day_of(const closed_period& cp, unix_seconds t) noexcept;
+  // The product a SIM was transferred out of, and its last closed period, when that period
+  // covers t and has the SIM's transferred_out line.
+  std::optional<std::pair<std::uint16_t, closed_period*>> transferred_line(std::uint64_t sim,
+                                                                           std::uint16_t current,
+                                                                           unix_seconds t);
   shard_product& product(std::uint16_t index);
   void set_period(shard_product& p, unix_seconds now);
   void on_activation(shard_product& p, unix_seconds when);

@@ -169,22 +169,36 @@ bool shard::apply_late(record_batch& b, const usage_record& r, sim_slot& s, shar
     count_in_period(s, p, r, p.period_start, now);
     return true;
   }
-  closed_period& cp = p.closed.back();
-  if (durable_) closed_changed_.push_back({s.product, cp.start, r.sim});
-  auto it = std::lower_bound(cp.lines.begin(), cp.lines.end(), r.sim,
-                             [](const closed_line& l, std::uint64_t k) { return l.sim < k; });
-  if (it == cp.lines.end() || it->sim != r.sim) {
+  std::uint16_t owner = s.product;
+  closed_period* cp = &p.closed.back();
+  auto it = line_in(*cp, r.sim);
+  const bool here = it != cp->lines.end() && it->sim == r.sim;
+  // Dated before the SIM's life in this product began (it was transferred in): the line of the
+  // product it left, if that period is the record's.
+  if (!here || (it->chargeable && day_of(*cp, r.event_time) < it->charge_day)) {
+    if (auto before = transferred_line(r.sim, s.product, r.event_time)) {
+      owner = before->first;
+      cp = before->second;
+      it = line_in(*cp, r.sim);
+    }
+  }
+  if (durable_) closed_changed_.push_back({owner, cp->start, r.sim});
+  if (it == cp->lines.end() || it->sim != r.sim) {
     closed_line l;
     l.sim = r.sim;
     l.country = codes_[s.country];
-    it = cp.lines.insert(it, std::move(l));
+    it = cp->lines.insert(it, std::move(l));
   }
+  // The SIM's limit in that life: its own, or its old product's default (an override moves
+  // with a transfer only when kept).
+  const std::uint64_t limit =
+      owner == s.product || (s.flags & sim_slot::kFlagLimitOverride) != 0
+          ? limit_bytes(s)
+          : std::uint64_t{products_[owner].info.default_mb_limit} * opts_.mb_bytes;
   if (networks_ != nullptr) {
     // Split at the SIM's limit now, against what the closed line has.
-    const std::uint64_t bytes = sat_add(r.up, r.down), lim = limit_bytes(s),
-                        before = it->usage_bytes();
-    const std::uint64_t room = before < lim ? lim - before : 0;
-    const std::uint64_t over = bytes > room ? bytes - room : 0;
+    const std::uint64_t bytes = sat_add(r.up, r.down);
+    const std::uint64_t over = bytes_over(it->usage_bytes(), bytes, limit);
     const country_code c = r.mccmnc == 0 ? it->country : networks_->code_of(r.mccmnc);
     if (over != 0 || c != it->country)
       add_country_bytes(it->away, it->country, c, bytes - over, over);
@@ -192,19 +206,43 @@ bool shard::apply_late(record_batch& b, const usage_record& r, sim_slot& s, shar
   sat_inc(it->bytes_up, r.up);
   sat_inc(it->bytes_down, r.down);
   sat_inc(it->sms, r.sms);
-  sat_inc(cp.total_bytes, r.up + r.down);
+  sat_inc(cp->total_bytes, r.up + r.down);
   bump(late_);
   event e;
   e.time = now;
   e.sim = s.key;
-  e.product = s.product;
+  e.product = owner;
   e.type = event_type::late_adjustment;
   e.reason = event_reason::late_record;
   e.usage_bytes = sat_add(it->bytes_up, it->bytes_down);
-  e.limit_bytes = limit_bytes(s);
-  e.period_start = cp.start;
+  e.limit_bytes = limit;
+  e.period_start = cp->start;
   publish(e);
   return true;
+}
+
+std::vector<closed_line>::iterator shard::line_in(closed_period& cp, std::uint64_t sim) {
+  return std::lower_bound(cp.lines.begin(), cp.lines.end(), sim,
+                          [](const closed_line& l, std::uint64_t k) { return l.sim < k; });
+}
+
+unsigned shard::day_of(const closed_period& cp, unix_seconds t) noexcept {
+  return t <= cp.start ? 0 : static_cast<unsigned>((t - cp.start) / kSecondsPerDay);
+}
+
+std::optional<std::pair<std::uint16_t, closed_period*>> shard::transferred_line(
+    std::uint64_t sim, std::uint16_t current, unix_seconds t) {
+  for (std::size_t i = 0; i < products_.size(); ++i) {
+    shard_product& q = products_[i];
+    if (i == current || q.closed.empty()) continue;
+    closed_period& cp = q.closed.back();
+    if (t < cp.start || t >= cp.end) continue;
+    auto it = line_in(cp, sim);
+    if (it != cp.lines.end() && it->sim == sim && it->transferred_out) {
+      return std::pair{static_cast<std::uint16_t>(i), &cp};
+    }
+  }
+  return std::nullopt;
 }
 
 // ---------------------------------------------------------------- pools
@@ -240,6 +278,10 @@ void shard::hold_for_pool(sim_slot& s, const shard_product& p, unix_seconds now)
       !host_.pool_exhausted(s.product, p.period_start)) {
     return;
   }
+  pause_at_pool(s, p, now);
+}
+
+void shard::pause_at_pool(sim_slot& s, const shard_product& p, unix_seconds now) {
   set_state(s, sim_state::paused, now);
   s.reason = static_cast<std::uint8_t>(pause_reason::pool_exhausted);
   emit(s, event_type::paused, event_reason::pool_exhausted, now);
@@ -251,11 +293,9 @@ void shard::pause_for_pool(std::uint16_t product, unix_seconds now) {
   if (product >= products_.size()) return;
   const shard_product& p = products_[product];
   table_.for_each([&](sim_slot& s) {
-    if (s.product != product || s.state != static_cast<std::uint8_t>(sim_state::active)) return;
-    set_state(s, sim_state::paused, now);
-    s.reason = static_cast<std::uint8_t>(pause_reason::pool_exhausted);
-    emit(s, event_type::paused, event_reason::pool_exhausted, now);
-    recompute_next(s, p);
+    if (s.product == product && s.state == static_cast<std::uint8_t>(sim_state::active)) {
+      pause_at_pool(s, p, now);
+    }
   });
 }
 

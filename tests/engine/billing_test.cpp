@@ -251,6 +251,43 @@ TEST_F(Billing, ATransferChargesTheOldProductAndStartsAProratedPlanInTheNewOne) 
   EXPECT_EQ(l->charges.base, 2'025'484);
 }
 
+TEST_F(Billing, ALateRecordDatedBeforeATransferGoesToTheProductTheSimWasIn) {
+  product_settings beta;
+  beta.id = "beta";
+  beta.country = "US";
+  ASSERT_TRUE(eng_->put_product(beta).has_value());
+  import("beta", {43});
+  import("acme", {42});
+  feed({rec(42, 2 * kMB, kStart)});
+  ASSERT_TRUE(eng_->advance_clock(at(2025, 1, 25, 6)));  // day 10 of 31
+  import_options how;
+  how.transfer = true;
+  ASSERT_EQ(eng_->import_sims("beta", std::vector<iccid>{test_iccid(42)}, how)->transferred, 1u);
+  ASSERT_TRUE(eng_->advance_clock(at(2025, 2, 15, 1)));  // both periods closed
+  // Day 5 (in acme then) and day 12 (in beta), 1 MB each.
+  feed({rec(42, kMB, at(2025, 1, 20)), rec(42, kMB, at(2025, 1, 27))});
+  // acme: 3 MB, 2.99 + 2 MB at 0.99 = 4.97.
+  const invoice acme = bill(at(2025, 1, 15));
+  const invoice_line* in_acme = line_of(acme, 42);
+  ASSERT_TRUE(in_acme);
+  EXPECT_TRUE(in_acme->line.transferred_out);
+  EXPECT_EQ(in_acme->line.usage_bytes(), 3 * kMB);
+  EXPECT_EQ(in_acme->charges.total, 4'970'000);
+  // beta: 1 MB within the included first MB, the prorated base alone (2.025484).
+  auto b = eng_->invoice_of("beta", at(2025, 1, 15));
+  ASSERT_TRUE(b);
+  const invoice_line* in_beta = line_of(*b, 42);
+  ASSERT_TRUE(in_beta);
+  EXPECT_EQ(in_beta->line.usage_bytes(), kMB);
+  EXPECT_EQ(in_beta->charges.total, 2'025'484);
+  event_filter ef;
+  ef.type = event_type::late_adjustment;
+  auto evs = eng_->events().read(0, 100, ef);
+  ASSERT_EQ(evs.size(), 2u);
+  EXPECT_EQ(evs[0].usage_bytes, 3 * kMB);  // acme's line
+  EXPECT_EQ(evs[1].usage_bytes, kMB);      // beta's
+}
+
 TEST_F(Billing, UnusedButChargedSimsAreCountedListedAndReportedDaily) {
   import("acme", {50, 51});
   feed({rec(50, 1, kStart)});
