@@ -46,7 +46,8 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
   if (const toml::table* s = root["server"].as_table()) {
     rd.only(*s, "server.",
             {"http", "feed", "data_dir", "shards", "io_threads", "ack_interval",
-             "checkpoint_interval", "http_nice", "max_long_polls"});
+             "checkpoint_interval", "http_nice", "max_long_polls", "max_connections",
+             "deadletter_max_bytes", "deadletter_files"});
     rd.address(*s, "server.", "http", cfg.http);
     rd.address(*s, "server.", "feed", cfg.feed);
     if (auto d = rd.get<std::string>(*s, "server.", "data_dir")) cfg.data_dir = *d;
@@ -60,6 +61,14 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
     if (auto n = rd.number(*s, "server.", "max_long_polls", 1, 100'000, "1 to 100000")) {
       cfg.max_long_polls = static_cast<std::size_t>(*n);
     }
+    if (auto n = rd.number(*s, "server.", "max_connections", 1, 1'000'000, "1 to 1000000"))
+      cfg.max_connections = static_cast<std::size_t>(*n);
+    if (auto n = rd.number(*s, "server.", "deadletter_max_bytes", 65'536, std::int64_t{1} << 50,
+                           "65536 to 2^50")) {
+      cfg.dead_letters.max_bytes = static_cast<std::uint64_t>(*n);
+    }
+    if (auto n = rd.number(*s, "server.", "deadletter_files", 0, 1000, "0 to 1000"))
+      cfg.dead_letters.files = static_cast<unsigned>(*n);
     // 0: no store, state in memory only.
     if (auto d = rd.duration(*s, "server.", "checkpoint_interval", milliseconds(0), hours(1),
                              "0s to 1h")) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "dead_letter_file.hpp"
 #include "simcap/engine.hpp"
 
 namespace simcap {
@@ -56,8 +57,10 @@ struct daemon_config {
   std::filesystem::path data_dir = "./data";
   unsigned io_threads = 1;
   int http_nice = -5;
-  std::size_t max_long_polls = 256;  // GET /v1/events?wait= waiting at once
+  std::size_t max_long_polls = 256;      // GET /v1/events?wait= waiting at once
+  std::size_t max_connections = 10'000;  // per port
   std::chrono::milliseconds ack_interval{200};
+  dead_letter_file_options dead_letters;  // deadletter_max_bytes, deadletter_files
   engine_options engine;
   std::optional<std::filesystem::path> rates_file;  // resolved, when [billing] names one
   std::vector<token_config> tokens;

@@ -1,6 +1,7 @@
 #include "daemon.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <array>
 #include <fstream>
@@ -17,6 +18,27 @@ namespace simcap {
 namespace asio = boost::asio;
 
 namespace {
+
+// Both ports' connections at their caps, the store's files and the rest: the soft open-file
+// limit is raised to that (up to the hard limit) so that running out of descriptors is the
+// caps' doing, not a failed store write.
+void raise_open_files(std::size_t max_connections) {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  const rlim_t want = static_cast<rlim_t>(2 * max_connections + 4096);
+  if (lim.rlim_cur >= want) return;
+  const rlim_t old = lim.rlim_cur;
+  lim.rlim_cur = lim.rlim_max == RLIM_INFINITY ? want : std::min(want, lim.rlim_max);
+  if (lim.rlim_cur > old && ::setrlimit(RLIMIT_NOFILE, &lim) != 0) lim.rlim_cur = old;
+  if (lim.rlim_cur < want) {
+    spdlog::warn(
+        "open files: limit {} (hard {}) is below the {} that max_connections {} on two "
+        "ports needs; raise it (systemd LimitNOFILE=) or lower max_connections",
+        lim.rlim_cur, lim.rlim_max, want, max_connections);
+  } else if (lim.rlim_cur != old) {
+    spdlog::info("open files: limit raised from {} to {}", old, lim.rlim_cur);
+  }
+}
 
 asio::ip::tcp::endpoint endpoint_of(const std::string& key, const std::string& addr) {
   auto hp = split_host_port(addr);
@@ -82,7 +104,9 @@ daemon::daemon(daemon_config cfg, bool simulated_clock)
   } else {
     clock_ = std::make_unique<real_clock>();
   }
-  dead_letters_ = std::make_unique<dead_letter_file>(dead_letter_path().string());
+  raise_open_files(cfg_.max_connections);
+  dead_letters_ =
+      std::make_unique<dead_letter_file>(dead_letter_path().string(), cfg_.dead_letters);
   engine_options eo = cfg_.engine;
   if (eo.checkpoint_interval.count() > 0) eo.store_dir = (cfg_.data_dir / "store").string();
   eo.resume_clock = simulated_clock;  // the simulated time goes on where it was
@@ -159,16 +183,21 @@ void daemon::start() {
   feed_server_options fo;
   fo.io_threads = cfg_.io_threads;
   fo.ack_interval = cfg_.ack_interval;
+  fo.max_connections = cfg_.max_connections;
   feed_server_ = std::make_unique<feed_server>(*engine_, *feeds_, *dead_letters_,
                                                endpoint_of("server.feed", cfg_.feed), fo);
   feed_server_->start();
   http_api_ = std::make_unique<http_api>(*engine_, cfg_.tokens, feeds_.get(), simulated_);
   http_api_->set_outbound(outbound_.get());
+  http_api_->add_metrics([dl = dead_letters_.get()] { return dead_letter_metrics(*dl); });
   http_server_options ho;
   ho.nice = cfg_.http_nice;
   ho.max_long_polls = cfg_.max_long_polls;
+  ho.max_connections = cfg_.max_connections;
   http_server_ =
       std::make_unique<http_server>(*http_api_, endpoint_of("server.http", cfg_.http), ho);
+  http_api_->add_metrics(
+      [this] { return connection_metrics(http_server_->gate(), feed_server_->gate()); });
   http_server_->start();
   http_api_->set_ready(true);
   started_ = true;

@@ -7,12 +7,12 @@
 #include <string>
 
 #include "config.hpp"
+#include "dead_letter_file.hpp"
 #include "feed/feed_server.hpp"
 #include "http/http_api.hpp"
 #include "http/http_server.hpp"
 #include "outbound/outbound.hpp"
 #include "simcap/clock.hpp"
-#include "simcap/dead_letter.hpp"
 #include "simcap/engine.hpp"
 
 namespace simcap {

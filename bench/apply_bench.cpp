@@ -175,4 +175,21 @@ void BM_shard_apply_with_ids(benchmark::State& state) {
 }
 BENCHMARK(BM_shard_apply_with_ids)->Arg(1'000'000)->Unit(benchmark::kMicrosecond);
 
+// The rating scan of a fleet query (GET /v1/products/:p/sims/data_usage) over one shard's SIMs
+// with a rate table: the open period's cost for two discounts and the unused-but-charged list.
+void BM_fleet_cost_scan(benchmark::State& state) {
+  fleet& f = fleet_of(static_cast<std::size_t>(state.range(0)), true);
+  const std::uint32_t discounts[] = {0, 100'000};
+  std::size_t unused = 0;
+  for (auto _ : state) {
+    auto costs = f.s->open_cost_of(0, discounts);
+    benchmark::DoNotOptimize(costs);
+    unused = f.s->unused_of(0, kNow + 8 * 86400).size();
+  }
+  state.counters["unused"] = static_cast<double>(unused);
+  state.counters["sims/s"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * f.keys.size()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_fleet_cost_scan)->Arg(1'000'000)->Unit(benchmark::kMillisecond);
+
 }  // namespace

@@ -44,11 +44,27 @@ std::vector<const feed_registry::feed*> feed_registry::all() const {
 
 feed_server::feed_server(engine& e, feed_registry& feeds, dead_letter_sink& dead_letters,
                          const tcp::endpoint& at, feed_server_options opts)
-    : engine_(e), feeds_(feeds), dead_letters_(dead_letters), opts_(opts), acceptor_(io_) {
+    : engine_(e),
+      feeds_(feeds),
+      dead_letters_(dead_letters),
+      opts_(opts),
+      gate_("feed", opts.max_connections),
+      acceptor_(io_),
+      accept_wait_(io_) {
   acceptor_.open(at.protocol());
   acceptor_.set_option(tcp::acceptor::reuse_address(true));
   acceptor_.bind(at);
   acceptor_.listen();
+}
+
+std::string feed_server::write_metrics() const {
+  return "# HELP simcap_feed_pending_write_bytes Rejects and acks waiting to be written to feed "
+         "peers.\n# TYPE simcap_feed_pending_write_bytes gauge\nsimcap_feed_pending_write_bytes " +
+         std::to_string(pending_write_bytes_.load(std::memory_order_relaxed)) +
+         "\n# HELP simcap_feed_write_waits_total Times a feed session stopped reading until its "
+         "peer read what it had to write.\n# TYPE simcap_feed_write_waits_total counter\n"
+         "simcap_feed_write_waits_total " +
+         std::to_string(write_waits_.load(std::memory_order_relaxed)) + "\n";
 }
 
 void feed_server::session_drained() {
@@ -80,15 +96,24 @@ void feed_server::do_accept() {
   acceptor_.async_accept(
       asio::make_strand(io_), [this](boost::system::error_code ec, tcp::socket sock) {
         if (ec) {
-          if (ec != asio::error::operation_aborted && !stopping_) do_accept();
+          if (ec == asio::error::operation_aborted || stopping_) return;
+          gate_.retry_accept(accept_wait_, ec, [this] {
+            if (!stopping_) do_accept();
+          });
           return;
         }
         if (stopping_) return;
+        gate_.accepted();
+        auto place = gate_.admit();
         boost::system::error_code ignore;
+        if (!place) {
+          sock.close(ignore);  // at max_connections: closed at once
+          return do_accept();
+        }
         sock.set_option(tcp::no_delay(true), ignore);
         sock.set_option(asio::socket_base::keep_alive(true), ignore);
         sock.non_blocking(true, ignore);  // a session reads what has arrived without waiting
-        auto s = std::make_shared<feed_session>(*this, std::move(sock));
+        auto s = std::make_shared<feed_session>(*this, std::move(sock), std::move(*place));
         {
           std::lock_guard lock(sessions_mu_);
           sessions_.remove_if([](const std::weak_ptr<feed_session>& w) { return w.expired(); });

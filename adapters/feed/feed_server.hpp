@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "config.hpp"
+#include "net/connection_gate.hpp"
 #include "simcap/dead_letter.hpp"
 #include "simcap/engine.hpp"
 
@@ -62,6 +63,10 @@ struct feed_server_options {
   std::chrono::milliseconds hello_timeout{10'000};
   std::chrono::milliseconds write_timeout{30'000};
   std::chrono::milliseconds takeover_timeout{30'000};
+  std::size_t max_connections = 10'000;  // beyond it new connections are closed at once
+  // A session's rejects and acks not yet taken by its peer: above it the session reads no more
+  // of its socket until the peer reads (back-pressure, as for records).
+  std::size_t max_pending_write = 4u << 20;
 };
 
 class feed_server {
@@ -82,6 +87,12 @@ class feed_server {
   dead_letter_sink& dead_letters() noexcept { return dead_letters_; }
   const feed_server_options& options() const noexcept { return opts_; }
   bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
+  const connection_gate& gate() const noexcept { return gate_; }
+  // Every session's bytes waiting to be written to its peer, and the times a session stopped
+  // reading for them (sessions keep these).
+  std::atomic<std::int64_t>& pending_write_bytes() noexcept { return pending_write_bytes_; }
+  std::atomic<std::uint64_t>& write_waits() noexcept { return write_waits_; }
+  std::string write_metrics() const;
   // A session has drained (stop() waits for that).
   void session_drained();
 
@@ -92,12 +103,16 @@ class feed_server {
   feed_registry& feeds_;
   dead_letter_sink& dead_letters_;
   feed_server_options opts_;
+  connection_gate gate_;  // before io_: the sessions' tickets go first
   boost::asio::io_context io_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer accept_wait_;  // the accept loop's back-off
   std::vector<std::thread> threads_;
   mutable std::mutex sessions_mu_;
   std::list<std::weak_ptr<feed_session>> sessions_;
   std::atomic<bool> stopping_{false};
+  std::atomic<std::int64_t> pending_write_bytes_{0};
+  std::atomic<std::uint64_t> write_waits_{0};
   std::uint64_t checkpoint_listener_ = 0;  // engine::add_checkpoint_listener
   std::mutex drain_mu_;
   std::condition_variable drain_cv_;

@@ -50,15 +50,21 @@ void feed_session::chunk::part_done() noexcept {
 
 // ------------------------------------------------------------------ life
 
-feed_session::feed_session(feed_server& srv, tcp::socket sock)
+feed_session::feed_session(feed_server& srv, tcp::socket sock, connection_gate::ticket place)
     : srv_(srv),
       sock_(std::move(sock)),
+      place_(std::move(place)),
       wake_reader_(sock_.get_executor()),
       wake_writer_(sock_.get_executor()),
       watchdog_(sock_.get_executor()) {}
 
 feed_session::~feed_session() {
   if (feed_ != nullptr) feed_->sessions.fetch_sub(1, std::memory_order_relaxed);
+  add_pending(-static_cast<std::int64_t>(pending_write()));
+}
+
+void feed_session::add_pending(std::int64_t delta) noexcept {
+  if (delta != 0) srv_.pending_write_bytes().fetch_add(delta, std::memory_order_relaxed);
 }
 
 void feed_session::start() {
@@ -243,7 +249,19 @@ asio::awaitable<void> feed_session::reader() {
       process(c, have, false);  // lines that came in with the hello
       continue;
     }
-    const std::size_t room = srv_.options().read_size;
+    if (pending_write() > srv_.options().max_pending_write) {
+      // The peer is not reading its rejects: read no more until it does.
+      bump(srv_.write_waits());
+      while (pending_write() > srv_.options().max_pending_write && !reading_stopped()) {
+        wake_reader_.expires_at(asio::steady_timer::time_point::max());
+        co_await wake_reader_.async_wait(asio::as_tuple(asio::use_awaitable));
+      }
+      if (reading_stopped()) {
+        free_.push_back(c);
+        break;
+      }
+    }
+    const std::size_t room = std::min(read_room_, srv_.options().read_size);
     const std::size_t slice = std::min(room, srv_.options().recv_slice);
     auto [ec, n] = co_await sock_.async_read_some(asio::buffer(c->buf.get() + have, slice),
                                                   asio::as_tuple(asio::use_awaitable));
@@ -391,7 +409,10 @@ void feed_session::on_chunk_done(chunk* c) {
                      [](const feed_protocol::reject& a, const feed_protocol::reject& b) {
                        return a.seq.value_or(0) < b.seq.value_or(0);
                      });
+    const std::size_t before = out_.size();
     for (const auto& r : all) feed_protocol::append_reject(out_, r);
+    add_pending(static_cast<std::int64_t>(out_.size() - before));
+    read_room_ = all.empty() ? std::min(2 * read_room_, srv_.options().read_size) : kMinReadRoom;
     applied_ = std::max(applied_, f->upto_seq);
     f->done = false;
     free_.push_back(f);
@@ -433,6 +454,7 @@ asio::awaitable<void> feed_session::writer() {
     }
     std::string buf = std::move(out_);
     out_.clear();
+    writing_ = buf.size();  // (the rejects in it are already in pending_write_bytes)
     const std::uint64_t ack = ackable();
     if (ack > acked_ || received_since_ack_) {
       feed_protocol::append_ack(buf, ack);
@@ -450,6 +472,8 @@ asio::awaitable<void> feed_session::writer() {
     auto [ec, n] =
         co_await asio::async_write(sock_, asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
     watchdog_.cancel();
+    add_pending(-static_cast<std::int64_t>(std::exchange(writing_, 0)));
+    wake_reader_.cancel();  // it may be waiting for the peer to read
     if (ec) {
       if (phase_ < phase::closing) phase_ = phase::closing;
       boost::system::error_code ignore;

@@ -29,7 +29,7 @@ namespace simcap {
 
 class feed_session final : public std::enable_shared_from_this<feed_session>, private parse_sink {
  public:
-  feed_session(feed_server& srv, boost::asio::ip::tcp::socket sock);
+  feed_session(feed_server& srv, boost::asio::ip::tcp::socket sock, connection_gate::ticket place);
   ~feed_session() override;
 
   void start();
@@ -91,9 +91,16 @@ class feed_session final : public std::enable_shared_from_this<feed_session>, pr
   void maybe_finish();
   std::size_t buffer_size() const;
   bool reading_stopped() const noexcept { return phase_ >= phase::closing; }
+  // Rejects and acks written back but not yet taken by the peer's socket; the reader stops
+  // reading above the server's max_pending_write (a peer that never reads its rejects is read no
+  // further).
+  std::size_t pending_write() const noexcept { return out_.size() + writing_; }
+  void add_pending(std::int64_t delta) noexcept;
+  static constexpr std::size_t kMinReadRoom = 64u << 10;
 
   feed_server& srv_;
   boost::asio::ip::tcp::socket sock_;
+  connection_gate::ticket place_;  // under the port's max_connections
   boost::asio::steady_timer wake_reader_;
   boost::asio::steady_timer wake_writer_;
   boost::asio::steady_timer watchdog_;
@@ -103,8 +110,12 @@ class feed_session final : public std::enable_shared_from_this<feed_session>, pr
   std::vector<chunk*> free_;
   std::deque<chunk*> inflight_;
   chunk* cur_ = nullptr;
-  std::string carry_;                // the incomplete last line of a read, for the next
-  std::string out_;                  // rejects waiting for the writer
+  std::string carry_;        // the incomplete last line of a read, for the next
+  std::string out_;          // rejects waiting for the writer
+  std::size_t writing_ = 0;  // bytes the writer is sending now
+  // Bytes read into the next chunk: small while the feed sends bad lines (each bad line makes a
+  // reject line to write back), doubling up to read_size with each chunk that has none.
+  std::size_t read_room_ = kMinReadRoom;
   std::uint64_t received_high_ = 0;  // highest seq read (dedup threshold)
   std::uint64_t applied_ = 0;        // every seq up to it handled
   std::uint64_t acked_ = 0;

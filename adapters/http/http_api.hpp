@@ -65,6 +65,9 @@ class http_api {
   std::atomic<std::size_t>& long_polls() noexcept { return long_polls_; }
   // Prometheus text of the HTTP counters (the rest of /metrics: metrics.cpp).
   std::string http_metrics() const;
+  // More of /metrics from other parts (the dead-letter log, the ports): set before serving.
+  void add_metrics(std::function<std::string()> f) { more_metrics_.push_back(std::move(f)); }
+  const std::vector<std::function<std::string()>>& more_metrics() const { return more_metrics_; }
   // The route a request matched, for metrics ("/v1/sims/:iccid", or "unmatched").
   static std::string route_of(const http_request& req);
   void count(const std::string& route, unsigned status);
@@ -74,6 +77,7 @@ class http_api {
   std::vector<token_config> tokens_;
   feed_registry* feeds_;
   outbound::service* outbound_ = nullptr;
+  std::vector<std::function<std::string()>> more_metrics_;
   bool simulated_clock_;
   std::atomic<bool> ready_{false};
   std::atomic<std::size_t> long_polls_{0};

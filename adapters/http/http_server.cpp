@@ -18,15 +18,18 @@ using asio::ip::tcp;
 
 namespace {
 
-// Answers 413 and closes gracefully: the client may still be sending its body, so the rest of
-// it is read and dropped (for a bounded time and amount) before the close, or the client would
-// see a reset instead of the answer.
-asio::awaitable<void> refuse_too_large(beast::tcp_stream& stream, std::string_view what) {
-  http::response<http::string_body> res{http::status::payload_too_large, 11};
+// Answers an error and closes gracefully: the client may still be sending (its body, the rest
+// of an over-long header), so what follows is read and dropped (for a bounded time and amount)
+// before the close, or the client would see a reset instead of the answer.
+asio::awaitable<void> refuse(beast::tcp_stream& stream, http::status status, std::string_view code,
+                             std::string_view what) {
+  http::response<http::string_body> res{status, 11};
+  res.set(http::field::server, "simcap");
   res.set(http::field::content_type, "application/json");
-  res.body() = http_error_body("payload_too_large", what);
+  res.body() = http_error_body(code, what);
   res.keep_alive(false);
   res.prepare_payload();
+  stream.expires_after(std::chrono::seconds(5));
   auto [ec, n] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
   if (ec) co_return;
   boost::system::error_code ignore;
@@ -42,10 +45,49 @@ asio::awaitable<void> refuse_too_large(beast::tcp_stream& stream, std::string_vi
   }
 }
 
+// What a request that could not be read gets: nothing when the client went away or was too
+// slow, else the status and error code of its fault (target: the request target parsed, if any).
+struct read_fault {
+  http::status status;
+  std::string_view code, what;
+};
+std::optional<read_fault> fault_of(const boost::system::error_code& ec, std::string_view target,
+                                   std::size_t max_target) {
+  if (ec == http::error::header_limit) {
+    // The parser had not got past the request line (no target yet), or got a long one: the
+    // target is too long; else the header fields are.
+    if (target.empty() || target.size() > max_target) {
+      return read_fault{http::status::uri_too_long, "uri_too_long",
+                        "the request target is over the limit"};
+    }
+    return read_fault{http::status::request_header_fields_too_large, "header_too_large",
+                      "the request headers are over the limit"};
+  }
+  if (ec == http::error::body_limit) {
+    return read_fault{http::status::payload_too_large, "payload_too_large",
+                      "the request body is over the limit"};
+  }
+  // The client closed, mid-request or not, or the deadline passed: nobody to answer.
+  static const boost::system::error_category& parse_errors =
+      http::make_error_code(http::error::bad_target).category();
+  if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
+      ec.category() != parse_errors) {
+    return std::nullopt;
+  }
+  // Malformed: a bad request line, a bare LF, a duplicate or invalid Content-Length, a bad
+  // chunk, garbage.
+  return read_fault{http::status::bad_request, "bad_request", "the request is not valid HTTP/1.1"};
+}
+
 }  // namespace
 
 http_server::http_server(http_api& api, const tcp::endpoint& at, http_server_options opts)
-    : api_(api), opts_(opts), workers_(std::max(1u, opts.workers)), acceptor_(io_) {
+    : api_(api),
+      opts_(opts),
+      gate_("http", opts.max_connections),
+      workers_(std::max(1u, opts.workers)),
+      acceptor_(io_),
+      accept_wait_(io_) {
   acceptor_.open(at.protocol());
   acceptor_.set_option(tcp::acceptor::reuse_address(true));
   acceptor_.bind(at);
@@ -143,15 +185,26 @@ void http_server::do_accept() {
   acceptor_.async_accept(
       asio::make_strand(io_), [this](boost::system::error_code ec, tcp::socket sock) {
         if (ec) {
-          if (ec != asio::error::operation_aborted && !stopping_) do_accept();
+          if (ec == asio::error::operation_aborted || stopping_) return;
+          gate_.retry_accept(accept_wait_, ec, [this] {
+            if (!stopping_) do_accept();
+          });
           return;
         }
-        asio::co_spawn(sock.get_executor(), session(std::move(sock)), asio::detached);
+        gate_.accepted();
+        if (auto place = gate_.admit()) {
+          asio::co_spawn(sock.get_executor(), session(std::move(sock), std::move(*place)),
+                         asio::detached);
+        } else {
+          boost::system::error_code ignore;
+          sock.close(ignore);  // at max_connections: closed at once
+        }
         do_accept();
       });
 }
 
-asio::awaitable<void> http_server::session(tcp::socket sock) {
+asio::awaitable<void> http_server::session(tcp::socket sock,
+                                           [[maybe_unused]] connection_gate::ticket place) {
   beast::tcp_stream stream(std::move(sock));
   beast::flat_buffer buffer;
   try {
@@ -159,31 +212,37 @@ asio::awaitable<void> http_server::session(tcp::socket sock) {
       http::request_parser<http::string_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(opts_.header_limit));
       parser.body_limit(opts_.body_limit);
-      stream.expires_after(opts_.idle_timeout);
+      stream.expires_after(served == 0 ? opts_.header_timeout : opts_.idle_timeout);
       auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser,
                                                         asio::as_tuple(asio::use_awaitable));
-      const bool too_large =
-          hec == http::error::body_limit ||
-          (!hec && parser.content_length() && *parser.content_length() > opts_.body_limit);
-      if (too_large || hec == http::error::header_limit) {
-        api_.count("unmatched", 413);
-        co_await refuse_too_large(stream, too_large ? "the request body is over the limit"
-                                                    : "the request headers are over the limit");
+      std::optional<read_fault> fault;
+      if (hec) {
+        fault = fault_of(hec, parser.get().target(), opts_.max_target);
+        if (!fault) break;  // closed or timed out: nothing to answer
+      } else if (parser.get().target().size() > opts_.max_target) {
+        fault = read_fault{http::status::uri_too_long, "uri_too_long",
+                           "the request target is over the limit"};
+      } else if (parser.content_length() && *parser.content_length() > opts_.body_limit) {
+        fault = fault_of(http::error::body_limit, {}, opts_.max_target);
+      }
+      if (fault) {
+        api_.count("unmatched", static_cast<unsigned>(fault->status));
+        co_await refuse(stream, fault->status, fault->code, fault->what);
         break;
       }
-      if (hec) break;  // closed, timed out or malformed: nothing to answer
       if (parser.get()[http::field::expect] == "100-continue") {
         http::response<http::empty_body> cont{http::status::continue_, parser.get().version()};
         co_await http::async_write(stream, cont, asio::as_tuple(asio::use_awaitable));
       }
       auto [ec, n] =
           co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
-      if (ec == http::error::body_limit) {
-        api_.count("unmatched", 413);
-        co_await refuse_too_large(stream, "the request body is over the limit");
+      if (ec) {
+        if (auto f = fault_of(ec, {}, opts_.max_target)) {
+          api_.count("unmatched", static_cast<unsigned>(f->status));
+          co_await refuse(stream, f->status, f->code, f->what);
+        }
         break;
       }
-      if (ec) break;
       auto& breq = parser.get();
       http_request req;
       req.method = std::string(breq.method_string());

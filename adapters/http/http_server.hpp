@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "http/http_api.hpp"
+#include "net/connection_gate.hpp"
 
 namespace simcap {
 
@@ -22,7 +23,12 @@ struct http_server_options {
   unsigned workers = 2;
   std::size_t body_limit = 16u << 20;  // an import of 100k ICCIDs is about 2.2 MB
   std::size_t header_limit = 16u << 10;
+  std::size_t max_target = 8u << 10;  // a longer request target is 414
   std::chrono::seconds idle_timeout{60};
+  // A new connection's first request header must be in within this (slow or idle clients that
+  // hold a socket without asking are closed).
+  std::chrono::seconds header_timeout{10};
+  std::size_t max_connections = 10'000;  // beyond it new connections are closed at once
   // Nice value of the I/O threads: below the ingest threads' so that a query is answered soon
   // after it arrives even when ingest keeps every core busy (best effort: see set_nice).
   int nice = -5;
@@ -40,9 +46,11 @@ class http_server {
   boost::asio::ip::tcp::endpoint local_endpoint() const;
   void start();
   void stop();
+  const connection_gate& gate() const noexcept { return gate_; }
 
  private:
-  boost::asio::awaitable<void> session(boost::asio::ip::tcp::socket sock);
+  boost::asio::awaitable<void> session(boost::asio::ip::tcp::socket sock,
+                                       connection_gate::ticket place);
   void do_accept();
   // Waits, on the session's strand, until an event lands, the deadline passes or the client
   // goes away (false). Data the client pipelines meanwhile is kept in `buffer`.
@@ -62,9 +70,11 @@ class http_server {
   std::atomic<bool> wake_posted_{false};
   std::mutex waiters_mu_;
   std::list<std::shared_ptr<boost::asio::steady_timer>> waiters_;
+  connection_gate gate_;  // before io_: the sessions' tickets go first
   boost::asio::io_context io_;
   boost::asio::thread_pool workers_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer accept_wait_;  // the accept loop's back-off
   std::vector<std::thread> threads_;
   std::atomic<bool> stopping_{false};
 };

@@ -158,6 +158,24 @@ std::string prometheus_text(const engine& eng, const feed_registry* feeds, const
     }
   }
   os << api.http_metrics();
+  for (const auto& more : api.more_metrics()) os << more();
+  return os.str();
+}
+
+std::string dead_letter_metrics(const dead_letter_file& dl) {
+  const dead_letter_file::counters c = dl.read_counters();
+  std::ostringstream os;
+  auto counter = [&](const char* name, const char* help, std::uint64_t v) {
+    os << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " counter\n"
+       << name << ' ' << v << '\n';
+  };
+  counter("simcap_deadletter_entries_total", "Entries handed to the dead-letter log.", c.entries);
+  counter("simcap_deadletter_bytes_written_total", "Bytes written to the dead-letter files.",
+          c.bytes_written);
+  counter("simcap_deadletter_dropped_total",
+          "Dead-letter entries lost: the buffer was full or a write failed (a full disk).",
+          c.dropped);
+  counter("simcap_deadletter_rotations_total", "Times the dead-letter log rotated.", c.rotations);
   return os.str();
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "dead_letter_file.hpp"
 #include "feed/feed_server.hpp"
 #include "simcap/engine.hpp"
 
@@ -22,5 +23,7 @@ record_totals totals_of(const engine_stats& st, const feed_registry* feeds);
 
 // The whole /metrics body.
 std::string prometheus_text(const engine& eng, const feed_registry* feeds, const http_api& api);
+// The dead-letter log's counters, as Prometheus text.
+std::string dead_letter_metrics(const dead_letter_file& dl);
 
 }  // namespace simcap

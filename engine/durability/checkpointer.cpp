@@ -171,6 +171,8 @@ void engine::impl::checkpoint() {
     std::lock_guard lock(stats_mu);
     store_failure.clear();
   }
+  // The records the acks cover that were rejected are in the dead-letter log first.
+  dl.flush();
   bool moved = false;
   for (std::uint32_t f = 0; f < detail::kMaxFeeds; ++f) {
     if (p.seen[f] != shards.size()) continue;  // some shard has not seen the feed yet

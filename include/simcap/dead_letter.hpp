@@ -3,6 +3,7 @@
 // detail and the raw line (at most 4 KiB of it).
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "simcap/reason.hpp"
@@ -24,31 +25,11 @@ struct dead_letter {
 class dead_letter_sink {
  public:
   virtual ~dead_letter_sink() = default;
-  // Thread-safe; the entry is written before write() returns.
+  // Thread-safe; never blocks on the disk.
   virtual void write(const dead_letter& d) = 0;
-};
-
-}  // namespace simcap
-
-#include <cstdio>
-#include <mutex>
-#include <string>
-
-namespace simcap {
-
-// The dead-letter log as a JSON-lines file, appended to and flushed on every entry.
-class dead_letter_file final : public dead_letter_sink {
- public:
-  // Opens (creating) the file for appending; throws std::runtime_error when it cannot.
-  explicit dead_letter_file(const std::string& path);
-  ~dead_letter_file() override;
-  void write(const dead_letter& d) override;
-  std::uint64_t written() const;
-
- private:
-  mutable std::mutex mu_;
-  std::FILE* f_ = nullptr;
-  std::uint64_t written_ = 0;
+  // Returns when what write() took so far is written out (or counted lost). The engine calls it
+  // before a checkpoint's acks go out: an acked record that was rejected is in the log.
+  virtual void flush() {}
 };
 
 // Formats one entry as a JSON object (no newline).

@@ -26,6 +26,23 @@ std::size_t rss_bytes() {
   return resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
 }
 
+// Sends what the server takes until it has taken nothing for a second (it stopped reading);
+// returns the bytes it took.
+std::size_t send_until_blocked(feed_client& c, std::string_view all) {
+  std::size_t sent = 0;
+  auto last_progress = std::chrono::steady_clock::now();
+  while (sent < all.size() && std::chrono::steady_clock::now() - last_progress < 1s) {
+    std::size_t n = c.send_some(all.substr(sent, 1 << 20));
+    if (n > 0) {
+      sent += n;
+      last_progress = std::chrono::steady_clock::now();
+    } else {
+      std::this_thread::sleep_for(5ms);  // polling a non-blocking send, not synchronising
+    }
+  }
+  return sent;
+}
+
 class FeedServer : public ::testing::Test {
  protected:
   FeedServer() : clock_(kNow) {
@@ -253,17 +270,7 @@ TEST_F(FeedServer, FeedFasterThanTheShardsIsHeldBackWithBoundedMemory) {
   feed_client c(port_);
   connect(c);
   const std::size_t rss_before = rss_bytes();
-  std::size_t sent = 0;
-  auto last_progress = std::chrono::steady_clock::now();
-  while (sent < all.size() && std::chrono::steady_clock::now() - last_progress < 1s) {
-    std::size_t n = c.send_some(std::string_view(all).substr(sent, 1 << 20));
-    if (n > 0) {
-      sent += n;
-      last_progress = std::chrono::steady_clock::now();
-    } else {
-      std::this_thread::sleep_for(5ms);
-    }
-  }
+  const std::size_t sent = send_until_blocked(c, all);
   const std::size_t rss_after = rss_bytes();
   // The server stopped reading: the sender is blocked well before the end...
   EXPECT_LT(sent, all.size() / 2) << "sent " << sent << " of " << all.size();
@@ -276,6 +283,36 @@ TEST_F(FeedServer, FeedFasterThanTheShardsIsHeldBackWithBoundedMemory) {
   auto r = until_ack(c, kRecords, 60s);
   EXPECT_EQ(r.ack, kRecords);
   EXPECT_EQ(eng_->stats().records_counted, kRecords);  // nothing dropped
+}
+
+TEST_F(FeedServer, APeerThatNeverReadsItsRejectsIsReadNoFurther) {
+  // 2-byte bad lines: each makes a reject line of ~80 bytes to write back, which this peer
+  // never reads.
+  constexpr std::size_t kBad = 5'000'000;  // 10 MB offered, ~400 MB of rejects
+  std::string all;
+  all.reserve(2 * kBad);
+  for (std::size_t i = 0; i < kBad; ++i) all += "x\n";
+  feed_client c(port_);
+  connect(c);
+  const std::size_t rss_before = rss_bytes();
+  const std::size_t sent = send_until_blocked(c, all);
+  const std::size_t rss_after = rss_bytes();
+  EXPECT_LT(sent, all.size() / 2) << "sent " << sent << " of " << all.size();
+  EXPECT_LT(rss_after, rss_before + (64u << 20)) << "rss grew by " << (rss_after - rss_before);
+  EXPECT_GE(server_->write_waits().load(), 1u);
+  const std::int64_t pending = server_->pending_write_bytes().load();
+  EXPECT_GT(pending, 0);
+  EXPECT_LT(pending, std::int64_t{32} << 20);
+  // Once it reads, the session goes on: every bad line gets its reject.
+  std::thread rest([&] { c.send(std::string_view(all).substr(sent)); });
+  std::size_t rejects = 0;
+  while (rejects < kBad) {
+    auto l = c.read_line(10s);
+    if (!l) break;
+    if (l->find("\"reject\"") != std::string::npos) ++rejects;
+  }
+  rest.join();
+  EXPECT_EQ(rejects, kBad);
 }
 
 TEST_F(FeedServer, ClientHalfCloseGetsTheFinalAckThenClose) {

@@ -126,6 +126,47 @@ TEST_F(HttpServer, OversizedBodyIs413WithTheJsonError) {
   EXPECT_FALSE(o.at("ok").as_bool());
 }
 
+// Requests that cannot be read as HTTP/1.1 get an answer with the JSON error before the close.
+TEST_F(HttpServer, FramingErrorsAreAnsweredBeforeTheClose) {
+  struct probe {
+    std::string request;
+    std::string status_line, code;
+  };
+  const std::string long_target(9000, 'a');
+  const std::vector<probe> probes{
+      {"POST /v1/sims HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\n{}",
+       "HTTP/1.1 400 Bad Request", "bad_request"},
+      {"POST /v1/sims HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n{}",
+       "HTTP/1.1 400 Bad Request", "bad_request"},
+      {"GET /healthz HTTP/1.1\nHost: x\n\n", "HTTP/1.1 400 Bad Request", "bad_request"},
+      {"\x16\x03\x01garbage\r\n\r\n", "HTTP/1.1 400 Bad Request", "bad_request"},
+      {"GET /" + long_target + " HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 414 URI Too Long",
+       "uri_too_long"},
+      {"GET /" + std::string(20000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n",
+       "HTTP/1.1 414 URI Too Long", "uri_too_long"},
+      {"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'b') + "\r\n\r\n",
+       "HTTP/1.1 431 Request Header Fields Too Large", "header_too_large"},
+  };
+  for (const probe& p : probes) {
+    feed_client raw(d_->http_port());
+    ASSERT_TRUE(raw.send(p.request));
+    const std::string reply = raw.read_to_close();
+    SCOPED_TRACE(p.request.substr(0, 60));
+    EXPECT_EQ(reply.substr(0, reply.find('\r')), p.status_line) << reply.substr(0, 200);
+    const auto body = reply.find("\r\n\r\n");
+    ASSERT_NE(body, std::string::npos);
+    auto o = json::parse(reply.substr(body + 4)).as_object();
+    EXPECT_EQ(o.at("error").as_string(), p.code);
+    EXPECT_TRUE(raw.closed());
+  }
+  // The port still answers.
+  http_client c(d_->http_port());
+  EXPECT_EQ(c.request("GET", "/healthz").status, 200u);
+  auto m = c.request("GET", "/metrics");
+  EXPECT_NE(m.body.find("simcap_http_requests_total{route=\"unmatched\",code=\"400\"} 4"),
+            std::string::npos);
+}
+
 TEST_F(HttpServer, KeepsTheConnectionAliveAcrossRequests) {
   http_client c(d_->http_port());
   for (int i = 0; i < 50; ++i) {

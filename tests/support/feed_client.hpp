@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace simcap::testing {
 
@@ -79,6 +80,20 @@ class feed_client {
     }
   }
   bool closed() const { return closed_; }
+  // Everything the peer sends until it closes (or the timeout), unread lines included.
+  std::string read_to_close(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    std::string all;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto line = read_line(std::chrono::milliseconds(50));
+      if (line) {
+        all += *line + "\n";
+      } else if (closed_) {
+        break;
+      }
+    }
+    return all + std::exchange(buf_, {});
+  }
   // Waits for the peer to close (reading and dropping lines).
   bool wait_closed(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
