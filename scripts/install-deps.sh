@@ -3,9 +3,11 @@
 # With --test, also what the test suite uses: Node.js and npm (for the particle-api-js
 # compatibility test, when no node is on the PATH), curl, clang-format, promtool,
 # python3-aiosmtpd (the SMTP receiver of the email test) and openssl (test certificates).
+# With --fuzz, clang 16 and its runtime libraries (libFuzzer, the sanitizers): scripts/fuzz.sh.
 set -euo pipefail
-with_tests=0
+with_tests=0 with_fuzz=0
 [ "${1:-}" = "--test" ] && with_tests=1
+[ "${1:-}" = "--fuzz" ] && with_fuzz=1
 pkgs=(build-essential cmake ninja-build pkg-config
       libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
       libsimdjson-dev libconcurrentqueue-dev libgtest-dev libgmock-dev libbenchmark-dev
@@ -15,6 +17,7 @@ if ((with_tests)); then
   pkgs+=(curl clang-format python3-aiosmtpd openssl)
   command -v node > /dev/null || pkgs+=(nodejs npm)
 fi
+((with_fuzz)) && pkgs+=(clang-16 libclang-rt-16-dev)
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 updated=0
