@@ -17,3 +17,8 @@ werror=${SIMCAP_WERROR:-OFF}
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSIMCAP_BUILD_TESTS=ON -DSIMCAP_WERROR="$werror" >/dev/null
 cmake --build build
 ctest --test-dir build --output-on-failure -j2 --timeout 600 "$@"
+# The libFuzzer targets, a while each, when clang 16 is installed (install-deps.sh --fuzz;
+# CI installs it): SIMCAP_FUZZ_SECONDS per target (20), SIMCAP_FUZZ_SECONDS=0 skips them.
+if command -v clang++-16 > /dev/null && [ "${SIMCAP_FUZZ_SECONDS:-20}" != 0 ]; then
+  ./scripts/fuzz.sh "${SIMCAP_FUZZ_SECONDS:-20}"
+fi

@@ -9,7 +9,7 @@ secs=${1:-20}
 ./scripts/install-deps.sh --fuzz
 CXX=clang++-16 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSIMCAP_FUZZ=ON -DSIMCAP_BUILD_TESTS=OFF -DSIMCAP_BUILD_BENCH=OFF -DSIMCAP_WERROR=ON >/dev/null
-targets=(fuzz_record_parser fuzz_feed_hello fuzz_config)
+targets=(fuzz_record_parser fuzz_feed_hello fuzz_config fuzz_checkpoint fuzz_http_api)
 cmake --build build-fuzz --target "${targets[@]}"
 status=0
 for t in "${targets[@]}"; do

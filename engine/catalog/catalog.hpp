@@ -75,6 +75,11 @@ class catalog {
   void cut(write_batch& wb, std::vector<event>& events);
   // Loads the catalog from the store (before the shards are recovered).
   void recover(const store& st);
+  // A stored product record as recover() reads it (the shards' copy); throws
+  // std::runtime_error when it is unreadable. For the checkpoint decoders' fuzz target.
+  product_info decode_info(std::string_view v, std::uint16_t index) const {
+    return decode(v, index).info;
+  }
   // The products in the store, without loading them (re-sharding).
   std::vector<product_info> stored_products(const store& st) const;
   std::vector<product_info> infos() const;
