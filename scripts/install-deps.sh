@@ -6,8 +6,13 @@
 # With --fuzz, clang 16 and its runtime libraries (libFuzzer, the sanitizers): scripts/fuzz.sh.
 set -euo pipefail
 with_tests=0 with_fuzz=0
-[ "${1:-}" = "--test" ] && with_tests=1
-[ "${1:-}" = "--fuzz" ] && with_fuzz=1
+for arg in "$@"; do
+  case $arg in
+    --test) with_tests=1 ;;
+    --fuzz) with_fuzz=1 ;;
+    *) echo "install-deps.sh: unknown option $arg (--test, --fuzz)" >&2; exit 2 ;;
+  esac
+done
 pkgs=(build-essential cmake ninja-build pkg-config
       libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
       libsimdjson-dev libconcurrentqueue-dev libgtest-dev libgmock-dev libbenchmark-dev

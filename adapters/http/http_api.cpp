@@ -1,5 +1,7 @@
 #include "http/http_api.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <sstream>
 
 #include "http/answers.hpp"
@@ -134,7 +136,14 @@ http_response http_api::handle(const http_request& req) {
   }
   if (!takes(*r, req.method)) return method_not_allowed();
   route_call c{*this, eng_, req, *t, *who};
-  return r->handle(c);
+  try {
+    return r->handle(c);
+  } catch (const std::exception& e) {
+    // A read of the store that cannot be done now (the store closed by a failed reopen, an I/O
+    // error): the client may ask again.
+    spdlog::warn("http: {} {}: {}", req.method, route_of(req), e.what());
+    return error_answer(503, "unavailable", std::string("cannot answer now: ") + e.what());
+  }
 }
 
 bool http_api::handle_async(const http_request& req, std::function<void(http_response)> done) {

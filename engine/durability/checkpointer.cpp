@@ -142,6 +142,11 @@ bool engine::impl::store_writable() {
   const std::uint64_t needed =
       std::max<std::uint64_t>(1 << 20, 2 * (unwritten ? unwritten->ops.data_size() : 0));
   if (st->free_bytes() < needed || !st->recover_writes()) {
+    if (!st->open_error().empty()) {
+      std::lock_guard lock(stats_mu);
+      if (store_failure != st->open_error()) spdlog::warn("store: {}", st->open_error());
+      store_failure = st->open_error();
+    }
     retry_wait = std::min(retry_wait * 2, std::chrono::milliseconds(5000));
     next_retry = now + retry_wait;
     return false;

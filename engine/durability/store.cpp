@@ -112,20 +112,29 @@ store::~store() {
 bool store::recover_writes() {
   // RocksDB clears its background error only with room for a whole memtable to spare; reopening
   // (the WAL replayed, a torn tail dropped) needs only room for what it writes.
-  if (writable_ && db_->Resume().ok()) return true;
-  {
-    db_->Close();
-    db_.reset();
-    writable_ = false;
-    std::string why;
-    if (open_writable(why)) return true;
-    rocksdb::DB* db = nullptr;
-    rocksdb::Status st = rocksdb::DB::OpenForReadOnly(options(), dir_.string(), &db);
-    if (!st.ok()) throw std::runtime_error("store " + dir_.string() + ": " + st.ToString());
+  if (writable_ && db_ && db_->Resume().ok()) return true;
+  std::unique_lock lock(open_mu_);
+  if (db_) db_->Close();
+  db_.reset();
+  writable_ = false;
+  std::string why;
+  if (open_writable(why)) return true;
+  // Still read: queries of what is stored go on while it cannot write.
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status st = rocksdb::DB::OpenForReadOnly(options(), dir_.string(), &db);
+  if (st.ok()) {
     db_.reset(db);
     open_error_ = "cannot open for writing: " + why;
-    return false;
+  } else {
+    open_error_ = "cannot open: " + why + "; read-only: " + st.ToString();
   }
+  return false;
+}
+
+// Throws when a failed reopen left the store closed.
+rocksdb::DB& store::open_db() const {
+  if (!db_) throw std::runtime_error("store " + dir_.string() + " is closed: " + open_error_);
+  return *db_;
 }
 
 std::uint64_t store::free_bytes() const {
@@ -179,7 +188,8 @@ void write_batch::rollback_to_save_point() { b_->RollbackToSavePoint(); }
 void store::write(write_batch& batch) {
   rocksdb::WriteOptions w;
   w.sync = true;
-  rocksdb::Status st = db_->Write(w, batch.b_.get());
+  std::shared_lock lock(open_mu_);
+  rocksdb::Status st = open_db().Write(w, batch.b_.get());
   if (!st.ok()) throw std::runtime_error("store write: " + st.ToString());
 }
 
@@ -193,7 +203,8 @@ void store::scan_from(std::string_view prefix, std::string_view from, bool from_
   rocksdb::ReadOptions r;
   r.verify_checksums = true;
   r.fill_cache = false;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(r));
+  std::shared_lock lock(open_mu_);
+  std::unique_ptr<rocksdb::Iterator> it(open_db().NewIterator(r));
   const rocksdb::Slice start(from.data(), from.size());
   if (from_floor) {
     it->SeekForPrev(start);
@@ -213,8 +224,9 @@ void store::scan_from(std::string_view prefix, std::string_view from, bool from_
 }
 
 bool store::get(std::string_view key, std::string& value) const {
+  std::shared_lock lock(open_mu_);
   rocksdb::Status st =
-      db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(key.data(), key.size()), &value);
+      open_db().Get(rocksdb::ReadOptions(), rocksdb::Slice(key.data(), key.size()), &value);
   if (st.IsNotFound()) return false;
   if (!st.ok()) throw std::runtime_error("store read: " + st.ToString());
   return true;

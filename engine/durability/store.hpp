@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 
@@ -56,15 +57,20 @@ class store {
   store(const store&) = delete;
   store& operator=(const store&) = delete;
 
+  // Called by the thread that writes (the checkpointer), or before it starts.
   bool writable() const noexcept { return writable_; }
   const std::string& open_error() const noexcept { return open_error_; }
   // After a failed write (or a read-only start): makes the store writable again if it can be
-  // (reopens it read-write, or clears RocksDB's background error); false while it cannot.
+  // (reopens it read-write, or clears RocksDB's background error); false while it cannot. A
+  // reopen that fails for want of resources (no file descriptors, no memory) leaves the store
+  // closed until a later call opens it: reads throw meanwhile, nothing is lost, and the caller
+  // tries again. Never throws. Reads from other threads wait for the reopen.
   bool recover_writes();
   // Bytes free on the store's file system (statvfs), for deciding when to try again.
   std::uint64_t free_bytes() const;
 
-  // Writes the batch atomically and durably (WAL fsync). Throws on failure.
+  // Writes the batch atomically and durably (WAL fsync). Throws on failure (the store closed
+  // by a failed reopen included).
   void write(write_batch& batch);
   // Calls f(key, value) for every key starting with prefix, in key order; f returns false to stop.
   void scan(std::string_view prefix,
@@ -80,8 +86,12 @@ class store {
  private:
   rocksdb::Options options() const;
   bool open_writable(std::string& error);
+  rocksdb::DB& open_db() const;
 
   std::filesystem::path dir_;
+  // Shared by the reads (any thread) and the write; held exclusively while recover_writes()
+  // closes and reopens db_ (null when a reopen failed).
+  mutable std::shared_mutex open_mu_;
   std::unique_ptr<rocksdb::DB> db_;
   bool writable_ = false;
   std::string open_error_;

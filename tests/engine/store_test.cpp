@@ -1,0 +1,110 @@
+// The embedded store on its own: a write that fails for want of file descriptors (EMFILE, as
+// when idle sockets use up the process's limit) leaves it failed only until descriptors are
+// free again; a reopen that cannot open the files either is retried, never thrown.
+#include "durability/store.hpp"
+#include "sanitizers.hpp"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <string>
+
+namespace simcap::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Lowers the process's open-file limit below the descriptors it has (only stdin, stdout and
+// stderr stay usable), as when idle sockets have used it all up; restores it when it goes.
+class no_descriptor_left {
+ public:
+  no_descriptor_left() {
+    EXPECT_EQ(::getrlimit(RLIMIT_NOFILE, &saved_), 0);
+    rlimit low = saved_;
+    low.rlim_cur = 3;
+    EXPECT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+    EXPECT_LT(::open("/dev/null", O_RDONLY | O_CLOEXEC), 0);
+    EXPECT_EQ(errno, EMFILE);
+  }
+  ~no_descriptor_left() { release(); }
+  void release() { ::setrlimit(RLIMIT_NOFILE, &saved_); }
+
+ private:
+  rlimit saved_{};
+};
+
+TEST(Store, RunningOutOfFileDescriptorsIsRetriedNotFatal) {
+  // A sanitizer's runtime opens files of its own (/proc/self/maps, its symbolizer) and fails
+  // its own checks without them: this one runs in the plain build.
+  if (kSanitized) GTEST_SKIP() << "needs file descriptors the sanitizer runtime would use";
+  const fs::path dir = fs::temp_directory_path() / ("simcap-store-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  {
+    detail::store st(dir);
+    ASSERT_TRUE(st.writable());
+    detail::write_batch first;
+    first.put("k0", "before");
+    st.write(first);
+
+    // With no descriptor left, the store cannot start a new log or table file: keep writing
+    // until a write fails (the memtable fills at 32 MiB and must be switched).
+    const std::string value(1 << 20, 'v');
+    no_descriptor_left taken;
+    int written = 0;
+    bool failed = false;
+    for (; written < 200 && !failed; ++written) {
+      detail::write_batch b;
+      std::string key = std::to_string(written + 1);
+      key.insert(0, 1, 'k');  // (not "k" + ...: GCC 12's -Wrestrict misfires on that)
+      b.put(key, value);
+      try {
+        st.write(b);
+      } catch (const std::exception&) {
+        failed = true;
+      }
+    }
+    ASSERT_TRUE(failed) << "200 MiB were written with no file descriptor free";
+    // Recovery cannot open the files either: it says so and is tried again, it does not throw.
+    bool recovered = true;
+    EXPECT_NO_THROW(recovered = st.recover_writes());
+    EXPECT_FALSE(recovered);
+    EXPECT_NO_THROW(recovered = st.recover_writes());
+    EXPECT_FALSE(recovered);
+    EXPECT_FALSE(st.open_error().empty());
+    // Not even read-only: reads say why instead of reading a closed database.
+    std::string v;
+    EXPECT_THROW(st.get("k0", v), std::runtime_error);
+    detail::write_batch during;
+    during.put("k-during", "x");
+    EXPECT_THROW(st.write(during), std::runtime_error);
+
+    // Descriptors free again: the store writes, and what was written before is there.
+    taken.release();
+    ASSERT_TRUE(st.recover_writes()) << st.open_error();
+    EXPECT_TRUE(st.writable());
+    detail::write_batch after;
+    after.put("k-after", "after");
+    st.write(after);
+    ASSERT_TRUE(st.get("k0", v));
+    EXPECT_EQ(v, "before");
+    ASSERT_TRUE(st.get("k1", v));
+    EXPECT_EQ(v.size(), value.size());
+    ASSERT_TRUE(st.get("k-after", v));
+    EXPECT_EQ(v, "after");
+  }
+  // And it opens again after a restart with the same keys.
+  {
+    detail::store st(dir);
+    std::string v;
+    ASSERT_TRUE(st.get("k-after", v));
+    EXPECT_EQ(v, "after");
+  }
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace simcap::testing
