@@ -35,8 +35,8 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
   toml_reader rd(errors);
   daemon_config cfg;
   rd.only(root, "",
-          {"server", "limits", "engine", "factory_test", "billing", "tokens", "feeds", "products",
-           "sinks"});
+          {"server", "tls", "limits", "engine", "factory_test", "billing", "tokens", "feeds",
+           "products", "sinks"});
 
   using std::chrono::duration_cast;
   using std::chrono::hours;
@@ -80,6 +80,37 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
     }
   } else if (root.contains("server")) {
     rd.error("server", "must be a table");
+  }
+
+  // A relative file name is the config file's directory's when it is there.
+  const auto config_file = [&](const std::string& name) {
+    std::filesystem::path p = name;
+    if (p.is_relative() && !std::filesystem::exists(p) && std::filesystem::exists(base_dir / p))
+      p = base_dir / p;
+    return p;
+  };
+  if (const toml::table* t = root["tls"].as_table()) {
+    rd.only(*t, "tls.", {"cert", "key", "http", "feed", "client_ca"});
+    // With a [tls] table both ports speak TLS unless one is turned off.
+    cfg.tls.http = rd.get<bool>(*t, "tls.", "http").value_or(true);
+    cfg.tls.feed = rd.get<bool>(*t, "tls.", "feed").value_or(true);
+    for (auto [key, out] : {std::pair{"cert", &cfg.tls.cert}, std::pair{"key", &cfg.tls.key},
+                            std::pair{"client_ca", &cfg.tls.client_ca}}) {
+      auto f = rd.get<std::string>(*t, "tls.", key);
+      if (!f || f->empty()) {
+        if (cfg.tls.any() && std::string_view(key) != "client_ca")
+          rd.error(std::string("tls.") + key, "is required when a port speaks TLS");
+        continue;
+      }
+      *out = config_file(*f);
+      if (!std::filesystem::exists(*out))
+        rd.error(std::string("tls.") + key, "file not found: " + *f);
+    }
+    if (!cfg.tls.client_ca.empty() && !cfg.tls.feed)
+      rd.error("tls.client_ca",
+               "needs feed = true (client certificates are asked on the feed port)");
+  } else if (root.contains("tls")) {
+    rd.error("tls", "must be a table");
   }
 
   if (const toml::table* l = root["limits"].as_table()) {
@@ -200,8 +231,15 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
 
   std::set<std::string> feed_names;
   for (auto& [prefix, t] : tables_of("feeds")) {
-    rd.only(*t, prefix, {"name", "token"});
+    rd.only(*t, prefix, {"name", "token", "cert_cn"});
     feed_config fc;
+    if (auto cn = rd.get<std::string>(*t, prefix, "cert_cn")) {
+      if (cfg.tls.client_ca.empty())
+        rd.error(prefix + "cert_cn", "needs [tls] client_ca (client certificates)");
+      else if (cn->empty())
+        rd.error(prefix + "cert_cn", "must not be empty");
+      fc.cert_cn = *cn;
+    }
     auto name = rd.get<std::string>(*t, prefix, "name");
     auto tok = rd.get<std::string>(*t, prefix, "token");
     if (!name || name->empty())

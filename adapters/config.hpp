@@ -22,6 +22,17 @@ struct token_config {
 struct feed_config {
   std::string name;
   std::string token;
+  // Non-empty: the feed's client certificate (mutual TLS, [tls] client_ca) must carry this name
+  // (its subject's common name or a DNS name among its subject alternative names).
+  std::string cert_cn;
+};
+
+// [tls]: TLS 1.2 or later on the ports, with this certificate chain and key (PEM, reloaded on
+// SIGHUP). client_ca: feeds must present a client certificate signed by it.
+struct tls_config {
+  std::filesystem::path cert, key, client_ca;
+  bool http = false, feed = false;
+  bool any() const noexcept { return http || feed; }
 };
 
 struct product_config {
@@ -61,6 +72,7 @@ struct daemon_config {
   std::size_t max_connections = 10'000;  // per port
   std::chrono::milliseconds ack_interval{200};
   dead_letter_file_options dead_letters;  // deadletter_max_bytes, deadletter_files
+  tls_config tls;
   engine_options engine;
   std::optional<std::filesystem::path> rates_file;  // resolved, when [billing] names one
   std::vector<token_config> tokens;

@@ -105,6 +105,13 @@ daemon::daemon(daemon_config cfg, bool simulated_clock)
     clock_ = std::make_unique<real_clock>();
   }
   raise_open_files(cfg_.max_connections);
+  // The certificate and key are read now: a file that does not load stops the start.
+  if (cfg_.tls.http)
+    http_tls_ = std::make_shared<tls_server_context>(tls_files{cfg_.tls.cert, cfg_.tls.key, {}});
+  if (cfg_.tls.feed) {
+    feed_tls_ = std::make_shared<tls_server_context>(
+        tls_files{cfg_.tls.cert, cfg_.tls.key, cfg_.tls.client_ca});
+  }
   dead_letters_ =
       std::make_unique<dead_letter_file>(dead_letter_path().string(), cfg_.dead_letters);
   engine_options eo = cfg_.engine;
@@ -184,6 +191,7 @@ void daemon::start() {
   fo.io_threads = cfg_.io_threads;
   fo.ack_interval = cfg_.ack_interval;
   fo.max_connections = cfg_.max_connections;
+  fo.tls = feed_tls_;
   feed_server_ = std::make_unique<feed_server>(*engine_, *feeds_, *dead_letters_,
                                                endpoint_of("server.feed", cfg_.feed), fo);
   feed_server_->start();
@@ -194,10 +202,12 @@ void daemon::start() {
   ho.nice = cfg_.http_nice;
   ho.max_long_polls = cfg_.max_long_polls;
   ho.max_connections = cfg_.max_connections;
+  ho.tls = http_tls_;
   http_server_ =
       std::make_unique<http_server>(*http_api_, endpoint_of("server.http", cfg_.http), ho);
   http_api_->add_metrics(
       [this] { return connection_metrics(http_server_->gate(), feed_server_->gate()); });
+  if (cfg_.tls.any()) http_api_->add_metrics([this] { return tls_metrics(); });
   http_server_->start();
   http_api_->set_ready(true);
   started_ = true;
@@ -212,6 +222,46 @@ void daemon::stop() {
   if (outbound_) outbound_->stop();  // its positions go into the last checkpoint
   engine_->stop();
   engine_->events().remove_listener(logger_listener_);
+}
+
+std::string daemon::reload_tls() {
+  std::string problems;
+  for (auto* ctx : {http_tls_.get(), feed_tls_.get()}) {
+    if (ctx == nullptr) continue;
+    if (auto why = ctx->reload()) problems = *why;
+  }
+  if (!cfg_.tls.any()) return problems;
+  if (problems.empty()) {
+    tls_reloads_.fetch_add(1, std::memory_order_relaxed);
+    spdlog::info("tls: certificate reloaded from {}", cfg_.tls.cert.string());
+  } else {
+    tls_reload_failures_.fetch_add(1, std::memory_order_relaxed);
+    spdlog::error("tls: reload failed, the ports keep the certificate they had: {}", problems);
+  }
+  return problems;
+}
+
+std::string daemon::tls_metrics() const {
+  std::string out =
+      "# HELP simcap_tls_handshake_failures_total Connections closed in their TLS handshake (not "
+      "TLS, no or an untrusted client certificate, too slow).\n"
+      "# TYPE simcap_tls_handshake_failures_total counter\n";
+  if (http_tls_) {
+    out += "simcap_tls_handshake_failures_total{port=\"http\"} " +
+           std::to_string(http_server_->tls_refused()) + "\n";
+  }
+  if (feed_tls_) {
+    out += "simcap_tls_handshake_failures_total{port=\"feed\"} " +
+           std::to_string(feed_server_->tls_refused().load(std::memory_order_relaxed)) + "\n";
+  }
+  out +=
+      "# HELP simcap_tls_reloads_total Certificate reloads (SIGHUP), by result.\n"
+      "# TYPE simcap_tls_reloads_total counter\n"
+      "simcap_tls_reloads_total{result=\"ok\"} " +
+      std::to_string(tls_reloads_.load(std::memory_order_relaxed)) +
+      "\nsimcap_tls_reloads_total{result=\"failed\"} " +
+      std::to_string(tls_reload_failures_.load(std::memory_order_relaxed)) + "\n";
+  return out;
 }
 
 std::uint16_t daemon::feed_port() const { return feed_server_->local_endpoint().port(); }

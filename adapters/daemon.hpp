@@ -2,6 +2,7 @@
 // simcapd as a library: builds the engine, the feed port and the outbound pieces from a
 // daemon_config, loads the configured products and their ICCID files, opens the ports, and
 // shuts everything down in order. The main and the end-to-end tests both use it.
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -39,12 +40,19 @@ class daemon {
   std::filesystem::path dead_letter_path() const { return cfg_.data_dir / "deadletter.jsonl"; }
   // One line of counters for the log.
   std::string stats_line() const;
+  // SIGHUP: loads the TLS certificate and key files again (new connections use them, open ones
+  // keep theirs). Empty when they loaded (or no port speaks TLS), else why not: the ports keep
+  // the certificate they had.
+  std::string reload_tls();
 
  private:
   void load_products();
+  std::string tls_metrics() const;
 
   daemon_config cfg_;
   std::unique_ptr<clock> clock_;
+  std::shared_ptr<tls_server_context> http_tls_, feed_tls_;  // null: plain
+  std::atomic<std::uint64_t> tls_reloads_{0}, tls_reload_failures_{0};
   std::unique_ptr<dead_letter_file> dead_letters_;
   std::unique_ptr<engine> engine_;
   std::unique_ptr<feed_registry> feeds_;

@@ -3,6 +3,8 @@
 #   bench/ingest_ab.sh BUILD_A BUILD_B [runs] [records]
 # AB_EXTRA_B, when set, is TOML appended to B's config only (e.g. a sink), to compare a
 # setting with the same build: AB_EXTRA_B="$(cat dead-sink.toml)" bench/ingest_ab.sh build build
+# AB_FEED_B, when set, are more simcap-feed arguments for B's runs (e.g. "--tls --ca ca.pem"
+# with a [tls] table in AB_EXTRA_B: TLS against plaintext, see the README).
 # Each build directory holds simcapd and simcap-feed (Release). 1M SIMs with a 5 MB limit,
 # simcap-feed flat out to its last durable ack (no record ids). Prints each run's records/s and
 # simcapd's CPU time per record (user + system, from the feed's start to its last ack: steadier
@@ -26,7 +28,7 @@ iccids_file = "$work/iccids.txt"
 TOML
 { cat "$work/bench.toml"; printf '%s\n' "${AB_EXTRA_B:-}"; } >"$work/bench_b.toml"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-run() {  # build dir, config -> "records/s cpu-ns/record"
+run() {  # build dir, config, simcap-feed arguments -> "records/s cpu-ns/record"
   rm -rf "$work/data" "$work/out"
   "$1/simcapd" --config "$2" --feed 127.0.0.1:0 --http 127.0.0.1:0 --log-level warn >"$work/out" 2>&1 &
   local daemon=$!
@@ -39,14 +41,14 @@ run() {  # build dir, config -> "records/s cpu-ns/record"
   local t0 rate t1
   t0=$(cpu_ticks "$daemon")
   rate=$("$1/simcap-feed" --connect "127.0.0.1:$port" --feed bench --token bench-token --sims 1000000 \
-    --records "$records" --quiet --no-ids | tail -1 | sed -n 's/.* \([0-9]*\) records\/s.*/\1/p')
+    --records "$records" --quiet --no-ids ${3:-} | tail -1 | sed -n 's/.* \([0-9]*\) records\/s.*/\1/p')
   t1=$(cpu_ticks "$daemon")
   echo "$rate $(( (t1 - t0) * 1000000000 / $(getconf CLK_TCK) / records ))"
   kill "$daemon"
   wait "$daemon" || true
 }
 for r in $(seq "$runs"); do
-  read -r ra ca <<<"$(run "$a" "$work/bench.toml")"; read -r rb cb <<<"$(run "$b" "$work/bench_b.toml")"
+  read -r ra ca <<<"$(run "$a" "$work/bench.toml")"; read -r rb cb <<<"$(run "$b" "$work/bench_b.toml" "${AB_FEED_B:-}")"
   echo "run $r: A $ra records/s ($ca ns CPU/record), B $rb records/s ($cb ns CPU/record)"
   echo "$ra $ca" >>"$work/a"; echo "$rb $cb" >>"$work/b"
 done

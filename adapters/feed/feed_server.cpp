@@ -19,6 +19,7 @@ feed_registry::feed_registry(engine& e, const std::vector<feed_config>& feeds) {
     auto fd = std::make_unique<feed>();
     fd->name = f.name;
     fd->token = f.token;
+    fd->cert_cn = f.cert_cn;
     fd->engine_id = e.register_feed(f.name);
     fd->watermark.store(e.resume_after(fd->engine_id));  // recovered from the store, if any
     feeds_.push_back(std::move(fd));
@@ -113,7 +114,9 @@ void feed_server::do_accept() {
         sock.set_option(tcp::no_delay(true), ignore);
         sock.set_option(asio::socket_base::keep_alive(true), ignore);
         sock.non_blocking(true, ignore);  // a session reads what has arrived without waiting
-        auto s = std::make_shared<feed_session>(*this, std::move(sock), std::move(*place));
+        net_stream stream = opts_.tls ? net_stream(std::move(sock), opts_.tls->current())
+                                      : net_stream(std::move(sock));
+        auto s = std::make_shared<feed_session>(*this, std::move(stream), std::move(*place));
         {
           std::lock_guard lock(sessions_mu_);
           sessions_.remove_if([](const std::weak_ptr<feed_session>& w) { return w.expired(); });

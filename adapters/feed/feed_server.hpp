@@ -17,6 +17,7 @@
 
 #include "config.hpp"
 #include "net/connection_gate.hpp"
+#include "net/tls_server.hpp"
 #include "simcap/dead_letter.hpp"
 #include "simcap/engine.hpp"
 
@@ -30,6 +31,7 @@ class feed_registry {
   struct feed {
     std::string name;
     std::string token;
+    std::string cert_cn;  // non-empty: the client certificate must carry this name
     std::uint32_t engine_id = 0;
     std::atomic<std::uint64_t> watermark{0};   // every seq up to it has been handled
     std::atomic<std::uint64_t> records{0};     // handed to the shards
@@ -67,6 +69,8 @@ struct feed_server_options {
   // A session's rejects and acks not yet taken by its peer: above it the session reads no more
   // of its socket until the peer reads (back-pressure, as for records).
   std::size_t max_pending_write = 4u << 20;
+  // TLS on the port (null: plain TCP); with client_ca, mutual TLS.
+  std::shared_ptr<tls_server_context> tls;
 };
 
 class feed_server {
@@ -92,6 +96,8 @@ class feed_server {
   // reading for them (sessions keep these).
   std::atomic<std::int64_t>& pending_write_bytes() noexcept { return pending_write_bytes_; }
   std::atomic<std::uint64_t>& write_waits() noexcept { return write_waits_; }
+  // Connections closed in their TLS handshake (simcap_tls_handshake_failures_total).
+  std::atomic<std::uint64_t>& tls_refused() noexcept { return tls_refused_; }
   std::string write_metrics() const;
   // A session has drained (stop() waits for that).
   void session_drained();
@@ -113,6 +119,7 @@ class feed_server {
   std::atomic<bool> stopping_{false};
   std::atomic<std::int64_t> pending_write_bytes_{0};
   std::atomic<std::uint64_t> write_waits_{0};
+  std::atomic<std::uint64_t> tls_refused_{0};
   std::uint64_t checkpoint_listener_ = 0;  // engine::add_checkpoint_listener
   std::mutex drain_mu_;
   std::condition_variable drain_cv_;

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "error_text.hpp"
+#include "net/tls_server.hpp"
 
 namespace simcap {
 
@@ -45,18 +46,18 @@ void feed_session::part::on_applied() noexcept { owner->part_done(); }
 void feed_session::chunk::part_done() noexcept {
   if (pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   auto s = keep_alive;
-  asio::post(s->sock_.get_executor(), [s, this] { s->on_chunk_done(this); });
+  asio::post(s->stream_.get_executor(), [s, this] { s->on_chunk_done(this); });
 }
 
 // ------------------------------------------------------------------ life
 
-feed_session::feed_session(feed_server& srv, tcp::socket sock, connection_gate::ticket place)
+feed_session::feed_session(feed_server& srv, net_stream stream, connection_gate::ticket place)
     : srv_(srv),
-      sock_(std::move(sock)),
+      stream_(std::move(stream)),
       place_(std::move(place)),
-      wake_reader_(sock_.get_executor()),
-      wake_writer_(sock_.get_executor()),
-      watchdog_(sock_.get_executor()) {}
+      wake_reader_(stream_.get_executor()),
+      wake_writer_(stream_.get_executor()),
+      watchdog_(stream_.get_executor()) {}
 
 feed_session::~feed_session() {
   if (feed_ != nullptr) feed_->sessions.fetch_sub(1, std::memory_order_relaxed);
@@ -69,16 +70,16 @@ void feed_session::add_pending(std::int64_t delta) noexcept {
 
 void feed_session::start() {
   asio::co_spawn(
-      sock_.get_executor(), [self = shared_from_this()] { return self->run(); }, asio::detached);
+      stream_.get_executor(), [self = shared_from_this()] { return self->run(); }, asio::detached);
 }
 
 void feed_session::close(bool graceful) {
-  asio::post(sock_.get_executor(), [self = shared_from_this(), graceful] {
+  asio::post(stream_.get_executor(), [self = shared_from_this(), graceful] {
     boost::system::error_code ec;
     if (graceful && self->phase_ != phase::hello) {
-      self->sock_.shutdown(tcp::socket::shutdown_receive, ec);
+      self->stream_.socket().shutdown(tcp::socket::shutdown_receive, ec);
     } else {
-      self->sock_.close(ec);
+      self->stream_.socket().close(ec);
     }
     if (self->phase_ < phase::closing) self->phase_ = phase::closing;
     self->wake_reader_.cancel();
@@ -87,7 +88,7 @@ void feed_session::close(bool graceful) {
 }
 
 void feed_session::on_durable() {
-  asio::post(sock_.get_executor(), [self = shared_from_this()] { self->wake_writer_.cancel(); });
+  asio::post(stream_.get_executor(), [self = shared_from_this()] { self->wake_writer_.cancel(); });
 }
 
 void feed_session::on_drained(std::function<void()> f) {
@@ -105,7 +106,7 @@ asio::awaitable<void> feed_session::run() {
     if (co_await handshake()) {
       writer_running_ = true;
       asio::co_spawn(
-          sock_.get_executor(), [self = shared_from_this()] { return self->writer(); },
+          stream_.get_executor(), [self = shared_from_this()] { return self->writer(); },
           asio::detached);
       co_await reader();
     }
@@ -140,9 +141,23 @@ void feed_session::maybe_finish() {
 asio::awaitable<bool> feed_session::handshake() {
   using namespace asio::experimental::awaitable_operators;
   std::string buf;
-  asio::steady_timer timer(sock_.get_executor());
+  asio::steady_timer timer(stream_.get_executor());
+  // The TLS handshake and the hello, together within the hello timeout.
   timer.expires_after(srv_.options().hello_timeout);
-  auto result = co_await (asio::async_read_until(sock_, asio::dynamic_buffer(buf, kMaxLineBytes),
+  if (stream_.tls()) {
+    auto shook =
+        co_await (stream_.handshake() || timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+    if (shook.index() == 1 || std::get<0>(shook)) {
+      // No TLS to answer over (a plain client, no or a wrong client certificate, too slow).
+      bump(srv_.tls_refused());
+      if (shook.index() == 0)
+        spdlog::debug("feed: TLS handshake failed: {}", std::get<0>(shook).message());
+      boost::system::error_code ignore;
+      stream_.socket().close(ignore);
+      co_return false;
+    }
+  }
+  auto result = co_await (asio::async_read_until(stream_, asio::dynamic_buffer(buf, kMaxLineBytes),
                                                  '\n', asio::as_tuple(asio::use_awaitable)) ||
                           timer.async_wait(asio::as_tuple(asio::use_awaitable)));
   if (result.index() == 1) {
@@ -162,6 +177,12 @@ asio::awaitable<bool> feed_session::handshake() {
   feed_ = srv_.feeds().authenticate(hello->feed, hello->token);
   if (feed_ == nullptr) {
     co_await send_error("bad_token", "unknown feed or wrong token");
+    co_return false;
+  }
+  if (!feed_->cert_cn.empty() &&
+      (!stream_.tls() || !peer_certificate_has_name(stream_.native_handle(), feed_->cert_cn))) {
+    feed_ = nullptr;
+    co_await send_error("bad_certificate", "the client certificate is not this feed's");
     co_return false;
   }
   feed_->sessions.fetch_add(1, std::memory_order_relaxed);
@@ -192,7 +213,7 @@ asio::awaitable<bool> feed_session::handshake() {
   carry_.assign(buf.data() + n, buf.size() - n);  // records sent right behind the hello
   const std::string welcome = feed_protocol::welcome_line(feed_->name, acked_);
   boost::system::error_code wec;
-  co_await asio::async_write(sock_, asio::buffer(welcome),
+  co_await asio::async_write(stream_, asio::buffer(welcome),
                              asio::redirect_error(asio::use_awaitable, wec));
   if (wec || phase_ != phase::hello) co_return false;
   phase_ = phase::streaming;
@@ -204,7 +225,7 @@ asio::awaitable<bool> feed_session::handshake() {
 // draining after takeover_timeout.
 asio::awaitable<bool> feed_session::take_over(std::shared_ptr<feed_session> old) {
   old->close(false);
-  auto wait = std::make_shared<asio::steady_timer>(sock_.get_executor());
+  auto wait = std::make_shared<asio::steady_timer>(stream_.get_executor());
   wait->expires_after(srv_.options().takeover_timeout);
   old->on_drained([wait] { asio::post(wait->get_executor(), [wait] { wait->cancel(); }); });
   co_await wait->async_wait(asio::as_tuple(asio::use_awaitable));
@@ -214,10 +235,10 @@ asio::awaitable<bool> feed_session::take_over(std::shared_ptr<feed_session> old)
 asio::awaitable<void> feed_session::send_error(std::string_view code, std::string_view message) {
   std::string line = feed_error_line(code, message);
   boost::system::error_code ec;
-  co_await asio::async_write(sock_, asio::buffer(line),
+  co_await asio::async_write(stream_, asio::buffer(line),
                              asio::redirect_error(asio::use_awaitable, ec));
-  sock_.shutdown(tcp::socket::shutdown_both, ec);
-  sock_.close(ec);
+  stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+  stream_.socket().close(ec);
 }
 
 std::size_t feed_session::buffer_size() const {
@@ -263,14 +284,24 @@ asio::awaitable<void> feed_session::reader() {
     }
     const std::size_t room = std::min(read_room_, srv_.options().read_size);
     const std::size_t slice = std::min(room, srv_.options().recv_slice);
-    auto [ec, n] = co_await sock_.async_read_some(asio::buffer(c->buf.get() + have, slice),
-                                                  asio::as_tuple(asio::use_awaitable));
+    auto [ec, n] = co_await stream_.async_read_some(asio::buffer(c->buf.get() + have, slice),
+                                                    asio::as_tuple(asio::use_awaitable));
     // Then fill the chunk, a slice per read, with what has already arrived (an error or end of
     // stream here shows again on the next read).
     while (!ec && n < room) {
+      const auto into = asio::buffer(c->buf.get() + have + n, std::min(slice, room - n));
       boost::system::error_code rec;
-      std::size_t m =
-          sock_.read_some(asio::buffer(c->buf.get() + have + n, std::min(slice, room - n)), rec);
+      std::size_t m = 0;
+      if (!stream_.tls()) {
+        m = stream_.socket().read_some(into, rec);  // non-blocking: would_block ends it
+      } else if (stream_.readable_now() > 0) {
+        // TLS reads a record at a time, asynchronously (a synchronous read could have to write
+        // while the writer does); only while bytes are there, so it does not wait for more.
+        std::tie(rec, m) =
+            co_await stream_.async_read_some(into, asio::as_tuple(asio::use_awaitable));
+      } else {
+        break;
+      }
       if (rec) break;
       n += m;
     }
@@ -466,26 +497,26 @@ asio::awaitable<void> feed_session::writer() {
     watchdog_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (!ec) {
         boost::system::error_code ignore;
-        self->sock_.close(ignore);
+        self->stream_.socket().close(ignore);
       }
     });
     auto [ec, n] =
-        co_await asio::async_write(sock_, asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+        co_await asio::async_write(stream_, asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
     watchdog_.cancel();
     add_pending(-static_cast<std::int64_t>(std::exchange(writing_, 0)));
     wake_reader_.cancel();  // it may be waiting for the peer to read
     if (ec) {
       if (phase_ < phase::closing) phase_ = phase::closing;
       boost::system::error_code ignore;
-      sock_.close(ignore);
+      stream_.socket().close(ignore);
       wake_reader_.cancel();
       break;
     }
   }
   writer_running_ = false;
   boost::system::error_code ignore;
-  sock_.shutdown(tcp::socket::shutdown_both, ignore);
-  sock_.close(ignore);
+  stream_.socket().shutdown(tcp::socket::shutdown_both, ignore);
+  stream_.socket().close(ignore);
   maybe_finish();
 }
 

@@ -24,12 +24,14 @@
 #include "feed/feed_server.hpp"
 #include "feed/protocol.hpp"
 #include "feed/record_parser.hpp"
+#include "net/stream.hpp"
 
 namespace simcap {
 
 class feed_session final : public std::enable_shared_from_this<feed_session>, private parse_sink {
  public:
-  feed_session(feed_server& srv, boost::asio::ip::tcp::socket sock, connection_gate::ticket place);
+  // stream: plain, or TLS not yet handshaken (the session does it, within the hello timeout).
+  feed_session(feed_server& srv, net_stream stream, connection_gate::ticket place);
   ~feed_session() override;
 
   void start();
@@ -99,7 +101,7 @@ class feed_session final : public std::enable_shared_from_this<feed_session>, pr
   static constexpr std::size_t kMinReadRoom = 64u << 10;
 
   feed_server& srv_;
-  boost::asio::ip::tcp::socket sock_;
+  net_stream stream_;
   connection_gate::ticket place_;  // under the port's max_connections
   boost::asio::steady_timer wake_reader_;
   boost::asio::steady_timer wake_writer_;

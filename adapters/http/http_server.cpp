@@ -5,6 +5,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include "error_text.hpp"
 #include "simcap/thread_name.hpp"
@@ -21,20 +22,22 @@ namespace {
 // Answers an error and closes gracefully: the client may still be sending (its body, the rest
 // of an over-long header), so what follows is read and dropped (for a bounded time and amount)
 // before the close, or the client would see a reset instead of the answer.
-asio::awaitable<void> refuse(beast::tcp_stream& stream, http::status status, std::string_view code,
+template <class Stream>
+asio::awaitable<void> refuse(Stream& stream, http::status status, std::string_view code,
                              std::string_view what) {
+  auto& tcp_layer = beast::get_lowest_layer(stream);
   http::response<http::string_body> res{status, 11};
   res.set(http::field::server, "simcap");
   res.set(http::field::content_type, "application/json");
   res.body() = http_error_body(code, what);
   res.keep_alive(false);
   res.prepare_payload();
-  stream.expires_after(std::chrono::seconds(5));
+  tcp_layer.expires_after(std::chrono::seconds(5));
   auto [ec, n] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
   if (ec) co_return;
   boost::system::error_code ignore;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ignore);
-  stream.expires_after(std::chrono::seconds(5));
+  tcp_layer.socket().shutdown(tcp::socket::shutdown_send, ignore);
+  tcp_layer.expires_after(std::chrono::seconds(5));
   std::vector<char> scratch(64 * 1024);
   std::size_t dropped = 0;
   while (dropped < (256u << 20)) {
@@ -139,8 +142,8 @@ void http_server::wake_long_polls() {
   for (auto& t : waiters_) asio::post(t->get_executor(), [t] { t->cancel(); });
 }
 
-asio::awaitable<bool> http_server::wait_for_event(beast::tcp_stream& stream,
-                                                  beast::flat_buffer& buffer,
+template <class Stream>
+asio::awaitable<bool> http_server::wait_for_event(Stream& stream, beast::flat_buffer& buffer,
                                                   std::chrono::steady_clock::time_point deadline,
                                                   std::uint64_t seen_generation,
                                                   bool& watch_client) {
@@ -169,9 +172,8 @@ asio::awaitable<bool> http_server::wait_for_event(beast::tcp_stream& stream,
   // A read on the socket notices a client that closed; bytes it sends (a pipelined request)
   // stay in the buffer for the next request.
   auto room = buffer.prepare(4096);
-  auto result =
-      co_await (timer->async_wait(asio::as_tuple(asio::use_awaitable)) ||
-                stream.socket().async_read_some(room, asio::as_tuple(asio::use_awaitable)));
+  auto result = co_await (timer->async_wait(asio::as_tuple(asio::use_awaitable)) ||
+                          stream.async_read_some(room, asio::as_tuple(asio::use_awaitable)));
   if (result.index() == 1) {
     auto [ec, n] = std::get<1>(result);
     if (ec) co_return false;  // the client went away
@@ -205,14 +207,41 @@ void http_server::do_accept() {
 
 asio::awaitable<void> http_server::session(tcp::socket sock,
                                            [[maybe_unused]] connection_gate::ticket place) {
-  beast::tcp_stream stream(std::move(sock));
+  boost::system::error_code ignore;
+  if (!opts_.tls) {
+    beast::tcp_stream stream(std::move(sock));
+    co_await serve(stream);
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignore);
+    co_return;
+  }
+  // HTTPS: the handshake within the first request's header timeout, with the context of now
+  // (a reload does not touch this connection).
+  const std::shared_ptr<asio::ssl::context> ctx = opts_.tls->current();
+  beast::ssl_stream<beast::tcp_stream> stream(std::move(sock), *ctx);
+  beast::get_lowest_layer(stream).expires_after(opts_.header_timeout);
+  auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::server,
+                                               asio::as_tuple(asio::use_awaitable));
+  if (hec) {
+    tls_refused_.fetch_add(1, std::memory_order_relaxed);
+    spdlog::debug("https: TLS handshake failed: {}", hec.message());
+    co_return;
+  }
+  co_await serve(stream);
+  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
+  auto [sec] = co_await stream.async_shutdown(asio::as_tuple(asio::use_awaitable));
+  (void)sec;  // a client that closed first is the usual end
+}
+
+template <class Stream>
+asio::awaitable<void> http_server::serve(Stream& stream) {
+  auto& tcp_layer = beast::get_lowest_layer(stream);
   beast::flat_buffer buffer;
   try {
     for (std::size_t served = 0; served < kMaxRequestsPerConnection; ++served) {
       http::request_parser<http::string_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(opts_.header_limit));
       parser.body_limit(opts_.body_limit);
-      stream.expires_after(served == 0 ? opts_.header_timeout : opts_.idle_timeout);
+      tcp_layer.expires_after(served == 0 ? opts_.header_timeout : opts_.idle_timeout);
       auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser,
                                                         asio::as_tuple(asio::use_awaitable));
       std::optional<read_fault> fault;
@@ -309,15 +338,13 @@ asio::awaitable<void> http_server::session(tcp::socket sock,
       if (req.method != "HEAD") res.body() = std::move(out.body);
       res.keep_alive(keep_alive && served + 1 < kMaxRequestsPerConnection);
       if (out.status != 204) res.prepare_payload();
-      stream.expires_after(opts_.idle_timeout);
+      tcp_layer.expires_after(opts_.idle_timeout);
       auto [wec, wn] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
       if (wec || !res.keep_alive()) break;
     }
   } catch (const std::exception& e) {
     spdlog::debug("http session: {}", e.what());
   }
-  boost::system::error_code ignore;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ignore);
 }
 
 }  // namespace simcap

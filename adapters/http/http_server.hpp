@@ -15,6 +15,7 @@
 
 #include "http/http_api.hpp"
 #include "net/connection_gate.hpp"
+#include "net/tls_server.hpp"
 
 namespace simcap {
 
@@ -34,6 +35,8 @@ struct http_server_options {
   int nice = -5;
   // Long-polls (GET /v1/events?wait=S) waiting at once; one more is answered 429.
   std::size_t max_long_polls = 256;
+  // HTTPS (null: plain HTTP).
+  std::shared_ptr<tls_server_context> tls;
 };
 
 class http_server {
@@ -47,15 +50,23 @@ class http_server {
   void start();
   void stop();
   const connection_gate& gate() const noexcept { return gate_; }
+  // Connections closed in their TLS handshake (simcap_tls_handshake_failures_total).
+  std::uint64_t tls_refused() const noexcept {
+    return tls_refused_.load(std::memory_order_relaxed);
+  }
 
  private:
+  // One connection: the TLS handshake when the port speaks it, then serve().
   boost::asio::awaitable<void> session(boost::asio::ip::tcp::socket sock,
                                        connection_gate::ticket place);
+  // The requests of one connection, in turn (Stream: beast::tcp_stream or its ssl_stream).
+  template <class Stream>
+  boost::asio::awaitable<void> serve(Stream& stream);
   void do_accept();
   // Waits, on the session's strand, until an event lands, the deadline passes or the client
   // goes away (false). Data the client pipelines meanwhile is kept in `buffer`.
-  boost::asio::awaitable<bool> wait_for_event(boost::beast::tcp_stream& stream,
-                                              boost::beast::flat_buffer& buffer,
+  template <class Stream>
+  boost::asio::awaitable<bool> wait_for_event(Stream& stream, boost::beast::flat_buffer& buffer,
                                               std::chrono::steady_clock::time_point deadline,
                                               std::uint64_t seen_generation, bool& watch_client);
   void wake_long_polls();
@@ -77,6 +88,7 @@ class http_server {
   boost::asio::steady_timer accept_wait_;  // the accept loop's back-off
   std::vector<std::thread> threads_;
   std::atomic<bool> stopping_{false};
+  std::atomic<std::uint64_t> tls_refused_{0};
 };
 
 }  // namespace simcap

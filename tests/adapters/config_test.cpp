@@ -1,7 +1,9 @@
 #include "config.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 
 namespace simcap {
@@ -225,6 +227,63 @@ alert_emails = ["ops@example.com", "not an address"]
     EXPECT_TRUE(has_error(e, key)) << key;
   }
   EXPECT_FALSE(has_error(e, "sinks[2].kind"));
+}
+
+TEST(Config, TlsIsReadWithItsFilesAndFeedNames) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("simcap-config-tls-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  for (const char* f : {"cert.pem", "key.pem", "ca.pem"}) std::ofstream(dir / f) << "x\n";
+  // Relative names are the config file's directory's; both ports speak TLS by default.
+  auto cfg = parse_config(R"(
+[tls]
+cert = "cert.pem"
+key = "key.pem"
+client_ca = "ca.pem"
+
+[[feeds]]
+name = "carrier-a"
+token = "t"
+cert_cn = "carrier-a.example"
+)",
+                          dir);
+  ASSERT_TRUE(cfg) << cfg.error().front();
+  EXPECT_TRUE(cfg->tls.http);
+  EXPECT_TRUE(cfg->tls.feed);
+  EXPECT_EQ(cfg->tls.cert, dir / "cert.pem");
+  EXPECT_EQ(cfg->tls.client_ca, dir / "ca.pem");
+  EXPECT_EQ(cfg->feeds.at(0).cert_cn, "carrier-a.example");
+  // No [tls]: both plain.
+  auto plain = parse_config("", dir);
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(plain->tls.any());
+
+  auto bad = parse_config(R"(
+[tls]
+key = "missing.pem"
+http = "yes"
+colour = 1
+
+[[feeds]]
+name = "carrier-a"
+token = "t"
+cert_cn = "carrier-a.example"
+)",
+                          dir);
+  ASSERT_FALSE(bad);
+  for (const char* key : {"tls.cert", "tls.key", "tls.http", "tls.colour", "feeds[0].cert_cn"})
+    EXPECT_TRUE(has_error(bad.error(), key)) << key;
+  auto ca_without_feed = parse_config(R"(
+[tls]
+cert = "cert.pem"
+key = "key.pem"
+feed = false
+client_ca = "ca.pem"
+)",
+                                      dir);
+  ASSERT_FALSE(ca_without_feed);
+  EXPECT_TRUE(has_error(ca_without_feed.error(), "tls.client_ca"));
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Config, EmailSinkAndAlertEmails) {

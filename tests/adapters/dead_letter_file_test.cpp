@@ -104,7 +104,7 @@ TEST_F(DeadLetterFile, AFloodOfBadLinesOverAFeedStaysWithinTheBound) {
   cfg.feed = "127.0.0.1:0";
   cfg.engine.shards = 1;
   cfg.tokens = {{"admin-token", true, ""}};
-  cfg.feeds = {{"carrier-a", "feed-secret"}};
+  cfg.feeds = {{"carrier-a", "feed-secret", ""}};
   cfg.dead_letters.max_bytes = 65'536;
   cfg.dead_letters.files = 2;
   daemon d(cfg, true);

@@ -10,15 +10,14 @@
 #include <set>
 #include <thread>
 
-#include "engine_fixture.hpp"
 #include "feed_client.hpp"
+#include "feed_port_fixture.hpp"
 #include "sanitizers.hpp"
 
 namespace simcap::testing {
 namespace {
 
 using namespace std::chrono_literals;
-constexpr unix_seconds kNow = 1763800000;
 
 std::size_t rss_bytes() {
   std::ifstream f("/proc/self/statm");
@@ -44,44 +43,10 @@ std::size_t send_until_blocked(feed_client& c, std::string_view all) {
   return sent;
 }
 
-class FeedServer : public ::testing::Test {
+class FeedServer : public feed_port_fixture {
  protected:
-  FeedServer() : clock_(kNow) {
-    engine_options o;
-    o.shards = 2;
-    o.default_mb_limit = 100000;
-    eng_ = std::make_unique<engine>(o, clock_, dead_letters_);
-    eng_->start();
-    product_settings p;
-    p.id = "acme";
-    EXPECT_TRUE(eng_->put_product(p));
-    std::vector<iccid> ids;
-    for (std::uint64_t i = 0; i < 100; ++i) ids.push_back(test_iccid(i));
-    EXPECT_TRUE(eng_->import_sims("acme", ids));
-    feeds_ =
-        std::make_unique<feed_registry>(*eng_, std::vector<feed_config>{{"carrier-a", "secret"}});
-    feed_server_options fo;
-    fo.ack_interval = 20ms;
-    fo.hello_timeout = 2s;
-    server_ = std::make_unique<feed_server>(
-        *eng_, *feeds_, dead_letters_,
-        boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0), fo);
-    server_->start();
-    port_ = server_->local_endpoint().port();
-  }
-  ~FeedServer() override {
-    server_->stop(2s);
-    eng_->stop();
-  }
+  FeedServer() { start_port({{"carrier-a", "secret", ""}}, quick_options()); }
 
-  static std::string hello(const std::string& feed = "carrier-a",
-                           const std::string& token = "secret") {
-    return "{\"hello\":{\"feed\":\"" + feed + "\",\"token\":\"" + token + "\"}}\n";
-  }
-  static std::string line(std::uint64_t seq, std::uint64_t sim, std::uint64_t bytes) {
-    return "{\"seq\":" + std::to_string(seq) + ",\"iccid\":\"" + test_iccid_text(sim) +
-           "\",\"end\":" + std::to_string(kNow - 60) + ",\"up\":" + std::to_string(bytes) + "}\n";
-  }
   // Connects and says hello; returns resume_after.
   std::uint64_t connect(feed_client& c) {
     c.send(hello());
@@ -90,34 +55,6 @@ class FeedServer : public ::testing::Test {
     auto v = boost::json::parse(*w);
     return v.at("welcome").at("resume_after").to_number<std::uint64_t>();
   }
-  struct replies {
-    std::uint64_t ack = 0;
-    std::vector<boost::json::object> rejects;
-  };
-  // Reads replies until an ack of at least `seq` (or the timeout).
-  replies until_ack(feed_client& c, std::uint64_t seq, std::chrono::milliseconds timeout = 20s) {
-    replies r;
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (r.ack < seq && std::chrono::steady_clock::now() < deadline) {
-      auto l = c.read_line(200ms);
-      if (!l) {
-        if (c.closed()) break;
-        continue;
-      }
-      auto v = boost::json::parse(*l).as_object();
-      if (auto* a = v.if_contains("ack")) r.ack = a->to_number<std::uint64_t>();
-      if (auto* j = v.if_contains("reject")) r.rejects.push_back(j->as_object());
-    }
-    return r;
-  }
-  std::uint64_t usage(std::uint64_t sim) { return eng_->get_sim(test_iccid(sim))->usage_bytes(); }
-
-  manual_clock clock_;
-  memory_dead_letters dead_letters_;
-  std::unique_ptr<engine> eng_;
-  std::unique_ptr<feed_registry> feeds_;
-  std::unique_ptr<feed_server> server_;
-  std::uint16_t port_ = 0;
 };
 
 TEST_F(FeedServer, BadHelloIsRefusedAndClosed) {

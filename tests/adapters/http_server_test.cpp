@@ -33,7 +33,7 @@ class HttpServer : public ::testing::Test {
     cfg.engine.shards = 2;
     cfg.ack_interval = 20ms;
     cfg.tokens = {{"admin-token", true, ""}};
-    cfg.feeds = {{"carrier-a", "feed-secret"}};
+    cfg.feeds = {{"carrier-a", "feed-secret", ""}};
     cfg.max_long_polls = 40;
     d_ = std::make_unique<daemon>(cfg, true);
     d_->start();

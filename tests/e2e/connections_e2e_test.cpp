@@ -49,15 +49,10 @@ class Connections : public ::testing::Test {
         << "[[tokens]]\ntoken = \"admin-token\"\nscope = \"admin\"\n"
         << "[[products]]\nid = \"acme\"\niccids_file = \"" << (dir_ / "iccids.txt").string()
         << "\"\n";
-    d_ = std::make_unique<child>(
-        std::vector<std::string>{SIMCAPD_BIN, "--config", (dir_ / "simcapd.toml").string(),
-                                 "--feed", "127.0.0.1:0", "--http", "127.0.0.1:0"},
-        dir_ / "d.out", dir_ / "d.err");
-    auto http = d_->wait_for_line("http listening on 127.0.0.1:", 20s);
-    auto feed = d_->wait_for_line("feed listening on 127.0.0.1:", 20s);
-    ASSERT_TRUE(http && feed) << d_->err();
-    http_port_ = static_cast<std::uint16_t>(std::stoi(*http));
-    feed_port_ = static_cast<std::uint16_t>(std::stoi(*feed));
+    d_ = std::make_unique<simcapd_process>(SIMCAPD_BIN, dir_ / "simcapd.toml", dir_);
+    ASSERT_TRUE(d_->started()) << d_->proc->err();
+    http_port_ = d_->http_port;
+    feed_port_ = d_->feed_port;
   }
   // A figure of /metrics, e.g. metric("simcap_connections{port=\"feed\"}").
   std::uint64_t metric(const std::string& name) {
@@ -74,7 +69,7 @@ class Connections : public ::testing::Test {
     return code.value_or(-1000);
   }
   fs::path dir_;
-  std::unique_ptr<child> d_;
+  std::unique_ptr<simcapd_process> d_;
   std::uint16_t http_port_ = 0, feed_port_ = 0;
 };
 

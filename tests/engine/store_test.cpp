@@ -2,7 +2,6 @@
 // when idle sockets use up the process's limit) leaves it failed only until descriptors are
 // free again; a reopen that cannot open the files either is retried, never thrown.
 #include "durability/store.hpp"
-#include "sanitizers.hpp"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -12,6 +11,8 @@
 #include <cerrno>
 #include <filesystem>
 #include <string>
+
+#include "sanitizers.hpp"
 
 namespace simcap::testing {
 namespace {

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -84,6 +85,28 @@ class child {
   pid_t pid_ = -1;
   std::optional<int> status_;
   std::filesystem::path out_, err_;
+};
+
+// simcapd (bin) on a config, both ports on 127.0.0.1 port 0, its output in dir/d.out and
+// dir/d.err; started() says whether it printed both ports within 20 s (else see proc->err()).
+struct simcapd_process {
+  simcapd_process(const std::string& bin, const std::filesystem::path& config,
+                  const std::filesystem::path& dir)
+      : proc(std::make_unique<child>(
+            std::vector<std::string>{bin, "--config", config.string(), "--feed", "127.0.0.1:0",
+                                     "--http", "127.0.0.1:0"},
+            dir / "d.out", dir / "d.err")) {
+    const auto h = proc->wait_for_line("http listening on 127.0.0.1:", std::chrono::seconds(20));
+    const auto f = proc->wait_for_line("feed listening on 127.0.0.1:", std::chrono::seconds(20));
+    if (h && f) {
+      http_port = static_cast<std::uint16_t>(std::stoi(*h));
+      feed_port = static_cast<std::uint16_t>(std::stoi(*f));
+    }
+  }
+  bool started() const { return http_port != 0 && feed_port != 0; }
+
+  std::unique_ptr<child> proc;
+  std::uint16_t http_port = 0, feed_port = 0;
 };
 
 }  // namespace simcap::testing
