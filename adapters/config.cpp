@@ -116,7 +116,7 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
   if (const toml::table* l = root["limits"].as_table()) {
     rd.only(*l, "limits.",
             {"mb_bytes", "default_mb_limit", "alert_thresholds", "late_grace", "future_skew",
-             "dedup_window", "max_record_bytes", "events_in_memory"});
+             "dedup_window", "dedup_memory", "max_record_bytes", "events_in_memory"});
     if (auto n = rd.number(*l, "limits.", "mb_bytes", 1, 1'000'000'000'000,
                            "1 to 1000000000000 bytes")) {
       cfg.engine.mb_bytes = static_cast<std::uint64_t>(*n);
@@ -137,6 +137,8 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
                              "0s to 366d")) {
       cfg.engine.dedup_window = duration_cast<seconds>(*d);
     }
+    if (auto n = rd.size(*l, "limits.", "dedup_memory", 16ULL << 20, 1ULL << 40, "16MB to 1TB"))
+      cfg.engine.dedup_memory = *n;
     if (auto n = rd.number(*l, "limits.", "max_record_bytes", 1, std::int64_t{1} << 50,
                            "1 to 1125899906842624 (1 PiB)")) {
       cfg.engine.max_record_bytes = static_cast<std::uint64_t>(*n);

@@ -5,6 +5,7 @@
 #include <toml++/toml.h>
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <set>
 #include <string>
@@ -79,6 +80,48 @@ class toml_reader {
       return std::nullopt;
     }
     return n;
+  }
+
+  // A size in bytes from min to max: an integer, or a string of digits and a unit K, M, G or T
+  // (powers of 1024, as systemd reads them; "KB", "KiB" and "K" are the same).
+  std::optional<std::uint64_t> size(const toml::table& t, const std::string& prefix,
+                                    const char* key, std::uint64_t min, std::uint64_t max,
+                                    const char* range) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return std::nullopt;
+    std::optional<std::uint64_t> v;
+    if (auto i = n->value<std::int64_t>()) {
+      if (*i >= 0) v = static_cast<std::uint64_t>(*i);
+    } else if (auto s = n->value<std::string>()) {
+      v = parse_size(*s);
+    }
+    if (!v) {
+      error(prefix + key, "must be a size like 268435456, \"256MB\" or \"2GiB\"");
+    } else if (*v < min || *v > max) {
+      error(prefix + key, std::string("must be ") + range);
+      v.reset();
+    }
+    return v;
+  }
+  static std::optional<std::uint64_t> parse_size(std::string_view s) {
+    std::uint64_t n = 0;
+    std::size_t i = 0;
+    for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i) {
+      if (n > (UINT64_MAX - 9) / 10) return std::nullopt;
+      n = n * 10 + static_cast<std::uint64_t>(s[i] - '0');
+    }
+    if (i == 0) return std::nullopt;
+    std::string_view unit = s.substr(i);
+    if (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
+    int shift = 0;
+    if (!unit.empty() && unit != "B") {
+      const char u = unit.front();
+      shift = u == 'K' || u == 'k' ? 10 : u == 'M' ? 20 : u == 'G' ? 30 : u == 'T' ? 40 : -1;
+      unit.remove_prefix(1);
+      if (shift < 0 || !(unit.empty() || unit == "B" || unit == "iB")) return std::nullopt;
+    }
+    if (shift > 0 && n > (UINT64_MAX >> shift)) return std::nullopt;
+    return n << shift;
   }
 
   void address(const toml::table& t, const std::string& prefix, const char* key, std::string& out) {

@@ -4,11 +4,14 @@
 # AB_EXTRA_B, when set, is TOML appended to B's config only (e.g. a sink), to compare a
 # setting with the same build: AB_EXTRA_B="$(cat dead-sink.toml)" bench/ingest_ab.sh build build
 # AB_FEED_B, when set, are more simcap-feed arguments for B's runs (e.g. "--tls --ca ca.pem"
-# with a [tls] table in AB_EXTRA_B: TLS against plaintext, see the README).
+# with a [tls] table in AB_EXTRA_B: TLS against plaintext, see the README). AB_IDS_B=1: B's
+# records carry record ids (the id path against none, see the README); AB_IDS_A=1: A's do.
+# AB_FEED: simcap-feed arguments for both (e.g. "--spread 3600").
 # Each build directory holds simcapd and simcap-feed (Release). 1M SIMs with a 5 MB limit,
-# simcap-feed flat out to its last durable ack (no record ids). Prints each run's records/s and
+# simcap-feed flat out to its last durable ack (no record ids). Prints each run's records/s,
 # simcapd's CPU time per record (user + system, from the feed's start to its last ack: steadier
-# than the rate on a shared machine), each build's means, and B's as a share of A's.
+# than the rate on a shared machine) and its resident memory after the last ack, each build's
+# means, and B's as a share of A's.
 set -euo pipefail
 a=$1 b=$2 runs=${3:-4} records=${4:-20000000}
 work=$(mktemp -d)
@@ -28,7 +31,7 @@ iccids_file = "$work/iccids.txt"
 TOML
 { cat "$work/bench.toml"; printf '%s\n' "${AB_EXTRA_B:-}"; } >"$work/bench_b.toml"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-run() {  # build dir, config, simcap-feed arguments -> "records/s cpu-ns/record"
+run() {  # build dir, config, simcap-feed arguments -> "records/s cpu-ns/record rss-MiB"
   rm -rf "$work/data" "$work/out"
   "$1/simcapd" --config "$2" --feed 127.0.0.1:0 --http 127.0.0.1:0 --log-level warn >"$work/out" 2>&1 &
   local daemon=$!
@@ -41,17 +44,20 @@ run() {  # build dir, config, simcap-feed arguments -> "records/s cpu-ns/record"
   local t0 rate t1
   t0=$(cpu_ticks "$daemon")
   rate=$("$1/simcap-feed" --connect "127.0.0.1:$port" --feed bench --token bench-token --sims 1000000 \
-    --records "$records" --quiet --no-ids ${3:-} | tail -1 | sed -n 's/.* \([0-9]*\) records\/s.*/\1/p')
+    --records "$records" --quiet ${3:-} | tail -1 | sed -n 's/.* \([0-9]*\) records\/s.*/\1/p')
   t1=$(cpu_ticks "$daemon")
-  echo "$rate $(( (t1 - t0) * 1000000000 / $(getconf CLK_TCK) / records ))"
+  local rss
+  rss=$(awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$daemon/status")
+  echo "$rate $(( (t1 - t0) * 1000000000 / $(getconf CLK_TCK) / records )) $rss"
   kill "$daemon"
   wait "$daemon" || true
 }
 for r in $(seq "$runs"); do
-  read -r ra ca <<<"$(run "$a" "$work/bench.toml")"; read -r rb cb <<<"$(run "$b" "$work/bench_b.toml" "${AB_FEED_B:-}")"
-  echo "run $r: A $ra records/s ($ca ns CPU/record), B $rb records/s ($cb ns CPU/record)"
-  echo "$ra $ca" >>"$work/a"; echo "$rb $cb" >>"$work/b"
+  read -r ra ca ma <<<"$(run "$a" "$work/bench.toml" "$([ -n "${AB_IDS_A:-}" ] || echo --no-ids) ${AB_FEED:-}")"
+  read -r rb cb mb <<<"$(run "$b" "$work/bench_b.toml" "$([ -n "${AB_IDS_B:-}" ] || echo --no-ids) ${AB_FEED:-} ${AB_FEED_B:-}")"
+  echo "run $r: A $ra records/s ($ca ns CPU/record, $ma MiB), B $rb records/s ($cb ns CPU/record, $mb MiB)"
+  echo "$ra $ca $ma" >>"$work/a"; echo "$rb $cb $mb" >>"$work/b"
 done
-awk 'FNR==1{f++} {s[f]+=$1; c[f]+=$2; n[f]++} END {ma=s[1]/n[1]; mb=s[2]/n[2]; ca=c[1]/n[1]; cb=c[2]/n[2];
-  printf "mean A %.0f, mean B %.0f records/s: B/A = %.3f; CPU per record A %.0f ns, B %.0f ns: B/A = %.3f\n",
-         ma, mb, mb/ma, ca, cb, cb/ca}' "$work/a" "$work/b"
+awk 'FNR==1{f++} {s[f]+=$1; c[f]+=$2; m[f]+=$3; n[f]++} END {ma=s[1]/n[1]; mb=s[2]/n[2]; ca=c[1]/n[1]; cb=c[2]/n[2];
+  printf "mean A %.0f, mean B %.0f records/s: B/A = %.3f; CPU per record A %.0f ns, B %.0f ns: B/A = %.3f; RSS A %.0f MiB, B %.0f MiB\n",
+         ma, mb, mb/ma, ca, cb, cb/ca, m[1]/n[1], m[2]/n[2]}' "$work/a" "$work/b"

@@ -244,6 +244,12 @@ engine_stats engine::stats() const {
     st.records_counted += c.counted;
     st.late_records += c.late;
     st.duplicate_ids += c.duplicate_ids;
+    st.ids_in_memory += c.ids.in_memory;
+    st.ids_in_store += c.ids.in_store;
+    st.ids_memory_bytes += c.ids.memory_bytes;
+    st.ids_store_reads += c.ids.store_lookups;
+    st.ids_moves += c.ids.moves;
+    st.ids_read_errors += c.ids.lookup_errors;
     for (std::size_t i = 0; i < kRejectReasonCount; ++i) st.rejected[i] += c.rejected[i];
     for (std::size_t i = 0; i < kSimStateCount; ++i) st.sims_by_state[i] += c.by_state[i];
     st.queue_depth.push_back(s->queue_depth());

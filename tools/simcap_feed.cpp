@@ -68,7 +68,8 @@ struct options {
   std::string prefix = "8901000";
   std::string replay;
   std::string write_iccids;
-  std::string time;  // record time: Unix seconds or RFC 3339; default: now
+  std::string time;         // record time: Unix seconds or RFC 3339; default: now
+  std::int64_t spread = 0;  // > 0: record times rise evenly over this many seconds up to time
   bool ids = true;
   bool progress = false;
   bool quiet = false;
@@ -133,10 +134,18 @@ class synthetic final : public source {
     char id[20];
     write_iccid(id, sim);
     out.append(id, sizeof id);
+    // Ends rise with the seq over the spread, as a carrier's records of the last while.
+    const std::int64_t end =
+        o_.spread <= 0
+            ? t_
+            : t_ - o_.spread +
+                  static_cast<std::int64_t>(static_cast<unsigned __int128>(seq - first_) *
+                                            static_cast<std::uint64_t>(o_.spread) /
+                                            std::max<std::uint64_t>(1, o_.records));
     put("\",\"start\":");
-    num(static_cast<std::uint64_t>(t_ - 300));
+    num(static_cast<std::uint64_t>(end - 300));
     put(",\"end\":");
-    num(static_cast<std::uint64_t>(t_));
+    num(static_cast<std::uint64_t>(end));
     put(",\"up\":");
     num(up);
     put(",\"down\":");
@@ -553,6 +562,10 @@ int main(int argc, char** argv) {
   app.add_option("--write-iccids", o.write_iccids,
                  "write the fleet's ICCIDs to this file and exit");
   app.add_option("--time", o.time, "record time, Unix seconds or RFC 3339 (default: now)");
+  app.add_option("--spread", o.spread,
+                 "record times rise evenly over this many seconds up to --time (default 0: all "
+                 "at --time)")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{366} * 86400));
   app.add_option("--seed", o.seed, "random seed");
   app.add_option("--reconnects", o.reconnects, "reconnect attempts after a dropped connection");
   app.add_option("--timeout", o.timeout, "seconds to wait for the final ack");

@@ -81,6 +81,23 @@ std::string prometheus_text(const engine& eng, const feed_registry* feeds, const
      << "simcap_events_last_id " << eng.events().last_id() << "\n";
   if (eng.durable()) {
     const unix_seconds now = eng.time_source().now();
+    os << "# HELP simcap_record_ids Record ids remembered (as of the last checkpoint), in the RAM "
+          "table or moved to the store.\n# TYPE simcap_record_ids gauge\n"
+       << "simcap_record_ids{where=\"memory\"} " << st.ids_in_memory << "\n"
+       << "simcap_record_ids{where=\"store\"} " << st.ids_in_store << "\n"
+       << "# HELP simcap_record_id_memory_bytes RAM the record-id window takes (table, moved ids "
+          "not yet written, the store part's filters).\n# TYPE simcap_record_id_memory_bytes "
+          "gauge\n"
+       << "simcap_record_id_memory_bytes " << st.ids_memory_bytes << "\n"
+       << "# HELP simcap_record_id_moves_total Times the oldest record ids moved to the store.\n"
+          "# TYPE simcap_record_id_moves_total counter\n"
+       << "simcap_record_id_moves_total " << st.ids_moves << "\n"
+       << "# HELP simcap_record_id_store_reads_total Store reads for record ids (late records "
+          "the filters did not rule out).\n# TYPE simcap_record_id_store_reads_total counter\n"
+       << "simcap_record_id_store_reads_total " << st.ids_store_reads << "\n"
+       << "# HELP simcap_record_id_read_errors_total Store reads for record ids that failed (the "
+          "record counted as new).\n# TYPE simcap_record_id_read_errors_total counter\n"
+       << "simcap_record_id_read_errors_total " << st.ids_read_errors << "\n";
     os << "# HELP simcap_checkpoints_total Checkpoints written.\n# TYPE simcap_checkpoints_total "
           "counter\n"
        << "simcap_checkpoints_total " << st.checkpoints << "\n"

@@ -64,7 +64,9 @@ engine::impl::pending_checkpoint engine::impl::cut(std::uint64_t n) {
   }
   std::vector<detail::write_batch> parts(shards.size());
   std::vector<detail::shard_cut> cuts(shards.size());
-  shards.call_all([&](detail::shard& sh) { sh.cut(parts[sh.index()], cuts[sh.index()], n); });
+  const std::uint64_t durable = checkpoint_no;
+  shards.call_all(
+      [&](detail::shard& sh) { sh.cut(parts[sh.index()], cuts[sh.index()], n, durable); });
   for (unsigned s = 0; s < shards.size(); ++s) {
     p.longest_cut = std::max(p.longest_cut, cuts[s].seconds);
     p.ops.append(parts[s]);

@@ -23,7 +23,12 @@
 //                                                         in the product's current period
 //   rating       U shard(u16) product(u16) sim(u64)       a SIM's first chargeable day and bytes by
 //                                                         country in the product's current period
-//   ids          D shard(u16) newest(u64) checkpoint(u64) record-id fingerprints added in a checkpoint
+//   ids          D shard(u16) newest(u64) checkpoint(u64) record-id fingerprints added in a checkpoint (read
+//                                                         from stores of earlier versions, no longer written)
+//   id_log       Q shard(u16) checkpoint(u64)             record ids (and event times) a checkpoint added to the window's table
+//   id_tier      T shard(u16)                             the record-id window's groups (moved ids)
+//   id_group     V shard(u16) group(u64) chunk(u32) part(u64)  record ids a move added to a group
+//                                                         (in the store's record-id column family)
 //   watermark    W shard(u16) feed name                   the feed's highest seq applied by the shard
 //   side         X name                                   side state (the outbound sinks' positions)
 // clang-format on
@@ -51,15 +56,18 @@ enum class key_kind : char {
   retired = 'R',
   rating = 'U',
   ids = 'D',
+  id_log = 'Q',
+  id_tier = 'T',
+  id_group = 'V',
   watermark = 'W',
   side = 'X',
 };
 
 // The kinds whose keys begin with a shard number (what re-sharding rewrites).
-inline constexpr std::array kShardKinds{key_kind::base_gen, key_kind::base,     key_kind::delta,
-                                        key_kind::day,      key_kind::hourly,   key_kind::closed,
-                                        key_kind::line,     key_kind::retired,  key_kind::rating,
-                                        key_kind::ids,      key_kind::watermark};
+inline constexpr std::array kShardKinds{
+    key_kind::base_gen, key_kind::base,    key_kind::delta,    key_kind::day,      key_kind::hourly,
+    key_kind::closed,   key_kind::line,    key_kind::retired,  key_kind::rating,   key_kind::ids,
+    key_kind::id_log,   key_kind::id_tier, key_kind::id_group, key_kind::watermark};
 
 inline key_builder key_of(key_kind kind) { return key_builder(static_cast<char>(kind)); }
 // A key of one of kShardKinds: kind, then the shard.

@@ -122,17 +122,22 @@ void engine::impl::reshard(std::uint32_t from) {
     }
   }
   std::vector<detail::shard*> targets;
-  for (auto& sh : new_shards) targets.push_back(sh.get());
+  for (auto& sh : new_shards) {
+    sh->attach_store(*st);
+    targets.push_back(sh.get());
+  }
   for (auto& sh : old_shards) sh->hand_over(targets);
   detail::write_batch wb;
   for (key_kind kind : detail::kShardKinds) {
     wb.del_range(detail::shard_key(kind, 0).str(), detail::shard_key(kind, 0xffff).str());
   }
+  wb.del_range_id(*st, detail::shard_key(key_kind::id_group, 0).str(),
+                  detail::shard_key(key_kind::id_group, 0xffff).str());
   const std::uint64_t n = checkpoint_no + 1;
   for (auto& sh : new_shards) {
     detail::shard_cut cut;
     detail::write_batch part;
-    sh->cut(part, cut, n);
+    sh->cut(part, cut, n, checkpoint_no);
     wb.append(part);
     for (auto& [k, v] : cut.blobs) wb.put(k, v);
     for (const auto& [name, list] : seqs) {

@@ -13,7 +13,7 @@
 // shard starts.
 namespace simcap::detail {
 
-void shard::cut(write_batch& wb, shard_cut& out, std::uint64_t checkpoint) {
+void shard::cut(write_batch& wb, shard_cut& out, std::uint64_t checkpoint, std::uint64_t durable) {
   SIMCAP_ASSERT_OWNER();
   const auto t0 = std::chrono::steady_clock::now();
   // The dirty SIMs, as delta blobs of at most about kBlobBytes each (values that size come
@@ -194,27 +194,22 @@ void shard::cut(write_batch& wb, shard_cut& out, std::uint64_t checkpoint) {
   }
   closed_dropped_.clear();
 
-  if (!new_ids_.empty()) {
-    unix_seconds newest = std::numeric_limits<unix_seconds>::min();
-    writer w;
-    for (const auto& [fp, t] : new_ids_) {
-      w.put(fp).put(t);
-      newest = std::max(newest, t);
-    }
-    wb.put(shard_key(key_kind::ids, index_)
-               .be(static_cast<std::uint64_t>(newest))
-               .be(checkpoint)
-               .str(),
-           w.str());
-    new_ids_.clear();
-  }
   if (ids_purged_before_ > 0) {
-    // Blobs whose newest id is older than the purge horizon hold only expired ids.
+    // Id blobs of earlier versions: those whose newest id is older than the purge horizon hold
+    // only expired ids.
     wb.del_range(
         shard_key(key_kind::ids, index_).be(std::uint64_t{0}).str(),
         shard_key(key_kind::ids, index_).be(static_cast<std::uint64_t>(ids_purged_before_)).str());
     ids_purged_before_ = 0;
   }
+  dedup_.cut(wb, checkpoint, durable);
+  const id_window_stats ids = dedup_.stats();
+  ids_in_memory_.store(ids.in_memory, std::memory_order_relaxed);
+  ids_in_store_.store(ids.in_store, std::memory_order_relaxed);
+  ids_memory_bytes_.store(ids.memory_bytes, std::memory_order_relaxed);
+  ids_store_reads_.store(ids.store_lookups, std::memory_order_relaxed);
+  ids_moves_.store(ids.moves, std::memory_order_relaxed);
+  ids_read_errors_.store(ids.lookup_errors, std::memory_order_relaxed);
 
   for (std::uint32_t f = 0; f < kMaxFeeds; ++f) {
     const std::uint64_t seq = feed_seq(f);
@@ -312,7 +307,7 @@ void shard::hand_over(const std::vector<shard*>& to) {
       d.add_day(s.key, s.product, first + static_cast<std::int32_t>(day), bytes);
     }
   });
-  dedup_.for_each([&](std::uint64_t fp, unix_seconds t) {
+  dedup_.for_each_all([&](std::uint64_t fp, unix_seconds t) {
     for (shard* d : to) d->remember_id(fp, t);
   });
 }
@@ -435,7 +430,10 @@ std::vector<std::pair<std::string, std::uint64_t>> shard::recover(const store& s
     cp->lines.push_back(line_of(read_be<std::uint64_t>(k, prefix + 10), v));  // keys sort by SIM
     return true;
   });
+  // Record ids: the window's groups and logged table, then any of an earlier version's blobs.
   const unix_seconds horizon = id_horizon(clock_.now());
+  dedup_.attach(&st, index_);
+  dedup_.recover(st, horizon);
   st.scan(shard_key(key_kind::ids, index_).str(), [&](std::string_view, std::string_view v) {
     reader r(v);
     while (r.left() >= 16) {

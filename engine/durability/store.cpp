@@ -1,6 +1,8 @@
 #include "durability/store.hpp"
 
+#include <rocksdb/cache.h>
 #include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/memtablerep.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
@@ -81,52 +83,110 @@ rocksdb::Options store::options() const {
   return o;
 }
 
+namespace {
+
+constexpr const char* kIdsFamily = "ids";
+
+// The record-id family: written with the checkpoints and read point by point for late records,
+// so a skip-list memtable, small blocks in a cache of their own and Bloom filters.
+rocksdb::ColumnFamilyOptions ids_options(const rocksdb::Options& base) {
+  rocksdb::ColumnFamilyOptions o(base);
+  o.memtable_factory = std::make_shared<rocksdb::SkipListFactory>();
+  o.write_buffer_size = 16 << 20;
+  o.enable_blob_files = false;
+  rocksdb::BlockBasedTableOptions t;
+  t.block_size = 4 << 10;
+  t.block_cache = rocksdb::NewLRUCache(16 << 20);
+  t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  return o;
+}
+
+std::vector<rocksdb::ColumnFamilyDescriptor> families_of(const rocksdb::Options& o) {
+  return {{rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions(o)},
+          {kIdsFamily, ids_options(o)}};
+}
+
+}  // namespace
+
 bool store::open_writable(std::string& error) {
+  rocksdb::Options o = options();
+  o.create_missing_column_families = true;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = families_of(o);
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
-  rocksdb::Status st = rocksdb::DB::Open(options(), dir_.string(), &db);
+  rocksdb::Status st =
+      rocksdb::DB::Open(rocksdb::DBOptions(o), dir_.string(), families, &handles, &db);
   if (!st.ok()) {
     error = st.ToString();
     return false;
   }
   db_.reset(db);
+  delete handles[0];  // the default family's (db_ keeps its own)
+  ids_ = handles[1];
   writable_ = true;
   open_error_.clear();
   return true;
+}
+
+bool store::open_read_only(std::string& error) {
+  rocksdb::Options o = options();
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = families_of(o);
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status st =
+      rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(o), dir_.string(), families, &handles, &db);
+  if (!st.ok()) {
+    // A store of an older version has no record-id family.
+    families.pop_back();
+    handles.clear();
+    st =
+        rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(o), dir_.string(), families, &handles, &db);
+  }
+  if (!st.ok()) {
+    error = st.ToString();
+    return false;
+  }
+  db_.reset(db);
+  delete handles[0];
+  ids_ = handles.size() > 1 ? handles[1] : nullptr;
+  return true;
+}
+
+void store::close() {
+  if (!db_) return;
+  if (ids_ != nullptr) db_->DestroyColumnFamilyHandle(ids_);
+  ids_ = nullptr;
+  db_->Close();
+  db_.reset();
 }
 
 store::store(const std::filesystem::path& dir) : dir_(dir) {
   if (open_writable(open_error_)) return;
   // A store that cannot be opened for writing (no room for its new log and manifest) is still
   // read: simcapd starts with its state, not ready and acknowledging nothing, until it can write.
-  rocksdb::DB* db = nullptr;
-  rocksdb::Status st = rocksdb::DB::OpenForReadOnly(options(), dir.string(), &db);
-  if (!st.ok()) throw std::runtime_error("store " + dir.string() + ": " + open_error_);
-  db_.reset(db);
+  std::string why;
+  if (!open_read_only(why)) throw std::runtime_error("store " + dir.string() + ": " + open_error_);
   open_error_ = "cannot open for writing: " + open_error_;
 }
 
-store::~store() {
-  if (db_) db_->Close();
-}
+store::~store() { close(); }
 
 bool store::recover_writes() {
   // RocksDB clears its background error only with room for a whole memtable to spare; reopening
   // (the WAL replayed, a torn tail dropped) needs only room for what it writes.
   if (writable_ && db_ && db_->Resume().ok()) return true;
   std::unique_lock lock(open_mu_);
-  if (db_) db_->Close();
-  db_.reset();
+  close();
   writable_ = false;
   std::string why;
   if (open_writable(why)) return true;
   // Still read: queries of what is stored go on while it cannot write.
-  rocksdb::DB* db = nullptr;
-  rocksdb::Status st = rocksdb::DB::OpenForReadOnly(options(), dir_.string(), &db);
-  if (st.ok()) {
-    db_.reset(db);
+  std::string ro;
+  if (open_read_only(ro)) {
     open_error_ = "cannot open for writing: " + why;
   } else {
-    open_error_ = "cannot open: " + why + "; read-only: " + st.ToString();
+    open_error_ = "cannot open: " + why + "; read-only: " + ro;
   }
   return false;
 }
@@ -146,20 +206,27 @@ std::uint64_t store::free_bytes() const {
 namespace {
 rocksdb::Slice slice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
 
-// Replays one batch's writes into another.
+// Replays one batch's writes into another (family 0 is the default, any other the record ids',
+// whose handle the source batch had).
 struct copy_into final : rocksdb::WriteBatch::Handler {
-  explicit copy_into(rocksdb::WriteBatch& b) : into(b) {}
-  rocksdb::Status PutCF(std::uint32_t, const rocksdb::Slice& k, const rocksdb::Slice& v) override {
-    return into.Put(k, v);
+  copy_into(rocksdb::WriteBatch& b, rocksdb::ColumnFamilyHandle* ids) : into(b), ids(ids) {}
+  rocksdb::ColumnFamilyHandle* family(std::uint32_t cf) {
+    if (cf != 0 && ids == nullptr) throw std::logic_error("store batch: a family without a handle");
+    return cf == 0 ? nullptr : ids;
   }
-  rocksdb::Status DeleteCF(std::uint32_t, const rocksdb::Slice& k) override {
-    return into.Delete(k);
+  rocksdb::Status PutCF(std::uint32_t cf, const rocksdb::Slice& k,
+                        const rocksdb::Slice& v) override {
+    return cf == 0 ? into.Put(k, v) : into.Put(family(cf), k, v);
   }
-  rocksdb::Status DeleteRangeCF(std::uint32_t, const rocksdb::Slice& b,
+  rocksdb::Status DeleteCF(std::uint32_t cf, const rocksdb::Slice& k) override {
+    return cf == 0 ? into.Delete(k) : into.Delete(family(cf), k);
+  }
+  rocksdb::Status DeleteRangeCF(std::uint32_t cf, const rocksdb::Slice& b,
                                 const rocksdb::Slice& e) override {
-    return into.DeleteRange(b, e);
+    return cf == 0 ? into.DeleteRange(b, e) : into.DeleteRange(family(cf), b, e);
   }
   rocksdb::WriteBatch& into;
+  rocksdb::ColumnFamilyHandle* ids;
 };
 }  // namespace
 
@@ -175,8 +242,19 @@ void write_batch::del(std::string_view key) { b_->Delete(slice(key)); }
 void write_batch::del_range(std::string_view from, std::string_view to) {
   b_->DeleteRange(slice(from), slice(to));
 }
+void write_batch::put_id(const store& st, std::string_view key, std::string_view value) {
+  if (st.ids_ == nullptr) throw std::runtime_error("store: no record-id family (read-only)");
+  ids_ = st.ids_;
+  b_->Put(ids_, slice(key), slice(value));
+}
+void write_batch::del_range_id(const store& st, std::string_view from, std::string_view to) {
+  if (st.ids_ == nullptr) throw std::runtime_error("store: no record-id family (read-only)");
+  ids_ = st.ids_;
+  b_->DeleteRange(ids_, slice(from), slice(to));
+}
 void write_batch::append(const write_batch& other) {
-  copy_into c(*b_);
+  if (other.ids_ != nullptr) ids_ = other.ids_;
+  copy_into c(*b_, other.ids_);
   rocksdb::Status st = other.b_->Iterate(&c);
   if (!st.ok()) throw std::runtime_error("store batch: " + st.ToString());
 }
@@ -192,6 +270,21 @@ void store::write(write_batch& batch) {
   rocksdb::Status st = open_db().Write(w, batch.b_.get());
   if (!st.ok()) throw std::runtime_error("store write: " + st.ToString());
 }
+
+namespace {
+// Calls f for each key from the iterator's position on while it has the prefix.
+void visit(rocksdb::Iterator& it, std::string_view prefix,
+           const std::function<bool(std::string_view, std::string_view)>& f) {
+  for (; it.Valid(); it.Next()) {
+    rocksdb::Slice k = it.key();
+    std::string_view key(k.data(), k.size());
+    if (!key.starts_with(prefix)) break;
+    rocksdb::Slice v = it.value();
+    if (!f(key, std::string_view(v.data(), v.size()))) break;
+  }
+  if (!it.status().ok()) throw std::runtime_error("store read: " + it.status().ToString());
+}
+}  // namespace
 
 void store::scan(std::string_view prefix,
                  const std::function<bool(std::string_view, std::string_view)>& f) const {
@@ -213,14 +306,24 @@ void store::scan_from(std::string_view prefix, std::string_view from, bool from_
   } else {
     it->Seek(start);
   }
-  for (; it->Valid(); it->Next()) {
-    rocksdb::Slice k = it->key();
-    std::string_view key(k.data(), k.size());
-    if (!key.starts_with(prefix)) break;
-    rocksdb::Slice v = it->value();
-    if (!f(key, std::string_view(v.data(), v.size()))) break;
-  }
-  if (!it->status().ok()) throw std::runtime_error("store read: " + it->status().ToString());
+  visit(*it, prefix, f);
+}
+
+void store::scan_ids(std::string_view prefix,
+                     const std::function<bool(std::string_view, std::string_view)>& f) const {
+  rocksdb::ReadOptions r;
+  // The first key after the prefix bounds the iterator, so that it reads no block past it.
+  std::string end(prefix);
+  while (!end.empty() && static_cast<unsigned char>(end.back()) == 0xff) end.pop_back();
+  if (!end.empty()) end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
+  rocksdb::Slice upper(end);
+  if (!end.empty()) r.iterate_upper_bound = &upper;
+  std::shared_lock lock(open_mu_);
+  rocksdb::DB& db = open_db();
+  if (ids_ == nullptr) return;
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(r, ids_));
+  it->Seek(rocksdb::Slice(prefix.data(), prefix.size()));
+  visit(*it, prefix, f);
 }
 
 bool store::get(std::string_view key, std::string& value) const {

@@ -14,6 +14,7 @@
 #include <string_view>
 
 namespace rocksdb {
+class ColumnFamilyHandle;
 class DB;
 class WriteBatch;
 struct Options;
@@ -33,6 +34,11 @@ class write_batch {
   void del(std::string_view key);
   // Deletes the keys in [from, to).
   void del_range(std::string_view from, std::string_view to);
+  // The same in the record-id family (the store's second column family: record ids are read
+  // point by point while they are written, which the default family's vector memtable is not
+  // made for).
+  void put_id(const class store& st, std::string_view key, std::string_view value);
+  void del_range_id(const class store& st, std::string_view from, std::string_view to);
   // Adds other's writes after this batch's own (in their order).
   void append(const write_batch& other);
   std::size_t count() const;
@@ -44,6 +50,7 @@ class write_batch {
  private:
   friend class store;
   std::unique_ptr<rocksdb::WriteBatch> b_;
+  rocksdb::ColumnFamilyHandle* ids_ = nullptr;  // of the store open when put_id was called
 };
 
 class store {
@@ -80,12 +87,19 @@ class store {
   void scan_from(std::string_view prefix, std::string_view from, bool from_floor,
                  const std::function<bool(std::string_view, std::string_view)>& f) const;
   bool get(std::string_view key, std::string& value) const;
+  // Like scan, in the record-id family (nothing when the store has none: opened read-only
+  // from an older version).
+  void scan_ids(std::string_view prefix,
+                const std::function<bool(std::string_view, std::string_view)>& f) const;
   // Bytes of the store's files on disk.
   std::uint64_t disk_bytes() const;
 
  private:
+  friend class write_batch;
   rocksdb::Options options() const;
   bool open_writable(std::string& error);
+  bool open_read_only(std::string& error);
+  void close();
   rocksdb::DB& open_db() const;
 
   std::filesystem::path dir_;
@@ -93,6 +107,7 @@ class store {
   // closes and reopens db_ (null when a reopen failed).
   mutable std::shared_mutex open_mu_;
   std::unique_ptr<rocksdb::DB> db_;
+  rocksdb::ColumnFamilyHandle* ids_ = nullptr;  // the record-id family (db_ owns it)
   bool writable_ = false;
   std::string open_error_;
 };

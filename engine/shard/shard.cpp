@@ -18,6 +18,7 @@ shard::shard(unsigned index, const engine_options& opts, const clock& clk, event
       host_(host),
       queue_(1024),
       table_(opts.expected_sims),
+      dedup_(static_cast<std::size_t>(opts.dedup_memory / std::max(1u, opts.shards))),
       durable_(!opts.store_dir.empty()) {
   if (opts.rates) {
     static const network_countries no_networks;
@@ -119,6 +120,12 @@ shard::counters shard::read_counters() const noexcept {
   c.counted = counted_.load(std::memory_order_relaxed);
   c.late = late_.load(std::memory_order_relaxed);
   c.duplicate_ids = duplicate_ids_.load(std::memory_order_relaxed);
+  c.ids.in_memory = ids_in_memory_.load(std::memory_order_relaxed);
+  c.ids.in_store = ids_in_store_.load(std::memory_order_relaxed);
+  c.ids.memory_bytes = ids_memory_bytes_.load(std::memory_order_relaxed);
+  c.ids.store_lookups = ids_store_reads_.load(std::memory_order_relaxed);
+  c.ids.moves = ids_moves_.load(std::memory_order_relaxed);
+  c.ids.lookup_errors = ids_read_errors_.load(std::memory_order_relaxed);
   c.apply_nanos = apply_nanos_.load(std::memory_order_relaxed);
   for (std::size_t i = 0; i < c.apply_buckets.size(); ++i) {
     c.apply_buckets[i] = apply_buckets_[i].load(std::memory_order_relaxed);

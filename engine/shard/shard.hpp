@@ -31,9 +31,9 @@
 
 #include "catalog/feeds.hpp"
 #include "catalog/product.hpp"
+#include "durability/id_window.hpp"
 #include "simcap/engine.hpp"
 #include "state/day_usage.hpp"
-#include "state/dedup_set.hpp"
 #include "state/sim_table.hpp"
 
 #ifndef NDEBUG
@@ -176,6 +176,7 @@ class shard {
 
   struct counters {
     std::uint64_t counted = 0, late = 0, duplicate_ids = 0;
+    id_window_stats ids;  // as of the last checkpoint
     std::array<std::uint64_t, kApplyBuckets.size() + 1> apply_buckets{};  // not cumulative
     std::uint64_t apply_nanos = 0;
     std::array<std::uint64_t, kRejectReasonCount> rejected{};
@@ -255,7 +256,8 @@ class shard {
   // ---- durability (owner thread, or before start() / after stop())
   // Writes everything changed since the last cut into wb (consistent: it runs between batches)
   // and hands over the events and watermarks that go with it.
-  void cut(write_batch& wb, shard_cut& out, std::uint64_t checkpoint);
+  // durable: the newest checkpoint known written.
+  void cut(write_batch& wb, shard_cut& out, std::uint64_t checkpoint, std::uint64_t durable);
   // Loads the shard's part of the store (products must be learnt first). Returns the feeds'
   // watermarks by feed name.
   std::vector<std::pair<std::string, std::uint64_t>> recover(const store& st);
@@ -264,6 +266,8 @@ class shard {
   // every one of them all record ids (ids carry no SIM), the products' periods, and the hourly
   // usage to the first; everything moved is marked for the next cut.
   void hand_over(const std::vector<shard*>& to);
+  // Re-sharding: the new shard writes its record ids to st (recover() does this otherwise).
+  void attach_store(const store& st) noexcept { dedup_.attach(&st, index_); }
   // The highest seq of the feed applied here (any thread). Records at or below it are
   // duplicates; set at start-up from the store.
   std::uint64_t feed_seq(std::uint32_t feed) const noexcept {
@@ -378,11 +382,7 @@ class shard {
   }
   void publish(const event& e);
   void add_day(std::uint64_t sim, std::uint16_t product, std::int32_t day, std::uint64_t bytes);
-  bool remember_id(std::uint64_t fp, unix_seconds t) {
-    if (!dedup_.insert(fp, t)) return false;
-    if (durable_) new_ids_.push_back({fp, t});
-    return true;
-  }
+  bool remember_id(std::uint64_t fp, unix_seconds t) { return dedup_.insert(fp, t); }
   void emit(const sim_slot& s, event_type type, event_reason why, unix_seconds when,
             std::uint16_t threshold = 0);
   void end_factory_test(sim_slot& s, shard_product& p, event_reason why, unix_seconds when);
@@ -427,7 +427,7 @@ class shard {
   std::atomic<bool> stopping_{false};
 
   sim_table table_;
-  dedup_set dedup_;
+  id_window dedup_;
   day_usage days_;
   std::vector<shard_product> products_;
   using deadline = std::pair<unix_seconds, std::uint64_t>;
@@ -467,7 +467,6 @@ class shard {
   std::vector<std::pair<std::uint16_t, std::uint64_t>> retired_changed_;  // product, SIM
   std::vector<std::uint64_t> erased_;  // SIMs removed (an import taken back): tombstones
   std::vector<closed_ref> closed_dropped_;
-  std::vector<std::pair<std::uint64_t, unix_seconds>> new_ids_;
   unix_seconds ids_purged_before_ = 0;  // dedup entries older than this are gone
   std::vector<event> pending_events_;
   // Rating: none without a rate table. SIM key -> its entry (only charge_day, country and away
@@ -482,6 +481,8 @@ class shard {
   std::array<std::uint64_t, kMaxFeeds> feed_seq_written_{};
 
   std::atomic<std::uint64_t> counted_{0}, late_{0}, duplicate_ids_{0}, apply_nanos_{0};
+  std::atomic<std::uint64_t> ids_in_memory_{0}, ids_in_store_{0}, ids_memory_bytes_{0},
+      ids_store_reads_{0}, ids_moves_{0}, ids_read_errors_{0};
   std::array<std::atomic<std::uint64_t>, kApplyBuckets.size() + 1> apply_buckets_{};
   std::array<std::atomic<std::uint64_t>, kRejectReasonCount> rejected_{};
   std::array<std::atomic<std::size_t>, kSimStateCount> by_state_{};

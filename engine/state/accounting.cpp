@@ -71,7 +71,7 @@ void shard::apply(record_batch& b) {
   // The table and the id set are far bigger than the cache: fetch ahead what later records need.
   auto prefetch = [&](const usage_record& r) {
     table_.prefetch(r.sim);
-    if (r.id_hash != 0) dedup_.prefetch(dedup_set::fingerprint(r.sim, r.id_hash));
+    if (r.id_hash != 0) dedup_.prefetch(id_fingerprint(r.sim, r.id_hash));
   };
   for (std::size_t i = 0; i < std::min(n, kAhead); ++i) prefetch(recs[i]);
   std::uint64_t counted = 0;
@@ -98,7 +98,7 @@ void shard::apply(record_batch& b) {
       counted += apply_late(b, r, *s, p, now);
       continue;
     }
-    if (r.id_hash != 0 && !remember_id(dedup_set::fingerprint(r.sim, r.id_hash), r.event_time)) {
+    if (r.id_hash != 0 && !remember_id(id_fingerprint(r.sim, r.id_hash), r.event_time)) {
       bump(duplicate_ids_);
       continue;
     }
@@ -159,7 +159,7 @@ bool shard::apply_late(record_batch& b, const usage_record& r, sim_slot& s, shar
                             : "record is for a period closed more than late_grace ago");
     return false;
   }
-  if (r.id_hash != 0 && !remember_id(dedup_set::fingerprint(r.sim, r.id_hash), r.event_time)) {
+  if (r.id_hash != 0 && !remember_id(id_fingerprint(r.sim, r.id_hash), r.event_time)) {
     bump(duplicate_ids_);
     return false;
   }

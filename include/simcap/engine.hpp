@@ -56,6 +56,8 @@ struct engine_options {
   std::chrono::seconds late_grace{48 * 3600};
   std::chrono::seconds future_skew{5 * 60};
   std::chrono::seconds dedup_window{24 * 3600};
+  // RAM for the record-id window (all shards); with a store, older ids move there.
+  std::uint64_t dedup_memory = 256ULL << 20;
   std::uint64_t factory_test_bytes = 100'000;  // 100 KB
   std::uint32_t factory_test_sms = 10;
   std::chrono::seconds factory_test_period{30 * 86400};
@@ -278,6 +280,10 @@ struct engine_stats {
   std::uint64_t records_counted = 0;
   std::uint64_t late_records = 0;
   std::uint64_t duplicate_ids = 0;
+  // The record-id window (as of the last checkpoint): entries in RAM and in the store, the RAM
+  // it takes, store reads for late records, moves to the store, failed reads.
+  std::uint64_t ids_in_memory = 0, ids_in_store = 0, ids_memory_bytes = 0, ids_store_reads = 0,
+                ids_moves = 0, ids_read_errors = 0;
   std::array<std::uint64_t, kRejectReasonCount> rejected{};
   std::vector<std::size_t> queue_depth;  // per shard, in messages
   // Time to apply one record batch on a shard: histogram bucket bounds (seconds), counts per

@@ -120,6 +120,26 @@ TEST(Config, DurationsAndNumbersAreBounded) {
   EXPECT_EQ(ok->engine.future_skew, std::chrono::minutes(10));
 }
 
+TEST(Config, DedupMemoryIsASize) {
+  EXPECT_EQ(parse_config("", ".")->engine.dedup_memory, 256u << 20);
+  for (auto [text, bytes] :
+       std::initializer_list<std::pair<const char*, std::uint64_t>>{{"\"256MB\"", 256ULL << 20},
+                                                                    {"\"2GiB\"", 2ULL << 30},
+                                                                    {"\"64M\"", 64ULL << 20},
+                                                                    {"\"40000 K\"", 40000ULL << 10},
+                                                                    {"33554432", 32ULL << 20}}) {
+    auto cfg = parse_config(std::string("[limits]\ndedup_memory = ") + text + "\n", ".");
+    ASSERT_TRUE(cfg) << text;
+    EXPECT_EQ(cfg->engine.dedup_memory, bytes) << text;
+  }
+  for (const char* bad : {"\"lots\"", "\"12XB\"", "\"1MBB\"", "\"1MB\"", "-5", "\"2TB\"",
+                          "\"99999999999999999999G\""}) {
+    auto cfg = parse_config(std::string("[limits]\ndedup_memory = ") + bad + "\n", ".");
+    ASSERT_FALSE(cfg) << bad;
+    EXPECT_NE(cfg.error().front().find("limits.dedup_memory"), std::string::npos) << bad;
+  }
+}
+
 TEST(Config, ThresholdsThatRoundToTheSamePermilleAreRefused) {
   auto cfg = parse_config("[limits]\nalert_thresholds = [0.9, 0.9001]\n", ".");
   ASSERT_FALSE(cfg);

@@ -49,6 +49,7 @@ class Durability : public engine_fixture {
   void open() {
     engine_options o = durable_options(dir_);
     o.shards = 2;
+    if (dedup_memory_ != 0) o.dedup_memory = dedup_memory_;
     eng_ = std::make_unique<engine>(std::move(o), clock_, dead_letters_);
     eng_->start();
     feed_ = eng_->register_feed("test-feed");
@@ -102,6 +103,7 @@ class Durability : public engine_fixture {
   }
 
   fs::path dir_;
+  std::uint64_t dedup_memory_ = 0;  // 0: the default
 };
 
 TEST_F(Durability, CheckpointRoundTripKeepsSimsEventsWatermarksAndIds) {
@@ -238,6 +240,74 @@ TEST_F(Durability, RecordIdIsRememberedWhileItsRecordCouldCountAcrossARestart) {
   restart();
   feed_seq({rec(1, 1000, start + 86400, 42, 4)});
   EXPECT_EQ(usage(1), 1000u);
+}
+
+// A window of record ids far bigger than dedup_memory: the older ids move to the store, and
+// every resent record is still dropped, exactly once, before and after a restart; records
+// with new ids, late or not, count once.
+TEST_F(Durability, RecordIdsSpilledToTheStoreStayExactAcrossARestart) {
+  dedup_memory_ = 256 << 10;  // 128 KiB a shard: about 8,000 ids in RAM each
+  restart();
+  make_product("acme", 100'000);
+  std::vector<std::uint64_t> sims;
+  for (std::uint64_t n = 1; n <= 200; ++n) sims.push_back(n);
+  import("acme", sims);
+  const unix_seconds start = eng_->get_product("acme")->period_start;
+  ASSERT_TRUE(eng_->advance_clock(start + 86400));
+  constexpr std::uint64_t kRecords = 60'000;
+  // Ids unique per SIM (the same id on two SIMs is two records); times rising over 10 hours.
+  auto record = [&](std::uint64_t i, std::uint64_t seq) {
+    return rec(1 + i % 200, 1 + i % 7, start + static_cast<unix_seconds>(i * 36 / 60), 0x5000 + i,
+               seq);
+  };
+  std::uint64_t seq = 0, expected = 0;
+  auto send = [&](std::uint64_t from, std::uint64_t to) {
+    for (std::uint64_t i = from; i < to; i += 2000) {
+      std::vector<usage_record> rs;
+      for (std::uint64_t j = i; j < std::min(to, i + 2000); ++j) rs.push_back(record(j, ++seq));
+      feed_seq(rs);
+      eng_->checkpoint();
+    }
+  };
+  auto total = [&] { return eng_->product_usage("acme")->usage_bytes(); };
+  send(0, kRecords);
+  for (std::uint64_t i = 0; i < kRecords; ++i) expected += 1 + i % 7;
+  ASSERT_EQ(total(), expected);
+  eng_->checkpoint();
+  const engine_stats moved = eng_->stats();
+  EXPECT_GT(moved.ids_moves, 0u);
+  EXPECT_GT(moved.ids_in_store, kRecords / 2) << "most ids live in the store";
+  EXPECT_EQ(moved.ids_in_memory + moved.ids_in_store, kRecords);
+  EXPECT_LT(moved.ids_memory_bytes, (256u << 10) + 2 * moved.ids_in_store);
+
+  // Resent (new seqs, as by a carrier resending a file): every one a duplicate.
+  const std::uint64_t dups = eng_->stats().duplicate_ids;
+  send(0, kRecords);
+  EXPECT_EQ(total(), expected);
+  EXPECT_EQ(eng_->stats().duplicate_ids - dups, kRecords);
+  EXPECT_GT(eng_->stats().ids_store_reads, 0u);
+
+  restart();
+  EXPECT_EQ(total(), expected);
+  const std::uint64_t dups2 = eng_->stats().duplicate_ids;
+  send(0, kRecords);
+  EXPECT_EQ(total(), expected) << "after the restart too";
+  EXPECT_EQ(eng_->stats().duplicate_ids - dups2, kRecords);
+  // New ids: dated early (late records, below the RAM part) and now; each counts once.
+  std::vector<usage_record> fresh;
+  for (std::uint64_t i = 0; i < 500; ++i) {
+    fresh.push_back(rec(1 + i % 200, 10, start + 60, 0x900000 + i, ++seq));
+    fresh.push_back(rec(1 + i % 200, 10, start + 86000, 0xA00000 + i, ++seq));
+  }
+  feed_seq(fresh);
+  eng_->checkpoint();
+  for (auto& r : fresh) r.seq = ++seq;
+  feed_seq(fresh);
+  EXPECT_EQ(total(), expected + 1000 * 10);
+  restart();
+  for (auto& r : fresh) r.seq = ++seq;
+  feed_seq(fresh);
+  EXPECT_EQ(total(), expected + 1000 * 10);
 }
 
 TEST_F(Durability, OldLifeOfAReimportedSimSurvivesARestart) {

@@ -4,8 +4,6 @@
 
 #include <vector>
 
-#include "state/dedup_set.hpp"
-
 namespace simcap::detail {
 namespace {
 
@@ -61,17 +59,6 @@ TEST(SimTable, ReserveAvoidsGrowth) {
   std::size_t cap = t.capacity();
   for (std::uint64_t k = 1; k <= 1000; ++k) t.insert(k);
   EXPECT_EQ(t.capacity(), cap);
-}
-
-TEST(DedupSet, DetectsRepeatsAndPurgesOldEntries) {
-  dedup_set d;
-  for (std::uint64_t i = 1; i <= 5000; ++i) ASSERT_TRUE(d.insert(i, static_cast<unix_seconds>(i)));
-  for (std::uint64_t i = 1; i <= 5000; ++i) EXPECT_FALSE(d.insert(i, 0));
-  d.purge(2501);
-  EXPECT_EQ(d.size(), 2500u);
-  EXPECT_FALSE(d.contains(2500));
-  EXPECT_TRUE(d.contains(2501));
-  EXPECT_TRUE(d.insert(1, 9999));
 }
 
 }  // namespace

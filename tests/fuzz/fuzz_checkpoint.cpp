@@ -1,5 +1,6 @@
 // libFuzzer: the checkpoint decoders over any bytes, as a damaged or foreign store would hand
-// them: SIM blobs, closed and retired lines, rating entries and product records. The first
+// them: SIM blobs, closed and retired lines, rating entries, product records and the record-id
+// window's key. The first
 // byte picks the decoder. A decoder may refuse (product records throw), never crash, and what
 // it accepts encodes again to a value it reads back the same.
 #include <cstdint>
@@ -7,6 +8,7 @@
 #include <string_view>
 
 #include "catalog/catalog.hpp"
+#include "durability/id_window.hpp"
 #include "durability/sim_blobs.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -14,7 +16,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   using namespace simcap::detail;
   if (size == 0 || size > (1u << 20)) return 0;
   const std::string_view v(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 4) {
+  switch (data[0] % 5) {
     case 0: {
       std::size_t n = 0;
       decode_slots(v, [&](const sim_slot&, bool) { ++n; });
@@ -35,6 +37,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       r.get<std::uint8_t>();
       const auto away = get_away(r);
       if (away.size() * 18 > v.size()) __builtin_trap();
+      break;
+    }
+    case 4: {
+      const auto key = id_window::decode_key(v);
+      if (key && key->groups.size() * 44 + 12 != v.size()) __builtin_trap();
       break;
     }
     default: {

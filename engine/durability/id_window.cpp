@@ -1,0 +1,385 @@
+#include "durability/id_window.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include "durability/codec.hpp"
+#include "durability/keys.hpp"
+
+namespace simcap::detail {
+
+namespace {
+
+constexpr std::size_t kChunkEntries = 256;  // aim per chunk of a group
+constexpr std::uint32_t kMaxBits = 20;
+// The table grows (by doubling) to its budget, then moves entries out once it is 85 % full,
+// down to about 55 %: linear probing stays short and the moves are rare.
+constexpr double kMaxLoad = 0.85;
+constexpr double kLoadAfterMove = 0.55;
+// Of the budget, the table takes three quarters; the rest is for moved entries waiting for
+// their checkpoint to be written.
+constexpr double kTableShare = 0.75;
+constexpr std::uint64_t kMinGroup = 4096;
+
+std::uint32_t bits_for(std::uint64_t entries) {
+  std::uint32_t bits = 0;
+  while (bits < kMaxBits && (entries >> bits) > kChunkEntries) ++bits;
+  return bits;
+}
+
+bool chunk_holds(std::string_view v, std::uint64_t fp) {
+  for (std::size_t at = 0; at + sizeof(id_table::slot) <= v.size(); at += sizeof(id_table::slot)) {
+    std::uint64_t k;
+    std::memcpy(&k, v.data() + at, sizeof k);
+    if (k == fp) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+id_window::id_window(std::size_t budget)
+    : table_(1024),
+      max_slots_(std::max<std::size_t>(
+          1024, static_cast<std::size_t>(static_cast<double>(budget) * kTableShare /
+                                         sizeof(id_table::slot)))),
+      epoch_inserts_(std::max<std::uint64_t>(64, max_slots_ / 16)) {
+  epochs_.emplace_back();
+}
+
+id_window::~id_window() = default;
+
+std::string id_window::group_key(std::uint64_t g) const {
+  return shard_key(key_kind::id_group, shard_).be(g).str();
+}
+
+std::string id_window::chunk_prefix(std::uint64_t g, std::size_t chunk) const {
+  return shard_key(key_kind::id_group, shard_).be(g).be(static_cast<std::uint32_t>(chunk)).str();
+}
+
+std::string id_window::log_key(std::uint64_t checkpoint) const {
+  return shard_key(key_kind::id_log, shard_).be(checkpoint).str();
+}
+
+bool id_window::insert(std::uint64_t fp, unix_seconds when) {
+  const std::uint32_t t = stored_time(when);
+  if (in_groups(fp, t)) return false;
+  if (!insert_table(fp, t)) return false;
+  if (st_ != nullptr) new_ids_.push_back({fp, t});
+  return true;
+}
+
+bool id_window::in_groups(std::uint64_t fp, std::uint32_t t) {
+  for (auto g = groups_.rbegin(); g != groups_.rend(); ++g) {
+    if (t >= g->min_t && t <= g->max_t && g->filter.may_contain(fp) && in_group(*g, fp))
+      return true;
+  }
+  return false;
+}
+
+bool id_window::insert_table(std::uint64_t fp, std::uint32_t t) {
+  if (!table_.insert(fp, current_epoch())) return false;
+  epoch& e = current();
+  e.min_t = std::min(e.min_t, t);
+  e.max_t = std::max(e.max_t, t);
+  if (++e.count >= epoch_inserts_) next_epoch();
+  if (static_cast<double>(table_.size()) > static_cast<double>(table_.capacity()) * kMaxLoad)
+    grow_or_move();
+  return true;
+}
+
+bool id_window::in_group(group& g, std::uint64_t fp) {
+  const std::size_t c = chunk_of(fp, g.bits);
+  for (const part& p : g.parts) {
+    for (std::uint32_t i = p.starts[c]; i < p.starts[c + 1]; ++i) {
+      if (p.entries[i].fp == fp) return true;
+    }
+  }
+  if (!g.written || st_ == nullptr) return false;
+  ++store_lookups_;
+  bool found = false;
+  try {
+    st_->scan_ids(chunk_prefix(g.no, c), [&](std::string_view, std::string_view v) {
+      found = chunk_holds(v, fp);
+      return !found;
+    });
+  } catch (const std::exception& e) {
+    if (lookup_errors_++ == 0) spdlog::warn("record ids: cannot read the store: {}", e.what());
+  }
+  return found;
+}
+
+id_window::group& id_window::open_group(std::uint64_t expected) {
+  if (groups_.empty() || groups_.back().count + expected > groups_.back().capacity) {
+    group g;
+    g.no = next_group_++;
+    g.capacity = std::max<std::uint64_t>({expected, max_slots_, kMinGroup});
+    g.bits = bits_for(g.capacity);
+    g.filter = id_filter(g.capacity);
+    groups_.push_back(std::move(g));
+    changed_ = true;
+  }
+  return groups_.back();
+}
+
+void id_window::grow_or_move() {
+  if (table_.capacity() < max_slots_) {
+    table_.rehash(std::min(max_slots_, table_.capacity() * 2));
+  } else if (st_ == nullptr) {
+    table_.rehash(table_.capacity() * 2);  // nowhere to move them: memory grows
+  } else {
+    move_old();
+  }
+}
+
+void id_window::move_old() {
+  if (epochs_.size() == 1) next_epoch();  // the current epoch can go too
+  // The oldest epochs, up to about the share that brings the load down.
+  const auto target = static_cast<std::uint64_t>((1.0 - kLoadAfterMove / kMaxLoad) *
+                                                 static_cast<double>(table_.size()));
+  std::uint64_t moving = 0;
+  std::size_t n = 0;
+  std::uint32_t min_t = 0xffffffffu, max_t = 0;
+  while (n + 1 < epochs_.size() && moving < target) {
+    moving += epochs_[n].count;
+    min_t = std::min(min_t, epochs_[n].min_t);
+    max_t = std::max(max_t, epochs_[n].max_t);
+    ++n;
+  }
+  if (n == 0) return;
+  std::vector<std::uint32_t> newest(n);  // an entry's event time: its epoch's newest
+  for (std::size_t i = 0; i < n; ++i) newest[i] = epochs_[i].max_t;
+  group& g = open_group(moving);
+  g.min_t = std::min(g.min_t, min_t);
+  g.max_t = std::max(g.max_t, max_t);
+  const std::uint32_t first = first_epoch_;
+  std::vector<id_table::slot> out;
+  out.reserve(moving);
+  table_.extract_older(first + static_cast<std::uint32_t>(n),
+                       [&](std::uint64_t fp, std::uint32_t e) {
+                         out.push_back({fp, newest[e - first]});
+                         g.filter.add(fp);
+                       });
+  g.count += out.size();
+  // Sorted by chunk (a counting sort), as the chunks are written and read.
+  part& p = g.parts.emplace_back();
+  p.no = ++g.parts_made;
+  const std::size_t chunks = std::size_t{1} << g.bits;
+  p.starts.assign(chunks + 1, 0);
+  for (const id_table::slot& e : out) ++p.starts[chunk_of(e.fp, g.bits) + 1];
+  for (std::size_t c = 0; c < chunks; ++c) p.starts[c + 1] += p.starts[c];
+  p.entries.resize(out.size());
+  std::vector<std::uint32_t> at(p.starts.begin(), p.starts.end() - 1);
+  for (const id_table::slot& e : out) p.entries[at[chunk_of(e.fp, g.bits)]++] = e;
+  epochs_.erase(epochs_.begin(), epochs_.begin() + static_cast<std::ptrdiff_t>(n));
+  first_epoch_ += static_cast<std::uint32_t>(n);
+  changed_ = true;
+  ++moves_;
+}
+
+void id_window::purge(unix_seconds when) {
+  const std::uint32_t h = stored_time(when);
+  purged_t_ = std::max(purged_t_, h);
+  if (epochs_.back().count > 0 && epochs_.back().max_t < h) next_epoch();  // all of it goes
+  std::size_t n = 0;
+  while (n + 1 < epochs_.size() && epochs_[n].max_t < h) ++n;
+  if (n > 0) {
+    table_.extract_older(first_epoch_ + static_cast<std::uint32_t>(n),
+                         [](std::uint64_t, std::uint32_t) {});
+    epochs_.erase(epochs_.begin(), epochs_.begin() + static_cast<std::ptrdiff_t>(n));
+    first_epoch_ += static_cast<std::uint32_t>(n);
+  }
+  // A table far below its size after a purge gives memory back.
+  if (table_.capacity() > 1024 && table_.size() * 4 < table_.capacity())
+    table_.rehash(std::max<std::size_t>(1024, table_.size() * 2));
+  std::erase_if(groups_, [&](const group& g) {
+    if (g.max_t >= h || g.count == 0) return false;
+    if (g.written) dropped_.push_back(g.no);
+    changed_ = true;
+    return true;
+  });
+}
+
+void id_window::cut(write_batch& wb, std::uint64_t checkpoint, std::uint64_t durable) {
+  if (st_ == nullptr) return;  // nothing is written without a store
+  if (!new_ids_.empty()) {
+    // The event times in the log are those of the value's first and newest ids: enough for the
+    // epochs they become at recovery.
+    std::uint32_t oldest = 0xffffffffu, newest = 0;
+    for (const auto& [fp, t] : new_ids_) {
+      oldest = std::min(oldest, t);
+      newest = std::max(newest, t);
+    }
+    std::string v;
+    v.reserve(8 + new_ids_.size() * 8);
+    v.append(reinterpret_cast<const char*>(&oldest), 4)
+        .append(reinterpret_cast<const char*>(&newest), 4);
+    for (const auto& e : new_ids_) v.append(reinterpret_cast<const char*>(&e.first), 8);
+    wb.put(log_key(checkpoint), v);
+    logs_.push_back({checkpoint, newest, current_epoch()});
+    new_ids_.clear();
+  }
+  // Log values whose ids have all left the table (moved: their epochs are gone; or expired).
+  while (!logs_.empty() &&
+         (logs_.front().last_epoch < first_epoch_ || logs_.front().newest_t < purged_t_)) {
+    wb.del(log_key(logs_.front().checkpoint));
+    logs_.pop_front();
+  }
+  for (group& g : groups_) {
+    for (part& p : g.parts) {
+      if (p.checkpoint != 0) continue;
+      p.checkpoint = checkpoint;
+      for (std::size_t c = 0; c + 1 < p.starts.size(); ++c) {
+        const std::uint32_t from = p.starts[c], to = p.starts[c + 1];
+        if (from == to) continue;
+        wb.put_id(*st_,
+                  shard_key(key_kind::id_group, shard_)
+                      .be(g.no)
+                      .be(static_cast<std::uint32_t>(c))
+                      .be(p.no)
+                      .str(),
+                  std::string_view(reinterpret_cast<const char*>(p.entries.data() + from),
+                                   (to - from) * sizeof(id_table::slot)));
+      }
+      g.written = true;
+      changed_ = true;
+    }
+    // Parts of checkpoints written are read from the store from now on.
+    std::erase_if(g.parts,
+                  [&](const part& p) { return p.checkpoint != 0 && p.checkpoint <= durable; });
+  }
+  for (std::uint64_t no : dropped_) wb.del_range_id(*st_, group_key(no), group_key(no + 1));
+  dropped_.clear();
+  if (!changed_) return;
+  writer w;
+  w.put(next_group_).put(static_cast<std::uint32_t>(groups_.size()));
+  for (const group& g : groups_)
+    w.put(g.no)
+        .put(g.min_t)
+        .put(g.max_t)
+        .put(g.bits)
+        .put(g.count)
+        .put(g.capacity)
+        .put(g.parts_made);
+  wb.put(shard_key(key_kind::id_tier, shard_).str(), w.str());
+  changed_ = false;
+}
+
+void id_window::read_group(const group& g,
+                           const std::function<void(std::uint64_t, std::uint32_t)>& f) const {
+  st_->scan_ids(group_key(g.no), [&](std::string_view, std::string_view v) {
+    for (std::size_t at = 0; at + sizeof(id_table::slot) <= v.size();
+         at += sizeof(id_table::slot)) {
+      id_table::slot e;
+      std::memcpy(&e, v.data() + at, sizeof e);
+      f(e.fp, e.t);
+    }
+    return true;
+  });
+}
+
+void id_window::recover(const store& st, unix_seconds horizon) {
+  st_ = &st;
+  std::string v;
+  if (st.get(shard_key(key_kind::id_tier, shard_).str(), v)) {
+    auto key = decode_key(v);
+    if (!key) {
+      throw std::runtime_error("store: shard " + std::to_string(shard_) +
+                               ": the record-id window's key is damaged");
+    }
+    next_group_ = key->next_group;
+    for (const group_meta& m : key->groups) {
+      group g;
+      g.no = m.no;
+      g.min_t = m.min_t;
+      g.max_t = m.max_t;
+      g.bits = m.bits;
+      g.count = m.count;
+      g.capacity = m.capacity;
+      g.parts_made = m.parts;
+      g.written = true;
+      g.filter = id_filter(g.capacity);
+      read_group(g, [&](std::uint64_t fp, std::uint32_t) { g.filter.add(fp); });
+      groups_.push_back(std::move(g));
+    }
+    // A group is not added to after a restart: the next move opens a new one.
+    if (!groups_.empty()) groups_.back().capacity = groups_.back().count;
+  }
+  // The log, oldest first: into the table (what moved meanwhile is in a group too: no harm).
+  const std::uint32_t h = stored_time(horizon);
+  const std::string prefix = shard_key(key_kind::id_log, shard_).str();
+  st.scan(prefix, [&](std::string_view k, std::string_view value) {
+    reader r(value);
+    const auto oldest = r.get<std::uint32_t>();
+    const auto newest = r.get<std::uint32_t>();
+    if (newest >= h) {
+      current().min_t = std::min(current().min_t, oldest);
+      while (r.left() >= 8) insert_table(r.get<std::uint64_t>(), newest);
+    }
+    logs_.push_back({read_be<std::uint64_t>(k, prefix.size()), newest, current_epoch()});
+    return true;
+  });
+  changed_ = true;
+}
+
+void id_window::for_each_all(const std::function<void(std::uint64_t, unix_seconds)>& f) const {
+  table_.for_each([&](std::uint64_t fp, std::uint32_t e) {
+    f(fp, static_cast<unix_seconds>(epochs_[e - first_epoch_].max_t));
+  });
+  for (const group& g : groups_) {
+    for (const part& p : g.parts) {
+      if (p.checkpoint != 0 && g.written) continue;  // cut: the store has it (read below)
+      for (const id_table::slot& e : p.entries) f(e.fp, e.t);
+    }
+    if (g.written && st_ != nullptr)
+      read_group(g, [&](std::uint64_t fp, std::uint32_t t) { f(fp, t); });
+  }
+}
+
+std::optional<id_window::stored_key> id_window::decode_key(std::string_view v) {
+  constexpr std::uint64_t kMaxGroupIds = std::uint64_t{1} << 36;  // no table is that big
+  reader r(v);
+  stored_key k;
+  k.next_group = r.get<std::uint64_t>();
+  const auto n = r.get<std::uint32_t>();
+  if (!r.ok || n > r.left() / 44) return std::nullopt;  // 44 bytes a group
+  for (std::uint32_t i = 0; i < n; ++i) {
+    group_meta g;
+    g.no = r.get<std::uint64_t>();
+    g.min_t = r.get<std::uint32_t>();
+    g.max_t = r.get<std::uint32_t>();
+    g.bits = r.get<std::uint32_t>();
+    g.count = r.get<std::uint64_t>();
+    g.capacity = r.get<std::uint64_t>();
+    g.parts = r.get<std::uint64_t>();
+    if (!r.ok || g.bits > kMaxBits || g.count > g.capacity || g.capacity > kMaxGroupIds ||
+        g.no >= k.next_group || (g.count > 0 && g.min_t > g.max_t))
+      return std::nullopt;
+    k.groups.push_back(g);
+  }
+  if (r.left() != 0) return std::nullopt;
+  return k;
+}
+
+id_window_stats id_window::stats() const {
+  id_window_stats s;
+  s.in_memory = table_.size();
+  s.memory_bytes = table_.memory_bytes();
+  for (const group& g : groups_) {
+    s.in_store += g.count;
+    s.memory_bytes += g.filter.memory_bytes();
+    for (const part& p : g.parts) {
+      s.memory_bytes += p.entries.capacity() * sizeof(id_table::slot) +
+                        p.starts.capacity() * sizeof(std::uint32_t);
+    }
+  }
+  s.store_lookups = store_lookups_;
+  s.moves = moves_;
+  s.lookup_errors = lookup_errors_;
+  return s;
+}
+
+}  // namespace simcap::detail

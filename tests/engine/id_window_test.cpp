@@ -1,0 +1,219 @@
+// The record-id window: the RAM table (collisions forced with tiny tables, deletion by backward
+// shift) and the window's move of old ids to the store, looked up exactly afterwards.
+#include "durability/id_window.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <random>
+#include <set>
+
+#include "durability/keys.hpp"
+
+namespace simcap::detail {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A fingerprint whose home slot in a table of `cap` slots is `home` (its top bits choose it).
+std::uint64_t at_home(std::size_t home, std::size_t cap, std::uint64_t n) {
+  const std::uint64_t base =
+      static_cast<std::uint64_t>(((static_cast<unsigned __int128>(home) << 64) + cap - 1) / cap);
+  return (base + 2 * n) | 1;
+}
+
+TEST(IdTable, EntriesSharingAHomeSlotAreAllFoundAndRepeatsRefused) {
+  id_table t(16);
+  ASSERT_EQ(t.capacity(), 16u);
+  // Twelve entries all wanting slot 14: the run wraps past the end of the table.
+  std::vector<std::uint64_t> fps;
+  for (std::uint64_t n = 0; n < 12; ++n) fps.push_back(at_home(14, 16, n));
+  for (std::uint64_t fp : fps) ASSERT_TRUE(t.insert(fp, 100));
+  EXPECT_EQ(t.size(), 12u);
+  for (std::uint64_t fp : fps) {
+    EXPECT_TRUE(t.contains(fp));
+    EXPECT_FALSE(t.insert(fp, 200)) << "a repeat is refused";
+  }
+  EXPECT_FALSE(t.contains(at_home(14, 16, 99)));
+  EXPECT_FALSE(t.contains(at_home(3, 16, 0)));
+}
+
+TEST(IdTable, ExtractingOldEntriesKeepsEveryOtherOneFindable) {
+  id_table t(16);
+  // Alternate old and new entries in one cluster that wraps: taking the old ones out shifts
+  // the new ones back, across the end of the table.
+  std::vector<std::uint64_t> old_fps, new_fps;
+  for (std::uint64_t n = 0; n < 12; ++n) {
+    const std::uint64_t fp = at_home(13 + n % 3, 16, n);
+    ASSERT_TRUE(t.insert(fp, n % 2 == 0 ? 10 : 20));
+    (n % 2 == 0 ? old_fps : new_fps).push_back(fp);
+  }
+  std::set<std::uint64_t> out;
+  t.extract_older(15, [&](std::uint64_t fp, std::uint32_t time) {
+    EXPECT_EQ(time, 10u);
+    out.insert(fp);
+  });
+  EXPECT_EQ(out, std::set<std::uint64_t>(old_fps.begin(), old_fps.end()));
+  EXPECT_EQ(t.size(), new_fps.size());
+  for (std::uint64_t fp : new_fps) EXPECT_TRUE(t.contains(fp));
+  for (std::uint64_t fp : old_fps) EXPECT_FALSE(t.contains(fp));
+}
+
+TEST(IdTable, MatchesASetUnderRandomInsertsAndExtracts) {
+  std::mt19937_64 rng(7);
+  id_table t(61);  // not a power of two
+  std::map<std::uint64_t, std::uint32_t> ref;
+  for (int round = 0; round < 2000; ++round) {
+    // A narrow key range: many collisions of home slots, and repeats.
+    const std::uint64_t fp = ((rng() % 200) << 56) | (rng() % 4) << 1 | 1;
+    const auto time = static_cast<std::uint32_t>(round);
+    const bool fresh = ref.emplace(fp, time).second;
+    EXPECT_EQ(t.insert(fp, time), fresh);
+    if (t.size() > 45) {
+      const auto before = static_cast<std::uint32_t>(round - 20);
+      t.extract_older(before, [&](std::uint64_t f, std::uint32_t) { EXPECT_EQ(ref.erase(f), 1u); });
+      for (auto it = ref.begin(); it != ref.end();) {
+        EXPECT_GE(it->second, before);
+        it = it->second < before ? ref.erase(it) : std::next(it);
+      }
+    }
+    ASSERT_EQ(t.size(), ref.size());
+  }
+  for (const auto& [fp, time] : ref) EXPECT_TRUE(t.contains(fp));
+}
+
+class IdWindowStore : public ::testing::Test {
+ protected:
+  IdWindowStore() : dir_(fs::temp_directory_path() / ("simcap-ids-" + std::to_string(::getpid()))) {
+    fs::remove_all(dir_);
+    st_ = std::make_unique<store>(dir_);
+  }
+  ~IdWindowStore() override {
+    st_.reset();
+    fs::remove_all(dir_);
+  }
+  // A checkpoint: cut and write, the previous one known durable.
+  void checkpoint(id_window& w) {
+    write_batch wb;
+    ++n_;
+    w.cut(wb, n_, n_ - 1);
+    st_->write(wb);
+  }
+  static std::uint64_t fp(std::uint64_t n) { return id_fingerprint(n % 97, n * 0x9E37 + 5); }
+
+  fs::path dir_;
+  std::unique_ptr<store> st_;
+  std::uint64_t n_ = 0;
+};
+
+TEST_F(IdWindowStore, OldIdsMoveToTheStoreAndAreStillFoundThere) {
+  id_window w(64 << 10);  // 4096 slots of table
+  w.attach(st_.get(), 0);
+  const std::uint64_t kIds = 40'000;
+  for (std::uint64_t i = 0; i < kIds; ++i) {
+    ASSERT_TRUE(w.insert(fp(i), static_cast<unix_seconds>(1'000'000 + i / 8)));
+    if (i % 2000 == 1999) checkpoint(w);
+  }
+  checkpoint(w);
+  checkpoint(w);  // every moved part known durable: read from the store only
+  const id_window_stats s = w.stats();
+  EXPECT_GT(s.moves, 5u);
+  EXPECT_GT(s.in_store, kIds / 2);
+  EXPECT_EQ(s.in_memory + s.in_store, kIds);
+  // The budget holds, but for the filters of the store part (12 bits an id).
+  EXPECT_LT(s.memory_bytes, (std::uint64_t{64} << 10) + 2 * s.in_store);
+  // Every id is a repeat, in RAM or in the store; new ids of any time are not.
+  for (std::uint64_t i = 0; i < kIds; ++i)
+    ASSERT_FALSE(w.insert(fp(i), static_cast<unix_seconds>(1'000'000 + i / 8))) << i;
+  EXPECT_GT(w.stats().store_lookups, 0u);
+  for (std::uint64_t i = kIds; i < kIds + 500; ++i) {
+    ASSERT_TRUE(w.insert(fp(i), 1'000'000)) << "a late new id";
+    ASSERT_FALSE(w.insert(fp(i), 1'000'000)) << "and its repeat";
+  }
+  // A fresh window on the same store has them all: the moved ones and the logged table.
+  checkpoint(w);
+  id_window again(64 << 10);
+  again.attach(st_.get(), 0);
+  again.recover(*st_, 0);
+  for (std::uint64_t i = 0; i < kIds + 500; ++i) {
+    const auto t = static_cast<unix_seconds>(i < kIds ? 1'000'000 + i / 8 : 1'000'000);
+    ASSERT_FALSE(again.insert(fp(i), t)) << i;
+  }
+  EXPECT_TRUE(again.insert(fp(kIds + 501), 1'000'000));
+}
+
+TEST_F(IdWindowStore, IdsAllOfOneSecondStillFitTheBudget) {
+  id_window w(64 << 10);
+  w.attach(st_.get(), 0);
+  for (std::uint64_t i = 0; i < 30'000; ++i) {
+    ASSERT_TRUE(w.insert(fp(i), 5'000'000));
+    if (i % 1000 == 999) checkpoint(w);
+  }
+  checkpoint(w);
+  checkpoint(w);
+  EXPECT_LT(w.stats().memory_bytes, (std::uint64_t{64} << 10) + 2 * w.stats().in_store);
+  for (std::uint64_t i = 0; i < 30'000; ++i) ASSERT_FALSE(w.insert(fp(i), 5'000'000)) << i;
+  // The filters keep new ids off the store: few reads for 30,000 new ones.
+  const std::uint64_t reads = w.stats().store_lookups;
+  for (std::uint64_t i = 30'000; i < 60'000; ++i) ASSERT_TRUE(w.insert(fp(i), 5'000'000));
+  EXPECT_LT(w.stats().store_lookups - reads, 30'000u / 20);
+}
+
+TEST_F(IdWindowStore, PurgedGroupsLeaveTheStore) {
+  id_window w(64 << 10);
+  w.attach(st_.get(), 0);
+  for (std::uint64_t i = 0; i < 20'000; ++i) {
+    ASSERT_TRUE(w.insert(fp(i), static_cast<unix_seconds>(1'000 + i)));
+    if (i % 1000 == 999) checkpoint(w);
+  }
+  checkpoint(w);
+  w.purge(30'000);
+  checkpoint(w);
+  const id_window_stats s = w.stats();
+  EXPECT_EQ(s.in_memory + s.in_store, 0u);
+  std::size_t keys = 0;
+  auto count = [&](std::string_view, std::string_view) {
+    ++keys;
+    return true;
+  };
+  st_->scan_ids(shard_key(key_kind::id_group, 0).str(), count);
+  EXPECT_EQ(keys, 0u) << "no moved id is left";
+  st_->scan(shard_key(key_kind::id_log, 0).str(), count);
+  EXPECT_EQ(keys, 0u) << "no logged id is left";
+}
+
+TEST_F(IdWindowStore, ItsKeyIsReadBackAndADamagedOneRefused) {
+  id_window w(64 << 10);
+  w.attach(st_.get(), 0);
+  for (std::uint64_t i = 0; i < 20'000; ++i) ASSERT_TRUE(w.insert(fp(i), 7'000 + i / 100));
+  checkpoint(w);
+  std::string v;
+  ASSERT_TRUE(st_->get(shard_key(key_kind::id_tier, 0).str(), v));
+  const auto key = id_window::decode_key(v);
+  ASSERT_TRUE(key);
+  ASSERT_FALSE(key->groups.empty());
+  std::uint64_t moved = 0;
+  for (const auto& g : key->groups) {
+    EXPECT_LT(g.no, key->next_group);
+    EXPECT_LE(g.min_t, g.max_t);
+    moved += g.count;
+  }
+  EXPECT_EQ(moved, w.stats().in_store);
+  EXPECT_FALSE(id_window::decode_key(v.substr(0, v.size() - 1))) << "truncated";
+  std::string big = v;
+  big[12 + 28] = '\x7f';  // the first group's capacity: far beyond any table
+  big[12 + 35] = '\x7f';
+  EXPECT_FALSE(id_window::decode_key(big));
+  // Recovery refuses the damaged key rather than guess.
+  write_batch wb;
+  wb.put(shard_key(key_kind::id_tier, 0).str(), v.substr(0, v.size() - 1));
+  st_->write(wb);
+  id_window again(64 << 10);
+  again.attach(st_.get(), 0);
+  EXPECT_THROW(again.recover(*st_, 0), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace simcap::detail
