@@ -46,8 +46,8 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
   if (const toml::table* s = root["server"].as_table()) {
     rd.only(*s, "server.",
             {"http", "feed", "data_dir", "shards", "io_threads", "ack_interval",
-             "checkpoint_interval", "http_nice", "max_long_polls", "max_connections",
-             "deadletter_max_bytes", "deadletter_files"});
+             "checkpoint_interval", "checkpoint_stall_percent", "http_nice", "max_long_polls",
+             "max_connections", "deadletter_max_bytes", "deadletter_files"});
     rd.address(*s, "server.", "http", cfg.http);
     rd.address(*s, "server.", "feed", cfg.feed);
     if (auto d = rd.get<std::string>(*s, "server.", "data_dir")) cfg.data_dir = *d;
@@ -74,6 +74,8 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
                              "0s to 1h")) {
       cfg.engine.checkpoint_interval = *d;
     }
+    if (auto n = rd.number(*s, "server.", "checkpoint_stall_percent", 1, 100, "1 to 100"))
+      cfg.engine.checkpoint_stall_percent = static_cast<unsigned>(*n);
     if (auto d = rd.duration(*s, "server.", "ack_interval", milliseconds(1), seconds(60),
                              "1ms to 60s")) {
       cfg.ack_interval = *d;

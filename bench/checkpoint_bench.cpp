@@ -105,7 +105,8 @@ fs::path bench_dir(const char* name) { return fs::temp_directory_path() / name; 
 void BM_checkpoint(benchmark::State& state) {
   const auto dirty = static_cast<std::size_t>(state.range(0));
   fleet f(1'000'000, bench_dir("simcap-bench-checkpoint"));
-  for (int i = 0; i < 12; ++i) f.eng().checkpoint();  // the import, and a complete base
+  // The import, and a complete base (written at least 1 MiB a checkpoint per shard).
+  for (int i = 0; i < 80; ++i) f.eng().checkpoint();
   std::size_t next = 0;
   for (auto _ : state) {
     state.PauseTiming();

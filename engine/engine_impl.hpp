@@ -73,7 +73,7 @@ struct engine::impl final : detail::shard_host {
   static void append(pending_checkpoint& older, pending_checkpoint&& newer);
   bool write(pending_checkpoint& p, std::chrono::steady_clock::time_point t0);
   bool store_writable();
-  void checkpoint();
+  double checkpoint();  // how long the cut stopped the shards (s)
   void checkpointer_loop();
   void notify_checkpoint_listeners();
 

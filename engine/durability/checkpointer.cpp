@@ -157,12 +157,13 @@ bool engine::impl::store_writable() {
   return true;
 }
 
-void engine::impl::checkpoint() {
-  if (!st) return;
+double engine::impl::checkpoint() {
+  if (!st) return 0;
   std::lock_guard ck(checkpoint_mu);
-  if (!store_writable()) return;
+  if (!store_writable()) return 0;
   const auto t0 = std::chrono::steady_clock::now();
   pending_checkpoint p = cut(std::max(checkpoint_no, unwritten ? unwritten->number : 0) + 1);
+  const double stopped = p.longest_cut;
   if (unwritten) {
     append(*unwritten, std::move(p));
     p = std::move(*unwritten);
@@ -171,7 +172,7 @@ void engine::impl::checkpoint() {
   if (!write(p, t0)) {
     unwritten = std::move(p);
     next_retry = std::chrono::steady_clock::now() + retry_wait;
-    return;
+    return stopped;
   }
   if (store_failed.exchange(false)) {
     spdlog::info("the store writes again: acks resume");
@@ -186,27 +187,35 @@ void engine::impl::checkpoint() {
     moved = feeds.raise_durable(f, p.low[f]) || moved;
   }
   if (moved) notify_checkpoint_listeners();
+  return stopped;
 }
 
-// A checkpoint every checkpoint_interval. When one takes long (most of a big fleet changed
-// since the last), the next waits nine times as long as it took (at most 2 s), so that
-// checkpoints take about a tenth of the time and ingest keeps the rest; a feed waiting for
-// its last ack asks for one at once (request_checkpoint).
+// A checkpoint begins every checkpoint_interval, or when the last one ends if it took longer.
+// A cut stops the shards (the write does not: ingest goes on meanwhile), so the next begins no
+// sooner than (100 - p) / p times the longest stop after it (p: checkpoint_stall_percent, 5 by
+// default: 19 times): cuts hold the shards at most p % of the time, however busy the feeds (up
+// to kMaxCheckpointPause: a fleet so big that its cuts take longer than that allows gives up
+// some ingest rather than ack later still). A feed waiting for its last ack asks for one
+// at once (request_checkpoint).
+constexpr std::chrono::milliseconds kMaxCheckpointPause{2000};
+
 void engine::impl::checkpointer_loop() {
+  using clock = std::chrono::steady_clock;
+  const unsigned share = std::clamp(opts.checkpoint_stall_percent, 1U, 100U);
+  const double idle = static_cast<double>(100 - share) / share;
   std::unique_lock lock(ticker_mu);
-  auto wait = opts.checkpoint_interval;
+  auto next = clock::now() + opts.checkpoint_interval;
   while (!checkpointer_stop) {
-    ticker_cv.wait_for(lock, wait, [&] { return checkpointer_stop || checkpoint_requested; });
+    ticker_cv.wait_until(lock, next, [&] { return checkpointer_stop || checkpoint_requested; });
     if (checkpointer_stop) break;
     checkpoint_requested = false;
     lock.unlock();
-    const auto t0 = std::chrono::steady_clock::now();
-    checkpoint();
-    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::steady_clock::now() - t0) -
-                      opts.test_checkpoint_pause;
-    wait = std::clamp(9 * took, opts.checkpoint_interval,
-                      std::max(opts.checkpoint_interval, std::chrono::milliseconds(2000)));
+    const auto t0 = clock::now();
+    const double stopped = checkpoint();
+    const auto pause = std::min<clock::duration>(
+        std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(stopped * idle)),
+        kMaxCheckpointPause);
+    next = std::max(t0 + std::max<clock::duration>(opts.checkpoint_interval, pause), clock::now());
     lock.lock();
   }
 }

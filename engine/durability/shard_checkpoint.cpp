@@ -19,7 +19,9 @@ void shard::cut(write_batch& wb, shard_cut& out, std::uint64_t checkpoint, std::
   // The dirty SIMs, as delta blobs of at most about kBlobBytes each (values that size come
   // from the heap and reuse its pages; bigger ones would be mapped and faulted in each time).
   std::uint32_t piece = 0;
+  std::uint64_t cut_bytes = 0;
   blob_writer delta([&](std::string&& blob) {
+    cut_bytes += blob.size();
     delta_bytes_ += blob.size();
     out.blobs.push_back(
         {shard_key(key_kind::delta, index_).be(checkpoint).be(piece++).str(), std::move(blob)});
@@ -29,7 +31,7 @@ void shard::cut(write_batch& wb, shard_cut& out, std::uint64_t checkpoint, std::
     s.flags &= static_cast<std::uint8_t>(~sim_slot::kFlagDirty);
     ++out.sims;
   };
-  if (dirty_.size() > table_.capacity() / 16) {
+  if (dirty_.size() > table_.capacity() / 4) {
     // Most of the table: one pass in memory order beats a lookup per key.
     for (std::size_t i = 0; i < table_.capacity(); ++i) {
       sim_slot& s = table_.at(i);
@@ -37,7 +39,11 @@ void shard::cut(write_batch& wb, shard_cut& out, std::uint64_t checkpoint, std::
       if ((i & 0xfff) == 0xfff) run_reads();  // queries wait for a slice, not the whole cut
     }
   } else {
+    // Slots are fetched a few keys ahead: the misses overlap instead of queueing.
+    constexpr std::size_t kAhead = 16;
+    for (std::size_t i = 0; i < std::min(dirty_.size(), kAhead); ++i) table_.prefetch(dirty_[i]);
     for (std::size_t i = 0; i < dirty_.size(); ++i) {
+      if (i + kAhead < dirty_.size()) table_.prefetch(dirty_[i + kAhead]);
       sim_slot* s = table_.find(dirty_[i]);
       if (s != nullptr && (s->flags & sim_slot::kFlagDirty)) take(*s);  // else listed twice
       if ((i & 0x7ff) == 0x7ff) run_reads();
@@ -55,7 +61,11 @@ void shard::cut(write_batch& wb, shard_cut& out, std::uint64_t checkpoint, std::
   delta.flush();
 
   // The base: a new one begins once the deltas since the last one outweigh the table, and is
-  // written a slice per checkpoint so that no cut stops the shard for long.
+  // written a slice per checkpoint so that no cut stops the shard for long. A slice weighs
+  // about what this cut's deltas did (at least kMinBaseSlice): the base is done by the time as
+  // many deltas again have been written, so recovery reads at most about two tables of deltas,
+  // and a base costs a cut no more than its deltas (nor more than an eighth of the table),
+  // however often checkpoints run.
   const std::uint64_t table_bytes = table_.size() * sizeof(sim_slot);
   if (!build_.active && table_.size() != 0 && (base_gen_ == 0 || delta_bytes_ >= table_bytes)) {
     build_ = base_build{true, checkpoint, 0, table_.capacity(), 0};
@@ -65,18 +75,24 @@ void shard::cut(write_batch& wb, shard_cut& out, std::uint64_t checkpoint, std::
     build_ = base_build{true, checkpoint, 0, table_.capacity(), 0};  // the table grew: start over
   }
   if (build_.active) {
-    const std::size_t per_cut = std::max<std::size_t>(64 * 1024, build_.capacity / 8);
-    const std::size_t end = std::min(build_.capacity, build_.next_slot + per_cut);
+    const std::uint64_t budget = std::clamp<std::uint64_t>(
+        cut_bytes, kMinBaseSlice,
+        std::max<std::uint64_t>(kMinBaseSlice, build_.capacity / 8 * kMaxEntry));
+    std::uint64_t written = 0;
+    std::size_t end = build_.next_slot;
     {
       blob_writer chunk([&](std::string&& blob) {
         out.blobs.push_back(
             {shard_key(key_kind::base, index_).be(build_.gen).be(build_.chunk++).str(),
              std::move(blob)});
       });
-      for (std::size_t i = build_.next_slot; i < end; ++i) {
-        const sim_slot& s = table_.at(i);
-        if (s.key != 0) chunk.add(s, true);
-        if ((i & 0xfff) == 0xfff) run_reads();
+      for (; end < build_.capacity && written < budget; ++end) {
+        const sim_slot& s = table_.at(end);
+        if (s.key != 0) {
+          chunk.add(s, true);
+          written += kMaxEntry;
+        }
+        if ((end & 0xfff) == 0xfff) run_reads();
       }
     }
     build_.next_slot = end;

@@ -17,6 +17,8 @@ namespace simcap::detail {
 
 // Big values (SIM and event blobs) are cut at about this size.
 inline constexpr std::size_t kBlobBytes = 256 << 10;
+// A checkpoint writes at least this much of a base under way (bytes of slots).
+inline constexpr std::uint64_t kMinBaseSlice = 1 << 20;
 
 inline char* put_varint(char* p, std::uint64_t v) {
   while (v >= 0x80) {

@@ -68,6 +68,10 @@ struct engine_options {
   // often a checkpoint runs while anything changes.
   std::string store_dir;
   std::chrono::milliseconds checkpoint_interval{200};
+  // At most this share (percent) of the shards' time goes to cutting checkpoints: after a cut
+  // that held them for t, the next waits at least t * (100 - p) / p. Lower: fewer, bigger
+  // checkpoints and later acks under load; 100: one every checkpoint_interval, whatever it costs.
+  unsigned checkpoint_stall_percent = 5;
   // With a store: the newest events the event log keeps in memory (older ones are read from
   // the store). Without one every event stays in memory.
   std::size_t events_in_memory = 100'000;

@@ -106,7 +106,8 @@ TEST(Config, DurationsAndNumbersAreBounded) {
        {"[limits]\nfuture_skew = \"9223372036854775807\"\n",
         "[limits]\nlate_grace = \"8901000000000000000\"\n", "[limits]\nlate_grace = \"400d\"\n",
         "[limits]\nfuture_skew = \"2d\"\n", "[server]\ncheckpoint_interval = \"2h\"\n",
-        "[factory_test]\nperiod = \"0s\"\n", "[limits]\nmax_record_bytes = 0\n"}) {
+        "[factory_test]\nperiod = \"0s\"\n", "[limits]\nmax_record_bytes = 0\n",
+        "[server]\ncheckpoint_stall_percent = 0\n", "[server]\ncheckpoint_stall_percent = 101\n"}) {
     auto cfg = parse_config(bad, ".");
     ASSERT_FALSE(cfg) << bad;
     EXPECT_EQ(cfg.error().size(), 1u) << bad;
@@ -114,8 +115,13 @@ TEST(Config, DurationsAndNumbersAreBounded) {
   EXPECT_FALSE(parse_duration("8901000000000000000"));
   EXPECT_FALSE(parse_duration("9223372036854775807"));
   EXPECT_EQ(parse_duration("36500d"), std::chrono::hours(24 * 36500));
-  auto ok = parse_config("[limits]\nmax_record_bytes = 5000\nfuture_skew = \"10m\"\n", ".");
+  EXPECT_EQ(parse_config("", ".")->engine.checkpoint_stall_percent, 5u);
+  auto ok = parse_config(
+      "[server]\ncheckpoint_stall_percent = 100\n[limits]\nmax_record_bytes = 5000\n"
+      "future_skew = \"10m\"\n",
+      ".");
   ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->engine.checkpoint_stall_percent, 100u);
   EXPECT_EQ(ok->engine.max_record_bytes, 5000u);
   EXPECT_EQ(ok->engine.future_skew, std::chrono::minutes(10));
 }
