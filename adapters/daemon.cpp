@@ -207,6 +207,7 @@ void daemon::start() {
       std::make_unique<http_server>(*http_api_, endpoint_of("server.http", cfg_.http), ho);
   http_api_->add_metrics(
       [this] { return connection_metrics(http_server_->gate(), feed_server_->gate()); });
+  http_api_->add_metrics([this] { return feed_server_->write_metrics(); });
   if (cfg_.tls.any()) http_api_->add_metrics([this] { return tls_metrics(); });
   http_server_->start();
   http_api_->set_ready(true);
