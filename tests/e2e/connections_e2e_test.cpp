@@ -54,13 +54,7 @@ class Connections : public ::testing::Test {
     http_port_ = d_->http_port;
     feed_port_ = d_->feed_port;
   }
-  // A figure of /metrics, e.g. metric("simcap_connections{port=\"feed\"}").
-  std::uint64_t metric(const std::string& name) {
-    http_client c(http_port_);
-    const std::string body = c.request("GET", "/metrics").body;
-    const auto at = body.find("\n" + name + " ");
-    return at == std::string::npos ? ~0ull : std::stoull(body.substr(at + name.size() + 2));
-  }
+  std::uint64_t metric(const std::string& name) { return testing::metric(http_port_, name); }
   int run_feed(std::vector<std::string> args, std::string* out) {
     args.insert(args.begin(), SIMCAP_FEED_BIN);
     child c(args, dir_ / "feed.out", dir_ / "feed.err");
@@ -127,6 +121,29 @@ TEST_F(Connections, MaxConnectionsClosesTheExcessAtOnce) {
   auto welcome = f.read_line();
   ASSERT_TRUE(welcome);
   EXPECT_NE(welcome->find("welcome"), std::string::npos) << *welcome;
+}
+
+// A feed that streams bad lines and never reads its rejects is read no further, and /metrics
+// shows it: what waits to be written back stays bounded and the session's wait is counted.
+TEST_F(Connections, APeerThatNeverReadsItsRejectsShowsInTheMetrics) {
+  start();
+  if (HasFatalFailure()) return;
+  EXPECT_EQ(metric("simcap_feed_write_waits_total"), 0u);
+  EXPECT_EQ(metric("simcap_feed_pending_write_bytes"), 0u);
+  feed_client f(feed_port_);
+  ASSERT_TRUE(f.send("{\"hello\":{\"feed\":\"carrier-a\",\"token\":\"feed-secret\"}}\n"));
+  ASSERT_TRUE(f.read_line());
+  std::string bad;
+  for (int i = 0; i < (1 << 19); ++i) bad += "x\n";  // 1 MiB of bad lines, ~40 MiB of rejects
+  ASSERT_TRUE(eventually(
+      [&] {
+        f.send_some(bad);
+        return metric("simcap_feed_write_waits_total") >= 1;
+      },
+      30s));
+  const std::uint64_t pending = metric("simcap_feed_pending_write_bytes");
+  EXPECT_GT(pending, 0u);
+  EXPECT_LT(pending, 32u << 20);
 }
 
 }  // namespace

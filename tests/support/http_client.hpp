@@ -3,6 +3,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cstdint>
 #include <string>
 
 namespace simcap::testing {
@@ -46,5 +47,14 @@ class http_client {
   boost::beast::tcp_stream stream_;
   boost::beast::flat_buffer buffer_;
 };
+
+// A figure of the /metrics on `port`, e.g. metric(port, "simcap_connections{port=\"feed\"}");
+// ~0 when it is not there.
+inline std::uint64_t metric(std::uint16_t port, const std::string& name) {
+  http_client c(port);
+  const std::string body = c.request("GET", "/metrics").body;
+  const auto at = body.find("\n" + name + " ");
+  return at == std::string::npos ? ~0ULL : std::stoull(body.substr(at + name.size() + 2));
+}
 
 }  // namespace simcap::testing
