@@ -178,6 +178,13 @@ std::optional<std::string> engine::store_error() const {
   return impl_->store_failure;
 }
 
+bool engine::ingest_held() const noexcept {
+  if (!impl_->store_failed.load(std::memory_order_relaxed)) return false;
+  std::uint64_t ids = 0;
+  for (const auto& s : impl_->shards) ids += s->ids_memory_bytes();
+  return ids > impl_->opts.dedup_memory;
+}
+
 void engine::request_checkpoint() {
   {
     std::lock_guard lock(impl_->ticker_mu);

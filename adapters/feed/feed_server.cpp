@@ -65,7 +65,11 @@ std::string feed_server::write_metrics() const {
          "\n# HELP simcap_feed_write_waits_total Times a feed session stopped reading until its "
          "peer read what it had to write.\n# TYPE simcap_feed_write_waits_total counter\n"
          "simcap_feed_write_waits_total " +
-         std::to_string(write_waits_.load(std::memory_order_relaxed)) + "\n";
+         std::to_string(write_waits_.load(std::memory_order_relaxed)) +
+         "\n# HELP simcap_feed_store_waits_total Times a feed session stopped reading because the "
+         "store could not write and the record ids waiting for it had outgrown dedup_memory.\n"
+         "# TYPE simcap_feed_store_waits_total counter\nsimcap_feed_store_waits_total " +
+         std::to_string(store_waits_.load(std::memory_order_relaxed)) + "\n";
 }
 
 void feed_server::session_drained() {

@@ -96,6 +96,7 @@ class feed_server {
   // reading for them (sessions keep these).
   std::atomic<std::int64_t>& pending_write_bytes() noexcept { return pending_write_bytes_; }
   std::atomic<std::uint64_t>& write_waits() noexcept { return write_waits_; }
+  std::atomic<std::uint64_t>& store_waits() noexcept { return store_waits_; }
   // Connections closed in their TLS handshake (simcap_tls_handshake_failures_total).
   std::atomic<std::uint64_t>& tls_refused() noexcept { return tls_refused_; }
   std::string write_metrics() const;
@@ -119,6 +120,7 @@ class feed_server {
   std::atomic<bool> stopping_{false};
   std::atomic<std::int64_t> pending_write_bytes_{0};
   std::atomic<std::uint64_t> write_waits_{0};
+  std::atomic<std::uint64_t> store_waits_{0};  // reads held while the store could not write
   std::atomic<std::uint64_t> tls_refused_{0};
   std::uint64_t checkpoint_listener_ = 0;  // engine::add_checkpoint_listener
   std::mutex drain_mu_;

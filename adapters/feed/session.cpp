@@ -88,7 +88,10 @@ void feed_session::close(bool graceful) {
 }
 
 void feed_session::on_durable() {
-  asio::post(stream_.get_executor(), [self = shared_from_this()] { self->wake_writer_.cancel(); });
+  asio::post(stream_.get_executor(), [self = shared_from_this()] {
+    self->wake_writer_.cancel();
+    self->wake_reader_.cancel();  // it may be held while the store could not write
+  });
 }
 
 void feed_session::on_drained(std::function<void()> f) {
@@ -275,6 +278,19 @@ asio::awaitable<void> feed_session::reader() {
       bump(srv_.write_waits());
       while (pending_write() > srv_.options().max_pending_write && !reading_stopped()) {
         wake_reader_.expires_at(asio::steady_timer::time_point::max());
+        co_await wake_reader_.async_wait(asio::as_tuple(asio::use_awaitable));
+      }
+      if (reading_stopped()) {
+        free_.push_back(c);
+        break;
+      }
+    }
+    if (srv_.eng().ingest_held()) {
+      // The store cannot write and what waits for it fills its RAM: read no more until it
+      // writes again (a checkpoint wakes the session; the timer is the fallback).
+      bump(srv_.store_waits());
+      while (srv_.eng().ingest_held() && !reading_stopped()) {
+        wake_reader_.expires_after(std::chrono::seconds(1));
         co_await wake_reader_.async_wait(asio::as_tuple(asio::use_awaitable));
       }
       if (reading_stopped()) {

@@ -420,6 +420,10 @@ class engine {
   // Set once a checkpoint could not be written (disk full, I/O error): from then on nothing
   // more is acknowledged or reported durable; a restart recovers the last good checkpoint.
   std::optional<std::string> store_error() const;
+  // True while the store cannot write and what waits for it in RAM (the record ids of the
+  // records applied since) has outgrown dedup_memory: feeds stop reading until it writes
+  // again, so memory stays bounded however long the store is down. Cheap; any thread.
+  bool ingest_held() const noexcept;
   // The feed's highest seq whose records are all in a durable checkpoint (acks); without a
   // store, every applied record counts (UINT64_MAX).
   std::uint64_t durable_seq(std::uint32_t feed) const noexcept;

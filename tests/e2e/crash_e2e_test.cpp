@@ -336,36 +336,51 @@ TEST_F(Crash, SimulatedClockResumesAfterARestart) {
             400u);
 }
 
-// Fills the file system holding `dir` with a file, until a write fails; returns its path.
-fs::path fill_disk(const fs::path& dir) {
-  fs::path filler = dir / "filler";
-  std::FILE* f = std::fopen(filler.c_str(), "wb");
-  std::vector<char> block(1 << 16, 'f');
-  if (f != nullptr) {
-    while (std::fwrite(block.data(), 1, block.size(), f) == block.size() && std::fflush(f) == 0) {
-    }
-    std::fclose(f);
+// A small file system (a tmpfs of `mb` MB, mounted at `dir` while this lives) that fill() fills
+// up with a file, until a write fails; mounted() is false without root.
+class small_disk {
+ public:
+  small_disk(fs::path dir, int mb) : dir_(std::move(dir)) {
+    fs::create_directories(dir_);
+    mounted_ =
+        ::geteuid() == 0 &&
+        std::system(("mount -t tmpfs -o size=" + std::to_string(mb) + "m tmpfs " + dir_.string())
+                        .c_str()) == 0;
   }
-  return filler;
-}
+  ~small_disk() {
+    if (mounted_) std::system(("umount -l " + dir_.string()).c_str());
+  }
+  small_disk(const small_disk&) = delete;
+  small_disk& operator=(const small_disk&) = delete;
+  bool mounted() const { return mounted_; }
+  const fs::path& dir() const { return dir_; }
+  // Fills it; returns the file that did (remove it to make room again).
+  fs::path fill() const {
+    fs::path filler = dir_ / "filler";
+    std::FILE* f = std::fopen(filler.c_str(), "wb");
+    std::vector<char> block(1 << 16, 'f');
+    if (f != nullptr) {
+      while (std::fwrite(block.data(), 1, block.size(), f) == block.size() && std::fflush(f) == 0) {
+      }
+      std::fclose(f);
+    }
+    return filler;
+  }
+
+ private:
+  fs::path dir_;
+  bool mounted_ = false;
+};
 
 // A full disk (a 20 MB tmpfs under the data dir): simcapd keeps running, refuses changes and
 // takes back the one it could not make durable, acknowledges nothing, and by itself acks again
 // once there is room; started on a full disk it serves its state read-only until there is room.
 TEST_F(Crash, FullDiskIsSurvivedAndAcksResumeOnceThereIsRoom) {
-  fs::path disk = dir_ / "disk";
-  fs::create_directories(disk);
-  if (::geteuid() != 0 ||
-      std::system(("mount -t tmpfs -o size=20m tmpfs " + disk.string()).c_str()) != 0) {
-    GTEST_SKIP() << "needs root to mount a 20 MB tmpfs (the full disk)";
-  }
-  struct unmount {
-    fs::path d;
-    ~unmount() { std::system(("umount -l " + d.string()).c_str()); }
-  } unmount_at_end{disk};
+  small_disk disk(dir_ / "disk", 20);
+  if (!disk.mounted()) GTEST_SKIP() << "needs root to mount a 20 MB tmpfs (the full disk)";
   write_iccids(dir_ / "a.txt", "10", "8901");
   write_iccids(dir_ / "b.txt", "50000", "8902");
-  write_config(disk / "data", "default_mb_limit = 100\n");
+  write_config(disk.dir() / "data", "default_mb_limit = 100\n");
   const std::string a_list = read_file(dir_ / "a.txt"), b_list = read_file(dir_ / "b.txt");
   const std::string a1 = a_list.substr(0, a_list.find('\n')),
                     b1 = b_list.substr(0, b_list.find('\n'));
@@ -374,7 +389,7 @@ TEST_F(Crash, FullDiskIsSurvivedAndAcksResumeOnceThereIsRoom) {
   ASSERT_EQ(c.request("POST", "/v1/products/acme/sims", a_list, "admin", "text/plain").status,
             200u);
 
-  fs::path filler = fill_disk(disk);
+  fs::path filler = disk.fill();
   auto big = c.request("POST", "/v1/products/acme/sims", b_list, "admin", "text/plain");
   EXPECT_EQ(big.status, 503u) << big.body;
   EXPECT_EQ(c.request("GET", "/v1/sims/" + b1, "", "admin").status, 404u);  // taken back
@@ -404,7 +419,7 @@ TEST_F(Crash, FullDiskIsSurvivedAndAcksResumeOnceThereIsRoom) {
   // Started on a full disk: the state is served, nothing is ready until there is room.
   daemon_->signal(SIGKILL);
   daemon_->wait(10s);
-  filler = fill_disk(disk);
+  filler = disk.fill();
   start_daemon();
   http_client r(http_port_);
   EXPECT_EQ(r.request("GET", "/readyz").status, 503u);
@@ -418,6 +433,60 @@ TEST_F(Crash, FullDiskIsSurvivedAndAcksResumeOnceThereIsRoom) {
   EXPECT_EQ(r.request("PUT", "/v1/sims/" + a1, R"({"mb_limit":43})", "admin").status, 200u);
   daemon_->signal(SIGTERM);
   EXPECT_EQ(daemon_->wait(30s), 0);
+}
+
+// While the disk is full, the record ids of what is applied wait in RAM for the store; once
+// they outgrow dedup_memory the feeds are held (not read) instead of RAM growing for as long as
+// the disk stays full, and once there is room every record is applied and acked.
+TEST_F(Crash, FullDiskHoldsFeedsOnceWaitingIdsOutgrowDedupMemory) {
+  small_disk disk(dir_ / "disk", 200);
+  if (!disk.mounted()) GTEST_SKIP() << "needs root to mount a 200 MB tmpfs (the full disk)";
+  write_iccids(dir_ / "a.txt", "1000", "8901");
+  write_config(disk.dir() / "data",
+               "default_mb_limit = 100000\n[limits]\ndedup_memory = \"16MB\"\n");
+  start_daemon();
+  {
+    http_client c(http_port_);
+    ASSERT_EQ(c.request("POST", "/v1/products/acme/sims", read_file(dir_ / "a.txt"), "admin",
+                        "text/plain")
+                  .status,
+              200u);
+  }
+  fs::path filler = disk.fill();
+  constexpr std::uint64_t kRecords = 4'000'000;  // each with its own id: 48+ MB of ids
+  child feed({SIMCAP_FEED_BIN, "--connect", "127.0.0.1:" + std::to_string(feed_port_), "--feed",
+              "carrier-a", "--token", "feed-secret", "--sims", "1000", "--iccid-prefix", "8901",
+              "--records", std::to_string(kRecords), "--timeout", "300", "--quiet"},
+             dir_ / "f.out", dir_ / "f.err");
+  ASSERT_TRUE(eventually(
+      [&] {
+        const std::uint64_t waits = metric(http_port_, "simcap_feed_store_waits_total");
+        return waits != ~0ULL && waits > 0;
+      },
+      60s))
+      << "counted " << metric(http_port_, "simcap_records_total{outcome=\"counted\"}")
+      << ", id memory " << metric(http_port_, "simcap_record_id_memory_bytes") << "\n"
+      << feed.err() << daemon_->err();
+  // Held: two seconds on (unheld, the whole feed takes about that), the feed is far from done,
+  // nothing more is applied and the ids stay about within their budget (what was in flight when
+  // the hold began comes on top); nothing past the last checkpoint that could be written is acked.
+  ASSERT_FALSE(feed.wait(2s).has_value()) << feed.out() << feed.err();
+  const std::uint64_t counted = metric(http_port_, "simcap_records_total{outcome=\"counted\"}");
+  EXPECT_LT(counted, kRecords * 3 / 4);
+  EXPECT_LT(metric(http_port_, "simcap_record_id_memory_bytes"), 32u << 20);
+  EXPECT_LT(metric(http_port_, "simcap_feed_durable_seq{feed=\"carrier-a\"}"), counted);
+  ASSERT_FALSE(feed.wait(1s).has_value()) << feed.out() << feed.err();
+  EXPECT_EQ(metric(http_port_, "simcap_records_total{outcome=\"counted\"}"), counted);
+
+  fs::remove(filler);
+  auto fed = feed.wait(240s);
+  ASSERT_TRUE(fed.has_value()) << "the feed was not read again once the disk had room";
+  EXPECT_EQ(*fed, 0) << feed.out() << feed.err();
+  EXPECT_NE(feed.out().find("acked up to " + std::to_string(kRecords)), std::string::npos)
+      << feed.out();
+  EXPECT_EQ(metric(http_port_, "simcap_records_total{outcome=\"counted\"}"), kRecords);
+  daemon_->signal(SIGTERM);
+  EXPECT_EQ(daemon_->wait(60s), 0);
 }
 
 }  // namespace
