@@ -60,7 +60,15 @@ class id_window {
   }
   // Remembers the id; false when it was seen before (a repeat).
   bool insert(std::uint64_t fp, unix_seconds t);
-  void prefetch(std::uint64_t fp) const noexcept { table_.prefetch(fp); }
+  // Fetches ahead what insert(fp, t) will read: the table's slot and the filters of the groups
+  // whose event times t is within.
+  void prefetch(std::uint64_t fp, unix_seconds when) const noexcept {
+    table_.prefetch(fp);
+    const std::uint32_t t = stored_time(when);
+    for (const group& g : groups_) {
+      if (t >= g.min_t && t <= g.max_t) g.filter.prefetch(fp);
+    }
+  }
   // Forgets the entries dated before horizon (whole epochs and groups: an entry may be kept a
   // little longer than it must, never shorter).
   void purge(unix_seconds horizon);

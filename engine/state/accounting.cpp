@@ -71,7 +71,7 @@ void shard::apply(record_batch& b) {
   // The table and the id set are far bigger than the cache: fetch ahead what later records need.
   auto prefetch = [&](const usage_record& r) {
     table_.prefetch(r.sim);
-    if (r.id_hash != 0) dedup_.prefetch(id_fingerprint(r.sim, r.id_hash));
+    if (r.id_hash != 0) dedup_.prefetch(id_fingerprint(r.sim, r.id_hash), r.event_time);
   };
   for (std::size_t i = 0; i < std::min(n, kAhead); ++i) prefetch(recs[i]);
   std::uint64_t counted = 0;

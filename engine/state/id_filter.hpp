@@ -4,9 +4,9 @@
 // false positives (a false positive costs a store read, never a wrong answer).
 #include <algorithm>
 #include <cstdint>
-#include <vector>
 
 #include "state/hash.hpp"
+#include "state/huge_array.hpp"
 
 namespace simcap::detail {
 
@@ -29,13 +29,16 @@ class id_filter {
     }
     return true;
   }
-  std::size_t memory_bytes() const noexcept { return blocks_.size() * sizeof(block); }
+  void prefetch(std::uint64_t fp) const noexcept {
+    prefetch_for_write(&blocks_[reduce(fp, blocks_.size())]);  // (an asm prefetch GCC keeps)
+  }
+  std::size_t memory_bytes() const noexcept { return blocks_.bytes(); }
 
  private:
   struct alignas(64) block {
     std::uint64_t w[8] = {};
   };
-  std::vector<block> blocks_;
+  huge_array<block> blocks_;  // in huge pages: probed at random
 };
 
 }  // namespace simcap::detail

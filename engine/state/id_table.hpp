@@ -2,9 +2,9 @@
 // The in-memory part of the record-id window: (fingerprint, 32-bit mark) pairs in 12-byte slots
 // (the window marks an entry with its insertion epoch; the store's chunks use the same slots
 // with an event time),
-// open addressing with linear probing over any capacity (not only powers of two), deletion by
-// backward shift (no tombstones, so a table that loses its old entries stays as fast as a new
-// one). Owned by one shard thread.
+// open addressing with linear probing over any capacity (not only powers of two), deletion in
+// bulk by putting runs back (no tombstones, so a table that loses its old entries stays as fast
+// as a new one). Owned by one shard thread.
 #include <algorithm>
 #include <cstdint>
 #include <utility>
@@ -52,26 +52,48 @@ class id_table {
   }
   void prefetch(std::uint64_t fp) const noexcept { prefetch_for_write(&slots_[home(fp)]); }
 
-  // Removes every entry with mark < before, passing each to out(fp, mark). One pass; entries
-  // left stay where a lookup finds them.
+  // Removes every entry with mark < before, passing each to out(fp, mark). One pass, run by run
+  // (a run: full slots between two empty ones): a run holding old entries is taken out and its
+  // other entries put back in their order, each at the first free slot from its home. None lands
+  // past where it was (what came before it in the run is back at or before its old place), so a
+  // run only shrinks and the slots from an entry's home to it stay full: lookups find it. Each
+  // slot is moved at most twice, where deleting one entry at a time (a backward shift each)
+  // moved the rest of its run every time: slow at the load the window moves entries at.
   template <class Out>
   void extract_older(std::uint32_t before, Out&& out) {
     const std::size_t cap = slots_.size();
     if (size_ == 0) return;
-    // Start just after an empty slot, so that no run of slots wraps past the start: an entry
-    // shifted back then never moves to a slot already passed.
+    // Start just after an empty slot, so that no run wraps past the start.
     std::size_t start = 0;
     while (slots_[start].fp != 0) ++start;
     std::size_t i = next(start);
     for (std::size_t seen = 0; seen < cap;) {
-      const slot s = slots_[i];
-      if (s.fp != 0 && s.t < before) {
-        out(s.fp, s.t);
-        erase_at(i);  // slot i now holds what was shifted into it (or is empty): look again
+      if (slots_[i].fp == 0) {
+        i = next(i);
+        ++seen;
         continue;
       }
-      i = next(i);
-      ++seen;
+      const std::size_t first = i;
+      std::size_t len = 0;
+      bool old = false;
+      for (; slots_[i].fp != 0; i = next(i), ++len) old |= slots_[i].t < before;
+      seen += len;
+      if (!old) continue;
+      run_.clear();
+      for (std::size_t k = 0, j = first; k < len; ++k, j = next(j)) {
+        run_.push_back(slots_[j]);
+        slots_[j] = slot{};
+      }
+      for (const slot& s : run_) {
+        if (s.t < before) {
+          out(s.fp, s.t);
+          --size_;
+          continue;
+        }
+        std::size_t j = home(s.fp);
+        while (slots_[j].fp != 0) j = next(j);
+        slots_[j] = s;
+      }
     }
   }
   template <class F>
@@ -100,27 +122,9 @@ class id_table {
     return static_cast<std::size_t>(reduce(fp, slots_.size()));
   }
   std::size_t next(std::size_t i) const noexcept { return i + 1 == slots_.size() ? 0 : i + 1; }
-  // Distance from an entry's home slot to slot i, going forward with wrap-around.
-  std::size_t distance(std::size_t h, std::size_t i) const noexcept {
-    return i >= h ? i - h : i + slots_.size() - h;
-  }
-  // Backward-shift deletion: the entries after i that may live at i move back.
-  void erase_at(std::size_t i) {
-    std::size_t hole = i;
-    for (std::size_t j = next(i);; j = next(j)) {
-      if (slots_[j].fp == 0) break;
-      const std::size_t h = home(slots_[j].fp);
-      if (distance(h, j) >= distance(hole, j)) {  // its home is at or before the hole
-        slots_[hole] = slots_[j];
-        hole = j;
-      }
-    }
-    slots_[hole] = slot{};
-    --size_;
-  }
-
   huge_array<slot> slots_;
   std::size_t size_ = 0;
+  std::vector<slot> run_;  // extract_older's: a run being put back
 };
 
 }  // namespace simcap::detail
