@@ -9,7 +9,8 @@ secs=${1:-20}
 ./scripts/install-deps.sh --test --fuzz
 # The AddressSanitizer tree, shared with scripts/sanitize.sh address.
 dir=$(./scripts/clang-tree.sh address)
-targets=(fuzz_record_parser fuzz_feed_hello fuzz_config fuzz_checkpoint fuzz_http_api)
+targets=(fuzz_record_parser fuzz_feed_hello fuzz_feed_session fuzz_config fuzz_checkpoint
+  fuzz_http_api)
 cmake --build "$dir" --target "${targets[@]}"
 status=0
 for t in "${targets[@]}"; do

@@ -1,4 +1,5 @@
-// The record-id window: the RAM table (collisions forced with tiny tables, bulk deletion) and the window's move of old ids to the store, looked up exactly afterwards.
+// The record-id window: the RAM table (collisions forced with tiny tables, bulk deletion) and the
+// window's move of old ids to the store, looked up exactly afterwards.
 #include "durability/id_window.hpp"
 
 #include <gtest/gtest.h>

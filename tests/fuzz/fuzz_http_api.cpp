@@ -7,40 +7,21 @@
 #include <string>
 #include <string_view>
 
+#include "fuzz_world.hpp"
 #include "http/http_api.hpp"
-#include "simcap/engine.hpp"
 
 namespace {
 
 using namespace simcap;
 
-class no_dead_letters final : public dead_letter_sink {
- public:
-  void write(const dead_letter&) override {}
-};
-
-struct world {
-  world() : clk(1'763'800'000) {
-    engine_options o;
-    o.shards = 2;
-    eng = std::make_unique<engine>(o, clk, dl);
-    eng->start();
-    product_settings p;
-    p.id = "acme";
-    (void)eng->put_product(p);
-    std::vector<iccid> ids;
-    for (const char* t : {"89010000000000000018", "89010000000000000026"}) {
-      if (auto id = iccid::parse(t)) ids.push_back(*id);
-    }
-    (void)eng->import_sims("acme", ids);
-    api = std::make_unique<http_api>(
-        *eng, std::vector<token_config>{{"admin-token", true, ""}, {"acme-token", false, "acme"}},
-        nullptr, false);
+struct world : fuzz::engine_world {
+  world()
+      : api(std::make_unique<http_api>(
+            *eng,
+            std::vector<token_config>{{"admin-token", true, ""}, {"acme-token", false, "acme"}},
+            nullptr, false)) {
     api->set_ready(true);
   }
-  manual_clock clk;
-  no_dead_letters dl;
-  std::unique_ptr<engine> eng;
   std::unique_ptr<http_api> api;
 };
 
