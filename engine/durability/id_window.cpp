@@ -73,6 +73,7 @@ bool id_window::insert(std::uint64_t fp, unix_seconds when) {
 }
 
 bool id_window::in_groups(std::uint64_t fp, std::uint32_t t) {
+  if (t > grouped_max_t_) return false;  // the live stream: newer than every group
   for (auto g = groups_.rbegin(); g != groups_.rend(); ++g) {
     if (t >= g->min_t && t <= g->max_t && g->filter.may_contain(fp) && in_group(*g, fp))
       return true;
@@ -157,6 +158,7 @@ void id_window::move_old() {
   group& g = open_group(moving);
   g.min_t = std::min(g.min_t, min_t);
   g.max_t = std::max(g.max_t, max_t);
+  grouped_max_t_ = std::max(grouped_max_t_, g.max_t);
   const std::uint32_t first = first_epoch_;
   std::vector<id_table::slot> out;
   out.reserve(moving);
@@ -203,6 +205,8 @@ void id_window::purge(unix_seconds when) {
     changed_ = true;
     return true;
   });
+  grouped_max_t_ = 0;
+  for (const group& g : groups_) grouped_max_t_ = std::max(grouped_max_t_, g.max_t);
 }
 
 void id_window::cut(write_batch& wb, std::uint64_t checkpoint, std::uint64_t durable) {
@@ -305,6 +309,7 @@ void id_window::recover(const store& st, unix_seconds horizon) {
       g.written = true;
       g.filter = id_filter(g.capacity);
       read_group(g, [&](std::uint64_t fp, std::uint32_t) { g.filter.add(fp); });
+      grouped_max_t_ = std::max(grouped_max_t_, g.max_t);
       groups_.push_back(std::move(g));
     }
     // A group is not added to after a restart: the next move opens a new one.

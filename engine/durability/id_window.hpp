@@ -65,6 +65,7 @@ class id_window {
   void prefetch(std::uint64_t fp, unix_seconds when) const noexcept {
     table_.prefetch(fp);
     const std::uint32_t t = stored_time(when);
+    if (t > grouped_max_t_) return;
     for (const group& g : groups_) {
       if (t >= g.min_t && t <= g.max_t) g.filter.prefetch(fp);
     }
@@ -160,6 +161,7 @@ class id_window {
   unsigned shard_ = 0;
   std::uint64_t next_group_ = 1;
   std::vector<group> groups_;           // oldest first; the last takes moved entries
+  std::uint32_t grouped_max_t_ = 0;     // the newest event time of any group's entries
   std::vector<std::uint64_t> dropped_;  // written groups to delete at the next cut
   std::vector<std::pair<std::uint64_t, std::uint32_t>> new_ids_;  // to log at the next cut
   std::deque<log_value> logs_;                                    // written, oldest first
