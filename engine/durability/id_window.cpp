@@ -68,7 +68,11 @@ bool id_window::insert(std::uint64_t fp, unix_seconds when) {
   const std::uint32_t t = stored_time(when);
   if (in_groups(fp, t)) return false;
   if (!insert_table(fp, t)) return false;
-  if (st_ != nullptr) new_ids_.push_back({fp, t});
+  if (st_ != nullptr) {
+    new_ids_.push_back(fp);
+    new_oldest_ = std::min(new_oldest_, t);
+    new_newest_ = std::max(new_newest_, t);
+  }
   return true;
 }
 
@@ -212,21 +216,19 @@ void id_window::purge(unix_seconds when) {
 void id_window::cut(write_batch& wb, std::uint64_t checkpoint, std::uint64_t durable) {
   if (st_ == nullptr) return;  // nothing is written without a store
   if (!new_ids_.empty()) {
-    // The event times in the log are those of the value's first and newest ids: enough for the
-    // epochs they become at recovery.
-    std::uint32_t oldest = 0xffffffffu, newest = 0;
-    for (const auto& [fp, t] : new_ids_) {
-      oldest = std::min(oldest, t);
-      newest = std::max(newest, t);
-    }
+    // The event times in the log are its ids' oldest and newest: enough for the epochs they
+    // become at recovery.
     std::string v;
-    v.reserve(8 + new_ids_.size() * 8);
-    v.append(reinterpret_cast<const char*>(&oldest), 4)
-        .append(reinterpret_cast<const char*>(&newest), 4);
-    for (const auto& e : new_ids_) v.append(reinterpret_cast<const char*>(&e.first), 8);
+    v.reserve(8 + new_ids_.size() * sizeof(std::uint64_t));
+    v.append(reinterpret_cast<const char*>(&new_oldest_), 4)
+        .append(reinterpret_cast<const char*>(&new_newest_), 4)
+        .append(reinterpret_cast<const char*>(new_ids_.data()),
+                new_ids_.size() * sizeof(std::uint64_t));
     wb.put(log_key(checkpoint), v);
-    logs_.push_back({checkpoint, newest, current_epoch()});
+    logs_.push_back({checkpoint, new_newest_, current_epoch()});
     new_ids_.clear();
+    new_oldest_ = 0xffffffffu;
+    new_newest_ = 0;
   }
   // Log values whose ids have all left the table (moved: their epochs are gone; or expired).
   while (!logs_.empty() &&
@@ -374,7 +376,7 @@ std::optional<id_window::stored_key> id_window::decode_key(std::string_view v) {
 id_window_stats id_window::stats() const {
   id_window_stats s;
   s.in_memory = table_.size();
-  s.memory_bytes = table_.memory_bytes();
+  s.memory_bytes = table_.memory_bytes() + new_ids_.capacity() * sizeof(std::uint64_t);
   for (const group& g : groups_) {
     s.in_store += g.count;
     s.memory_bytes += g.filter.memory_bytes();

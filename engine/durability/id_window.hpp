@@ -163,8 +163,9 @@ class id_window {
   std::vector<group> groups_;           // oldest first; the last takes moved entries
   std::uint32_t grouped_max_t_ = 0;     // the newest event time of any group's entries
   std::vector<std::uint64_t> dropped_;  // written groups to delete at the next cut
-  std::vector<std::pair<std::uint64_t, std::uint32_t>> new_ids_;  // to log at the next cut
-  std::deque<log_value> logs_;                                    // written, oldest first
+  std::vector<std::uint64_t> new_ids_;  // to log at the next cut, with their event times' range
+  std::uint32_t new_oldest_ = 0xffffffffu, new_newest_ = 0;
+  std::deque<log_value> logs_;  // written, oldest first
   std::uint32_t purged_t_ = 0;  // log values whose ids are all older than this can go
   bool changed_ = false;        // the window's key needs writing
   std::uint64_t store_lookups_ = 0, moves_ = 0, lookup_errors_ = 0;
