@@ -1,12 +1,16 @@
 // Checkpoints and recovery: state written by one engine is what the next one on the same store
 // starts with; a torn or corrupt last checkpoint is skipped whole.
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 
 #include <filesystem>
 #include <fstream>
 #include <random>
 
+#include "durability/codec.hpp"
+#include "durability/keys.hpp"
 #include "engine_fixture.hpp"
+#include "state/id_table.hpp"
 
 namespace simcap::testing {
 namespace {
@@ -308,6 +312,64 @@ TEST_F(Durability, RecordIdsSpilledToTheStoreStayExactAcrossARestart) {
   for (auto& r : fresh) r.seq = ++seq;
   feed_seq(fresh);
   EXPECT_EQ(total(), expected + 1000 * 10);
+}
+
+// A store of the version before the id window: its record ids are 'D' values of (fingerprint,
+// event time) pairs, and it has no record-id family. It opens, and those ids are still refused,
+// after the next restart too (they are in the window's log by then).
+TEST_F(Durability, RecordIdsOfAStoreFromBeforeTheIdWindowAreStillRefused) {
+  restart();  // two shards, as below
+  make_product("acme", 100);
+  import("acme", {1, 2, 3});
+  const unix_seconds start = eng_->get_product("acme")->period_start;
+  ASSERT_TRUE(eng_->advance_clock(start + 86400));
+  feed_seq({rec(1, 1000, start + 3600, 0, 1)});
+  eng_->stop();
+  eng_.reset();
+  const unix_seconds when = start + 7200;
+  {
+    // The store as that version left it.
+    using namespace rocksdb;
+    std::vector<ColumnFamilyDescriptor> families{{kDefaultColumnFamilyName, {}}, {"ids", {}}};
+    std::vector<ColumnFamilyHandle*> handles;
+    DB* raw = nullptr;
+    ASSERT_TRUE(DB::Open(DBOptions(), dir_.string(), families, &handles, &raw).ok());
+    std::unique_ptr<DB> db(raw);
+    ASSERT_TRUE(db->DropColumnFamily(handles[1]).ok());
+    WriteBatch wb;
+    for (std::uint64_t n = 1; n <= 3; ++n) {
+      const std::uint64_t sim = test_iccid(n).key();
+      detail::writer v;
+      v.put(detail::id_fingerprint(sim, 0x7000 + n)).put(when);
+      const auto key = detail::shard_key(detail::key_kind::ids, engine::shard_for(sim, 2))
+                           .be(static_cast<std::uint64_t>(when))
+                           .be(std::uint64_t{n})
+                           .str();
+      ASSERT_TRUE(wb.Put(key, v.str()).ok());
+    }
+    WriteOptions w;
+    w.sync = true;
+    ASSERT_TRUE(db->Write(w, &wb).ok());
+    for (ColumnFamilyHandle* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+  }
+  open();
+  ASSERT_EQ(usage(1), 1000u);
+  auto resend = [&](std::uint64_t seq) {
+    feed_seq({rec(1, 500, when, 0x7001, seq), rec(2, 500, when, 0x7002, seq + 1),
+              rec(3, 500, when, 0x7003, seq + 2)});
+  };
+  std::uint64_t dups = eng_->stats().duplicate_ids;
+  resend(2);
+  EXPECT_EQ(eng_->stats().duplicate_ids - dups, 3u);
+  EXPECT_EQ(usage(1), 1000u);
+  EXPECT_EQ(usage(2), 0u);
+  feed_seq({rec(2, 500, when, 0x8002, 5)});
+  EXPECT_EQ(usage(2), 500u) << "a new id counts";
+  restart();
+  dups = eng_->stats().duplicate_ids;
+  resend(6);
+  EXPECT_EQ(eng_->stats().duplicate_ids - dups, 3u);
+  EXPECT_EQ(usage(3), 0u);
 }
 
 TEST_F(Durability, OldLifeOfAReimportedSimSurvivesARestart) {
