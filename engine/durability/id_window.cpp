@@ -376,7 +376,7 @@ std::optional<id_window::stored_key> id_window::decode_key(std::string_view v) {
 id_window_stats id_window::stats() const {
   id_window_stats s;
   s.in_memory = table_.size();
-  s.memory_bytes = table_.memory_bytes() + new_ids_.capacity() * sizeof(std::uint64_t);
+  s.memory_bytes = table_.memory_bytes();
   for (const group& g : groups_) {
     s.in_store += g.count;
     s.memory_bytes += g.filter.memory_bytes();
