@@ -30,8 +30,13 @@ std::uint32_t bits_for(std::uint64_t entries) {
   return bits;
 }
 
-bool chunk_holds(std::string_view v, std::uint64_t fp) {
-  for (std::size_t at = 0; at + sizeof(id_table::slot) <= v.size(); at += sizeof(id_table::slot)) {
+// In the stored key, a group's bits with this flag: its entries are fingerprints only (8 bytes).
+// Without it (groups written before), an entry is an id_table::slot: the fingerprint and an
+// event time.
+constexpr std::uint32_t kFingerprintsOnly = 0x100;
+
+bool chunk_holds(std::string_view v, std::uint64_t fp, std::size_t stride) {
+  for (std::size_t at = 0; at + stride <= v.size(); at += stride) {
     std::uint64_t k;
     std::memcpy(&k, v.data() + at, sizeof k);
     if (k == fp) return true;
@@ -100,7 +105,7 @@ bool id_window::in_group(group& g, std::uint64_t fp) {
   const std::size_t c = chunk_of(fp, g.bits);
   for (const part& p : g.parts) {
     for (std::uint32_t i = p.starts[c]; i < p.starts[c + 1]; ++i) {
-      if (p.entries[i].fp == fp) return true;
+      if (p.entries[i] == fp) return true;
     }
   }
   if (!g.written || st_ == nullptr) return false;
@@ -108,7 +113,7 @@ bool id_window::in_group(group& g, std::uint64_t fp) {
   bool found = false;
   try {
     st_->scan_ids(chunk_prefix(g.no, c), [&](std::string_view, std::string_view v) {
-      found = chunk_holds(v, fp);
+      found = chunk_holds(v, fp, g.entry_bytes);
       return !found;
     });
   } catch (const std::exception& e) {
@@ -157,18 +162,15 @@ void id_window::move_old() {
     ++n;
   }
   if (n == 0) return;
-  std::vector<std::uint32_t> newest(n);  // an entry's event time: its epoch's newest
-  for (std::size_t i = 0; i < n; ++i) newest[i] = epochs_[i].max_t;
   group& g = open_group(moving);
   g.min_t = std::min(g.min_t, min_t);
   g.max_t = std::max(g.max_t, max_t);
   grouped_max_t_ = std::max(grouped_max_t_, g.max_t);
-  const std::uint32_t first = first_epoch_;
-  std::vector<id_table::slot> out;
+  std::vector<std::uint64_t> out;
   out.reserve(moving);
-  table_.extract_older(first + static_cast<std::uint32_t>(n),
-                       [&](std::uint64_t fp, std::uint32_t e) {
-                         out.push_back({fp, newest[e - first]});
+  table_.extract_older(first_epoch_ + static_cast<std::uint32_t>(n),
+                       [&](std::uint64_t fp, std::uint32_t) {
+                         out.push_back(fp);
                          g.filter.add(fp);
                        });
   g.count += out.size();
@@ -177,11 +179,11 @@ void id_window::move_old() {
   p.no = ++g.parts_made;
   const std::size_t chunks = std::size_t{1} << g.bits;
   p.starts.assign(chunks + 1, 0);
-  for (const id_table::slot& e : out) ++p.starts[chunk_of(e.fp, g.bits) + 1];
+  for (std::uint64_t fp : out) ++p.starts[chunk_of(fp, g.bits) + 1];
   for (std::size_t c = 0; c < chunks; ++c) p.starts[c + 1] += p.starts[c];
   p.entries.resize(out.size());
   std::vector<std::uint32_t> at(p.starts.begin(), p.starts.end() - 1);
-  for (const id_table::slot& e : out) p.entries[at[chunk_of(e.fp, g.bits)]++] = e;
+  for (std::uint64_t fp : out) p.entries[at[chunk_of(fp, g.bits)]++] = fp;
   epochs_.erase(epochs_.begin(), epochs_.begin() + static_cast<std::ptrdiff_t>(n));
   first_epoch_ += static_cast<std::uint32_t>(n);
   changed_ = true;
@@ -250,7 +252,7 @@ void id_window::cut(write_batch& wb, std::uint64_t checkpoint, std::uint64_t dur
                       .be(p.no)
                       .str(),
                   std::string_view(reinterpret_cast<const char*>(p.entries.data() + from),
-                                   (to - from) * sizeof(id_table::slot)));
+                                   (to - from) * sizeof(std::uint64_t)));
       }
       g.written = true;
       changed_ = true;
@@ -268,7 +270,7 @@ void id_window::cut(write_batch& wb, std::uint64_t checkpoint, std::uint64_t dur
     w.put(g.no)
         .put(g.min_t)
         .put(g.max_t)
-        .put(g.bits)
+        .put(g.entry_bytes == 8 ? g.bits | kFingerprintsOnly : g.bits)
         .put(g.count)
         .put(g.capacity)
         .put(g.parts_made);
@@ -279,10 +281,9 @@ void id_window::cut(write_batch& wb, std::uint64_t checkpoint, std::uint64_t dur
 void id_window::read_group(const group& g,
                            const std::function<void(std::uint64_t, std::uint32_t)>& f) const {
   st_->scan_ids(group_key(g.no), [&](std::string_view, std::string_view v) {
-    for (std::size_t at = 0; at + sizeof(id_table::slot) <= v.size();
-         at += sizeof(id_table::slot)) {
-      id_table::slot e;
-      std::memcpy(&e, v.data() + at, sizeof e);
+    for (std::size_t at = 0; at + g.entry_bytes <= v.size(); at += g.entry_bytes) {
+      id_table::slot e{0, g.max_t};  // an entry's event time: its own, or its group's newest
+      std::memcpy(&e, v.data() + at, g.entry_bytes);
       f(e.fp, e.t);
     }
     return true;
@@ -305,6 +306,7 @@ void id_window::recover(const store& st, unix_seconds horizon) {
       g.min_t = m.min_t;
       g.max_t = m.max_t;
       g.bits = m.bits;
+      g.entry_bytes = m.entry_bytes;
       g.count = m.count;
       g.capacity = m.capacity;
       g.parts_made = m.parts;
@@ -341,7 +343,7 @@ void id_window::for_each_all(const std::function<void(std::uint64_t, unix_second
   for (const group& g : groups_) {
     for (const part& p : g.parts) {
       if (p.checkpoint != 0 && g.written) continue;  // cut: the store has it (read below)
-      for (const id_table::slot& e : p.entries) f(e.fp, e.t);
+      for (std::uint64_t fp : p.entries) f(fp, g.max_t);
     }
     if (g.written && st_ != nullptr)
       read_group(g, [&](std::uint64_t fp, std::uint32_t t) { f(fp, t); });
@@ -361,6 +363,11 @@ std::optional<id_window::stored_key> id_window::decode_key(std::string_view v) {
     g.min_t = r.get<std::uint32_t>();
     g.max_t = r.get<std::uint32_t>();
     g.bits = r.get<std::uint32_t>();
+    if (g.bits & kFingerprintsOnly) {
+      g.bits &= ~kFingerprintsOnly;
+    } else {
+      g.entry_bytes = sizeof(id_table::slot);
+    }
     g.count = r.get<std::uint64_t>();
     g.capacity = r.get<std::uint64_t>();
     g.parts = r.get<std::uint64_t>();
@@ -381,7 +388,7 @@ id_window_stats id_window::stats() const {
     s.in_store += g.count;
     s.memory_bytes += g.filter.memory_bytes();
     for (const part& p : g.parts) {
-      s.memory_bytes += p.entries.capacity() * sizeof(id_table::slot) +
+      s.memory_bytes += p.entries.capacity() * sizeof(std::uint64_t) +
                         p.starts.capacity() * sizeof(std::uint32_t);
     }
   }

@@ -13,7 +13,9 @@
 // newer than every group), and the filter answers most of those: only a repeat, or a false
 // positive (under 1 %), reads the store. In the store a group is split by the fingerprint's
 // top bits into chunks of about 256 entries, each move writing its part of each chunk as one
-// key in the record-id column family (one prefix read finds them all). Moved entries are
+// key in the record-id column family (one prefix read finds them all). An entry there is its
+// fingerprint (8 bytes; groups written before also kept an event time: 12), and an entry's event
+// time, where one is needed (re-sharding), is its group's newest. Moved entries are
 // written with the checkpoint that follows the move, in its atomic write, and stay readable
 // here until that write is known durable. A group is deleted when its newest event time has
 // left the window.
@@ -87,7 +89,7 @@ class id_window {
   // The window's key as stored: its groups (what recovery reads before their filters).
   struct group_meta {
     std::uint64_t no = 0;
-    std::uint32_t min_t = 0, max_t = 0, bits = 0;
+    std::uint32_t min_t = 0, max_t = 0, bits = 0, entry_bytes = 8;
     std::uint64_t count = 0, capacity = 0, parts = 0;
   };
   struct stored_key {
@@ -106,15 +108,18 @@ class id_window {
  private:
   // The entries a move added to a group, sorted by chunk, until known durable.
   struct part {
-    std::uint64_t checkpoint = 0;  // 0: not cut yet
-    std::uint64_t no = 0;          // in its group (several moves may go into one checkpoint)
-    std::vector<id_table::slot> entries;
-    std::vector<std::uint32_t> starts;  // chunk c: entries [starts[c], starts[c + 1])
+    std::uint64_t checkpoint = 0;        // 0: not cut yet
+    std::uint64_t no = 0;                // in its group (several moves may go into one checkpoint)
+    std::vector<std::uint64_t> entries;  // fingerprints
+    std::vector<std::uint32_t> starts;   // chunk c: entries [starts[c], starts[c + 1])
   };
   struct group {
     std::uint64_t no = 0;
     std::uint32_t min_t = 0xffffffffu, max_t = 0;
     std::uint32_t bits = 0;  // chunk = fp >> (64 - bits)
+    // Bytes an entry takes in the store: 8 (the fingerprint), or 12 (and an event time) in
+    // groups written before.
+    std::uint32_t entry_bytes = 8;
     std::uint64_t count = 0, capacity = 0;
     std::uint64_t parts_made = 0;
     bool written = false;  // some part was cut (the store may hold entries)

@@ -10,6 +10,7 @@
 #include <random>
 #include <set>
 
+#include "durability/codec.hpp"
 #include "durability/keys.hpp"
 
 namespace simcap::detail {
@@ -167,6 +168,70 @@ TEST_F(IdWindowStore, OldIdsMoveToTheStoreAndAreStillFoundThere) {
     ASSERT_FALSE(again.insert(fp(i), t)) << i;
   }
   EXPECT_TRUE(again.insert(fp(kIds + 501), 1'000'000));
+}
+
+// A group as written before groups held fingerprints only: 12-byte entries (the fingerprint
+// and an event time), no flag in its bits. Its ids are still found, before and after the moves
+// that follow (into groups of 8-byte entries) and another restart.
+TEST_F(IdWindowStore, AGroupOfTwelveByteEntriesWrittenBeforeIsStillRead) {
+  constexpr std::uint64_t kOld = 3000;
+  constexpr std::uint32_t kWhen = 2'000'000;
+  {
+    write_batch wb;
+    std::string chunk;
+    for (std::uint64_t i = 0; i < kOld; ++i) {
+      const id_table::slot e{fp(i), kWhen};
+      chunk.append(reinterpret_cast<const char*>(&e), sizeof e);
+    }
+    wb.put_id(*st_,
+              shard_key(key_kind::id_group, 0)
+                  .be(std::uint64_t{1})
+                  .be(std::uint32_t{0})
+                  .be(std::uint64_t{1})
+                  .str(),
+              chunk);
+    writer key;  // next group 2; one group: no 1, its times, 0 bits, count, capacity, 1 part
+    key.put(std::uint64_t{2}).put(std::uint32_t{1});
+    key.put(std::uint64_t{1}).put(kWhen).put(kWhen).put(std::uint32_t{0});
+    key.put(kOld).put(kOld).put(std::uint64_t{1});
+    wb.put(shard_key(key_kind::id_tier, 0).str(), key.str());
+    st_->write(wb);
+  }
+  auto stored_bytes = [&](std::string prefix) {
+    std::uint64_t n = 0;
+    st_->scan_ids(prefix, [&](std::string_view, std::string_view v) {
+      n += v.size();
+      return true;
+    });
+    return n;
+  };
+  id_window w(64 << 10);
+  w.attach(st_.get(), 0);
+  w.recover(*st_, 0);
+  EXPECT_EQ(w.stats().in_store, kOld);
+  for (std::uint64_t i = 0; i < kOld; ++i) ASSERT_FALSE(w.insert(fp(i), kWhen)) << i;
+  constexpr std::uint64_t kNew = 20'000;
+  auto when = [&](std::uint64_t i) { return static_cast<unix_seconds>(kWhen + 1 + i / 8); };
+  for (std::uint64_t i = kOld; i < kOld + kNew; ++i) {
+    ASSERT_TRUE(w.insert(fp(i), when(i)));
+    if (i % 2000 == 1999) checkpoint(w);
+  }
+  checkpoint(w);
+  checkpoint(w);
+  const id_window_stats s = w.stats();
+  ASSERT_GT(s.moves, 0u);
+  const std::uint64_t old_bytes =
+      stored_bytes(shard_key(key_kind::id_group, 0).be(std::uint64_t{1}).str());
+  EXPECT_EQ(old_bytes, kOld * 12);
+  EXPECT_EQ(stored_bytes(shard_key(key_kind::id_group, 0).str()) - old_bytes,
+            (s.in_store - kOld) * 8)
+      << "moved ids take 8 bytes each";
+  id_window again(64 << 10);
+  again.attach(st_.get(), 0);
+  again.recover(*st_, 0);
+  for (std::uint64_t i = 0; i < kOld + kNew; ++i)
+    ASSERT_FALSE(again.insert(fp(i), i < kOld ? kWhen : when(i))) << i;
+  EXPECT_TRUE(again.insert(fp(kOld + kNew + 1), kWhen));
 }
 
 TEST_F(IdWindowStore, IdsAllOfOneSecondStillFitTheBudget) {
