@@ -118,7 +118,8 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
   if (const toml::table* l = root["limits"].as_table()) {
     rd.only(*l, "limits.",
             {"mb_bytes", "default_mb_limit", "alert_thresholds", "late_grace", "future_skew",
-             "dedup_window", "dedup_memory", "max_record_bytes", "events_in_memory"});
+             "dedup_window", "dedup_memory", "max_record_bytes", "events_in_memory",
+             "events_retention", "events_max"});
     if (auto n = rd.number(*l, "limits.", "mb_bytes", 1, 1'000'000'000'000,
                            "1 to 1000000000000 bytes")) {
       cfg.engine.mb_bytes = static_cast<std::uint64_t>(*n);
@@ -148,6 +149,18 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
     if (auto n = rd.number(*l, "limits.", "events_in_memory", 1000, 100'000'000,
                            "1000 to 100000000 events")) {
       cfg.engine.events_in_memory = static_cast<std::size_t>(*n);
+    }
+    if (auto d = rd.duration(*l, "limits.", "events_retention", milliseconds(0), hours(24 * 36500),
+                             "0s (no age limit) to 36500d")) {
+      cfg.engine.events_retention = duration_cast<seconds>(*d);
+    }
+    if (auto n = rd.number(*l, "limits.", "events_max", 0, 1'000'000'000'000,
+                           "0 (no count limit) to 1000000000000 events")) {
+      cfg.engine.events_max = static_cast<std::uint64_t>(*n);
+      if (cfg.engine.events_max != 0 && cfg.engine.events_max < cfg.engine.events_in_memory) {
+        rd.error("limits.events_max", "must be 0 or at least events_in_memory (" +
+                                          std::to_string(cfg.engine.events_in_memory) + ")");
+      }
     }
   } else if (root.contains("limits")) {
     rd.error("limits", "must be a table");

@@ -151,6 +151,12 @@ struct engine::impl final : detail::shard_host {
   std::optional<pending_checkpoint> unwritten;
   std::chrono::steady_clock::time_point next_retry{};
   std::chrono::milliseconds retry_wait{500};
+  // Event retention (checkpoint_mu): the oldest event id kept, when the next purge by age is due,
+  // and whether the last purge left index postings for the next.
+  std::uint64_t oldest_event = 1;
+  unix_seconds next_event_purge = 0;
+  bool event_purge_unfinished = false;
+  void purge_events();
   bool checkpoint_requested = false;  // ticker_mu
   std::thread checkpointer;
 

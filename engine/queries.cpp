@@ -267,8 +267,13 @@ engine_stats engine::stats() const {
     st.last_checkpoint_time = impl_->stats.last_checkpoint_time;
     st.last_checkpoint_sims = impl_->stats.last_checkpoint_sims;
     st.last_cut_seconds = impl_->stats.last_cut_seconds;
+    st.events_purged = impl_->stats.events_purged;
   }
-  if (impl_->st) st.store_bytes = impl_->st->disk_bytes();
+  if (impl_->st) {
+    st.store_bytes = impl_->st->disk_bytes();
+    const std::uint64_t last = impl_->events.last_id(), first = impl_->events.first_retained();
+    st.events_stored = last >= first ? last - first + 1 : 0;
+  }
   {
     std::lock_guard lock(impl_->pool_mu);
     st.pool_pauses = impl_->pool_pauses;

@@ -118,6 +118,12 @@ std::string prometheus_text(const engine& eng, const feed_registry* feeds, const
        << "# HELP simcap_store_bytes Size of the store's files under data_dir.\n# TYPE "
           "simcap_store_bytes gauge\n"
        << "simcap_store_bytes " << st.store_bytes << "\n"
+       << "# HELP simcap_events_stored Events the store keeps (from the oldest kept to the "
+          "newest).\n# TYPE simcap_events_stored gauge\n"
+       << "simcap_events_stored " << st.events_stored << "\n"
+       << "# HELP simcap_events_purged_total Events deleted by retention (events_retention, "
+          "events_max).\n# TYPE simcap_events_purged_total counter\n"
+       << "simcap_events_purged_total " << st.events_purged << "\n"
        << "# HELP simcap_pool_pauses_total Used-up pools (pause mode) whose pause reached every "
           "shard.\n# TYPE simcap_pool_pauses_total counter\n"
        << "simcap_pool_pauses_total " << st.pool_pauses << "\n"
@@ -151,6 +157,9 @@ std::string prometheus_text(const engine& eng, const feed_registry* feeds, const
            [](const auto& s) { return s.parked; });
     family("simcap_sink_backlog", "gauge", "Events for a sink not yet delivered or parked.",
            [](const auto& s) { return s.backlog; });
+    family("simcap_sink_expired_total", "counter",
+           "Event ids retention deleted before the sink had them.",
+           [](const auto& s) { return s.expired; });
     family("simcap_sink_oldest_undelivered_age_seconds", "gauge",
            "Age of a sink's oldest undelivered event.",
            [](const auto& s) { return s.oldest_undelivered_age_s; });

@@ -30,6 +30,7 @@ http_response sinks(route_call& c) {
                                  {"retried", st.retried},
                                  {"parked", st.parked},
                                  {"backlog", st.backlog},
+                                 {"expired", st.expired},
                                  {"oldest_undelivered_age_s", st.oldest_undelivered_age_s},
                                  {"last_error", st.last_error}});
     }

@@ -1,8 +1,11 @@
 #include "outbound/sink.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <boost/json.hpp>
 #include <charconv>
 #include <future>
+#include <optional>
 #include <sstream>
 
 #include "http/answers.hpp"
@@ -61,6 +64,39 @@ std::vector<std::uint64_t> numbers(std::string_view text) {
   return out;
 }
 
+// A dead letter's value keeps its event (so that retention may delete the log's copy): after
+// the status and the time parked, the event's fields but its id (the key's).
+std::string parked_event_fields(const event& e) {
+  std::string s;
+  for (std::uint64_t v :
+       {static_cast<std::uint64_t>(e.time), e.sim, std::uint64_t{e.product},
+        std::uint64_t{static_cast<std::uint8_t>(e.type)},
+        std::uint64_t{static_cast<std::uint8_t>(e.reason)}, std::uint64_t{e.threshold_permille},
+        e.usage_bytes, e.limit_bytes, static_cast<std::uint64_t>(e.period_start)}) {
+    s += ' ';
+    s += std::to_string(v);
+  }
+  return s;
+}
+
+std::optional<event> parked_event_of(std::uint64_t id, const std::vector<std::uint64_t>& head) {
+  if (head.size() != 11 || head[5] >= static_cast<std::uint64_t>(event_type::kCount) ||
+      head[6] > 255 || head[4] > 0xFFFF || head[7] > 0xFFFF)
+    return std::nullopt;
+  event e;
+  e.id = id;
+  e.time = static_cast<unix_seconds>(head[2]);
+  e.sim = head[3];
+  e.product = static_cast<std::uint16_t>(head[4]);
+  e.type = static_cast<event_type>(head[5]);
+  e.reason = static_cast<event_reason>(head[6]);
+  e.threshold_permille = static_cast<std::uint16_t>(head[7]);
+  e.usage_bytes = head[8];
+  e.limit_bytes = head[9];
+  e.period_start = static_cast<unix_seconds>(head[10]);
+  return e;
+}
+
 }  // namespace
 
 sink::sink(sink_config cfg, engine& eng, transport& t, asio::io_context& io)
@@ -103,7 +139,8 @@ bool sink::start() {
   const auto saved = eng_.side_state(key);
   const bool is_new = saved.empty() || saved.front().first != key;
   if (is_new)
-    eng_.put_side_state(key, std::to_string(cfg_.start_oldest ? 1 : eng_.events().last_id() + 1));
+    eng_.put_side_state(key, std::to_string(cfg_.start_oldest ? eng_.events().first_retained()
+                                                              : eng_.events().last_id() + 1));
   asio::post(strand_, [this, key] {
     const auto saved = eng_.side_state(key);
     if (!saved.empty() && saved.front().first == key) {
@@ -122,12 +159,17 @@ bool sink::start() {
     for (const auto& [dl_key, value] : eng_.side_state(dl)) {
       std::uint64_t id = 0;
       std::from_chars(dl_key.data() + dl.size(), dl_key.data() + dl_key.size(), id);
-      auto evs = eng_.events().read(id - 1, 1);
-      if (evs.empty() || evs.front().id != id) continue;
       parked_event p;
-      p.ev = evs.front();
       const auto nl = value.find('\n');
       const auto head = numbers(std::string_view(value).substr(0, nl));
+      if (auto ev = parked_event_of(id, head)) {
+        p.ev = *ev;
+      } else {
+        // Parked before dead letters kept their event: from the log, while it has it.
+        auto evs = eng_.events().read(id - 1, 1);
+        if (evs.empty() || evs.front().id != id) continue;
+        p.ev = evs.front();
+      }
       if (head.size() >= 2) {
         p.status = static_cast<unsigned>(head[0]);
         p.parked_at = static_cast<unix_seconds>(head[1]);
@@ -151,8 +193,27 @@ void sink::wake() {
   });
 }
 
+// Ids below the log's oldest kept were deleted by retention: those the sink had not finished
+// are counted (and logged) as expired, and reading goes on from the oldest kept.
+void sink::skip_expired() {
+  const std::uint64_t oldest = eng_.events().first_retained();
+  if (next_ >= oldest) return;
+  std::uint64_t gone = 0;
+  // Finished before a restart: below recovered_next_ and not open then.
+  if (oldest > recovered_next_) gone += oldest - std::max(next_, recovered_next_);
+  for (auto it = recovered_open_.lower_bound(next_);
+       it != recovered_open_.end() && *it < std::min(oldest, recovered_next_); ++it)
+    ++gone;
+  spdlog::warn("outbound: {}: events {}..{} were deleted by retention before it read them",
+               cfg_.name, next_, oldest - 1);
+  next_ = oldest;
+  std::lock_guard lock(mu_);
+  stats_.expired += gone;
+}
+
 void sink::pump() {
   if (retired_) return;
+  skip_expired();
   bool read_any = false;
   while (open_.size() < window_) {
     const auto evs =
@@ -260,9 +321,9 @@ void sink::finish(const request& r, const answer& a, clock::time_point t0) {
     }
     if (o == outcome::park) {
       parked_event p{e, a.status, a.body.substr(0, 1024), eng_.time_source().now()};
-      eng_.put_side_state(
-          "dl/" + cfg_.name + "/" + padded(e.id),
-          std::to_string(p.status) + " " + std::to_string(p.parked_at) + "\n" + p.answer);
+      eng_.put_side_state("dl/" + cfg_.name + "/" + padded(e.id),
+                          std::to_string(p.status) + " " + std::to_string(p.parked_at) +
+                              parked_event_fields(e) + "\n" + p.answer);
       std::lock_guard lock(mu_);
       parked_.emplace(e.id, std::move(p));
     } else {

@@ -63,6 +63,9 @@ struct sink_stats {
   std::string name;
   std::string kind;
   std::uint64_t delivered = 0, retried = 0, parked = 0, backlog = 0;
+  // Event ids below the sink's position that the store's retention deleted before the sink read
+  // them (since the start; some may be of types or products it does not take).
+  std::uint64_t expired = 0;
   double oldest_undelivered_age_s = 0;
   std::string last_error;
   std::array<std::uint64_t, 9> duration_buckets{};  // request durations (kDurationBounds, +Inf)
@@ -119,6 +122,7 @@ class sink {
   void send_ready();
   void finish(const request& r, const answer& a, clock::time_point t0);
   void done_with(const event& e);
+  void skip_expired();
   void save_position();
   void write_position();
   std::string event_body(const event& e) const;

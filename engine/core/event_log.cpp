@@ -46,17 +46,32 @@ void event_log::add(const event& e) {
   next_id_ = e.id + 1;
 }
 
+void event_log::pop_front() {
+  const event& e = events_.front();
+  pop_front_of(by_product_, e.product);
+  pop_front_of(by_type_, static_cast<std::uint8_t>(e.type));
+  pop_front_of(by_product_type_, product_type(e.product, e.type));
+  if (e.sim != 0) pop_front_of(by_sim_, e.sim);
+  events_.pop_front();
+  ++first_id_;
+}
+
 void event_log::trim() {
   if (!pager_ || in_memory_ == 0) return;
-  while (events_.size() > in_memory_) {
-    const event& e = events_.front();
-    pop_front_of(by_product_, e.product);
-    pop_front_of(by_type_, static_cast<std::uint8_t>(e.type));
-    pop_front_of(by_product_type_, product_type(e.product, e.type));
-    if (e.sim != 0) pop_front_of(by_sim_, e.sim);
-    events_.pop_front();
-    ++first_id_;
-  }
+  while (events_.size() > in_memory_) pop_front();
+}
+
+void event_log::forget_below(std::uint64_t id) {
+  std::lock_guard lock(mu_);
+  if (id <= floor_) return;
+  floor_ = id;
+  while (!events_.empty() && first_id_ < id) pop_front();
+  if (events_.empty()) first_id_ = std::max(first_id_, std::min(id, next_id_));
+}
+
+std::uint64_t event_log::first_retained() const {
+  std::lock_guard lock(mu_);
+  return floor_;
 }
 
 std::uint64_t event_log::append(event e) {
@@ -106,6 +121,7 @@ std::vector<event> event_log::read(std::uint64_t after, std::size_t limit,
     std::uint64_t first = 0;
     {
       std::lock_guard lock(mu_);
+      from = std::max(from, floor_);
       if (!pager_ || from >= first_id_) {
         read_memory(from - 1, limit, f, out);
         return out;

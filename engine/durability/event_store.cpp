@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <map>
 #include <string_view>
@@ -130,12 +131,10 @@ void fetch_events(const store& st, const std::vector<std::uint64_t>& ids, const 
   while (i < ids.size() && out.size() < limit) {
     const std::size_t before = i;
     scan_events(st, ids[i], [&](const event& e) {
+      // Ids not in the log (deleted by retention, their postings not yet) are skipped.
+      while (i < ids.size() && ids[i] < e.id) ++i;
       if (i >= ids.size() || out.size() >= limit) return false;
       if (e.id < ids[i]) return e.id + kEventsPerValue > ids[i];  // close: read on
-      if (e.id > ids[i]) {
-        ++i;  // not in the log (cannot happen in a sound store): skip it
-        return true;
-      }
       if (f.matches(e)) out.push_back(e);
       ++i;
       return true;
@@ -253,6 +252,107 @@ void recover_events(store& st, event_log& log, std::size_t in_memory) {
     return true;
   });
   log.restore_last_id(last);
+}
+
+std::uint64_t oldest_stored_event(const store& st) {
+  std::uint64_t first = 0;
+  const std::string prefix = key_of(key_kind::events).str();
+  st.scan(prefix, [&](std::string_view k, std::string_view) {
+    first = read_be<std::uint64_t>(k, prefix.size());
+    return false;
+  });
+  return first;
+}
+
+dated_value first_value_dated(const store& st, std::uint64_t from, unix_seconds t,
+                              std::size_t max_events) {
+  const std::string prefix = key_of(key_kind::events).str();
+  std::uint64_t at = from;
+  std::size_t seen = 0;
+  bool complete = true;
+  st.scan_from(prefix, key_of(key_kind::events).be(from).str(), true,
+               [&](std::string_view k, std::string_view v) {
+                 at = read_be<std::uint64_t>(k, prefix.size());
+                 event newest;
+                 if (v.size() < sizeof newest || !event_from(v, v.size() - sizeof newest, newest))
+                   return true;
+                 if (newest.time >= t) return false;
+                 if (seen >= max_events) {
+                   complete = false;
+                   return false;
+                 }
+                 seen += v.size() / sizeof newest;
+                 at = newest.id + 1;  // every event of this value is older
+                 return true;
+               });
+  return {std::max(at, from), complete};
+}
+
+namespace {
+
+// The highest id a value holds: of events, its last event's; of index postings by product or
+// type, its last id; by SIM bucket (SIM, id pairs sorted by SIM), the highest of its ids.
+std::uint64_t highest_id(std::string_view key, std::string_view v) {
+  if (key[0] == static_cast<char>(key_kind::events)) {
+    event e;
+    return v.size() >= sizeof e && event_from(v, v.size() - sizeof e, e) ? e.id : 0;
+  }
+  if (key[1] != 's') return v.size() >= 8 ? raw_at<std::uint64_t>(v, v.size() - 8) : 0;
+  std::uint64_t high = 0;
+  for (std::size_t at = 0; at + 16 <= v.size(); at += 16)
+    high = std::max(high, raw_at<std::uint64_t>(v, at + 8));
+  return high;
+}
+
+// For each key prefix of the kind in turn (the key less its last 8 bytes, a first id): deletes
+// the values of that prefix whose ids are all below `below` (a prefix's values hold runs of ids
+// that follow each other, so the first that holds one at or above it ends the prefix's purge).
+// Keys of another length, and "I w", are not runs. Stops after max_keys deletes (false then).
+// first_kept: the first id of the first value kept (of the last prefix), or `below`. One cursor
+// for the whole walk.
+bool purge_runs(store_cursor& c, write_batch& wb, std::string_view kind, std::size_t key_size,
+                std::uint64_t below, std::size_t max_keys, std::size_t& keys,
+                std::uint64_t& first_kept) {
+  c.seek(kind);
+  while (c.valid() && c.key().starts_with(kind)) {
+    const std::string_view key = c.key();
+    if (key_size != 0 ? key.size() != key_size : key.size() < kind.size() + 9 || key[1] == 'w') {
+      c.next();
+      continue;
+    }
+    const std::string prefix(key.substr(0, key.size() - 8));
+    first_kept = below;
+    for (; c.valid() && c.key().starts_with(prefix); c.next()) {
+      if (c.key().size() != prefix.size() + 8) continue;
+      if (highest_id(c.key(), c.value()) >= below) {
+        first_kept = std::min(below, read_be<std::uint64_t>(c.key(), prefix.size()));
+        break;
+      }
+      if (keys >= max_keys) return false;
+      wb.del(c.key());
+      ++keys;
+    }
+    c.seek(prefix + std::string(8, '\xff') + '\0');
+  }
+  return true;
+}
+
+}  // namespace
+
+events_purge purge_events_below(const store& st, write_batch& wb, std::uint64_t below,
+                                std::size_t max_keys) {
+  events_purge p;
+  p.oldest = below;
+  st.walk([&](store_cursor& c) {
+    // The values of events first, whole (256 events a value at most): the floor moves with them.
+    purge_runs(c, wb, key_of(key_kind::events).str(), 1 + 8, below,
+               std::numeric_limits<std::size_t>::max(), p.keys, p.oldest);
+    // Then the index postings of the events deleted, at most max_keys of them.
+    std::uint64_t unused = 0;
+    p.complete = purge_runs(c, wb, key_of(key_kind::event_index).str(), 0, p.oldest,
+                            p.keys + max_keys, p.keys, unused);
+  });
+  return p;
 }
 
 }  // namespace simcap::detail

@@ -82,6 +82,11 @@ void engine::impl::recover() {
         detail::read_stored_events(*s, from, below, limit, f, out);
       },
       opts.events_in_memory);
+  // What retention left: reads begin at the oldest value kept.
+  if (const std::uint64_t oldest = detail::oldest_stored_event(*st); oldest > 1) {
+    oldest_event = oldest;
+    events.forget_below(oldest);
+  }
   for (auto& f : failed) {
     if (f) std::rethrow_exception(f);
   }

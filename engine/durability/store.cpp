@@ -309,6 +309,23 @@ void store::scan_from(std::string_view prefix, std::string_view from, bool from_
   visit(*it, prefix, f);
 }
 
+void store::walk(const std::function<void(store_cursor&)>& f) const {
+  rocksdb::ReadOptions r;
+  r.verify_checksums = true;
+  r.fill_cache = false;
+  std::shared_lock lock(open_mu_);
+  std::unique_ptr<rocksdb::Iterator> it(open_db().NewIterator(r));
+  store_cursor c(*it);
+  f(c);
+  if (!it->status().ok()) throw std::runtime_error("store read: " + it->status().ToString());
+}
+
+void store_cursor::seek(std::string_view key) { it_.Seek(rocksdb::Slice(key.data(), key.size())); }
+bool store_cursor::valid() const { return it_.Valid(); }
+void store_cursor::next() { it_.Next(); }
+std::string_view store_cursor::key() const { return {it_.key().data(), it_.key().size()}; }
+std::string_view store_cursor::value() const { return {it_.value().data(), it_.value().size()}; }
+
 void store::scan_ids(std::string_view prefix,
                      const std::function<bool(std::string_view, std::string_view)>& f) const {
   rocksdb::ReadOptions r;

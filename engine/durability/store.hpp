@@ -16,6 +16,7 @@
 namespace rocksdb {
 class ColumnFamilyHandle;
 class DB;
+class Iterator;
 class WriteBatch;
 struct Options;
 }  // namespace rocksdb
@@ -53,6 +54,23 @@ class write_batch {
   rocksdb::ColumnFamilyHandle* ids_ = nullptr;  // of the store open when put_id was called
 };
 
+// One iterator over the store's default family, for a reader that seeks many times (an
+// iterator sorts the unflushed writes once, when it is made: scan() makes one a call). Lives
+// inside store::walk only.
+class store_cursor {
+ public:
+  explicit store_cursor(rocksdb::Iterator& it) : it_(it) {}
+  // To the first key >= key.
+  void seek(std::string_view key);
+  bool valid() const;
+  void next();
+  std::string_view key() const;
+  std::string_view value() const;
+
+ private:
+  rocksdb::Iterator& it_;
+};
+
 class store {
  public:
   // Opens (creating when absent) the store in dir. When it cannot be opened for writing (a full
@@ -87,6 +105,8 @@ class store {
   void scan_from(std::string_view prefix, std::string_view from, bool from_floor,
                  const std::function<bool(std::string_view, std::string_view)>& f) const;
   bool get(std::string_view key, std::string& value) const;
+  // Calls f with a cursor over the default family (reads wait for a reopen meanwhile).
+  void walk(const std::function<void(store_cursor&)>& f) const;
   // Like scan, in the record-id family (nothing when the store has none: opened read-only
   // from an older version).
   void scan_ids(std::string_view prefix,

@@ -75,6 +75,11 @@ struct engine_options {
   // With a store: the newest events the event log keeps in memory (older ones are read from
   // the store). Without one every event stays in memory.
   std::size_t events_in_memory = 100'000;
+  // With a store: how long events are kept (by their time; 0: no age limit) and how many at most
+  // (0: no count limit; the oldest go first). Purged at most hourly by age, and as soon as the
+  // store holds a sixteenth more than events_max by count.
+  std::chrono::seconds events_retention{400 * 86400};
+  std::uint64_t events_max = 100'000'000;
   // A manual clock is put back at the time stored with the state when it is recovered (simcapd
   // --clock simulated: the simulated time goes on across restarts).
   bool resume_clock = false;
@@ -303,6 +308,10 @@ struct engine_stats {
   std::uint64_t last_checkpoint_sims = 0;  // SIMs it wrote
   double last_cut_seconds = 0;             // the longest a shard stopped for it
   std::uint64_t store_bytes = 0;
+  // The event log in the store: events kept (ids from the oldest kept to the newest) and
+  // deleted by retention since the start.
+  std::uint64_t events_stored = 0;
+  std::uint64_t events_purged = 0;
   // Pools (pause mode): the last pause of a used-up pool, from the report that used it up to the
   // last shard's pause, and what the product's SIMs counted beyond the pool by then.
   std::uint64_t pool_pauses = 0;

@@ -49,6 +49,11 @@ class event_log {
   void restore(const event& e);
   // The next id is after last (recovery, when the newest events are not restored in memory).
   void restore_last_id(std::uint64_t last);
+  // The events below id are gone (the store's retention deleted them): dropped from memory,
+  // and never asked of the pager again. The floor only rises.
+  void forget_below(std::uint64_t id);
+  // The oldest id the log may still hold: reads begin there.
+  std::uint64_t first_retained() const;
   // Events held in memory now.
   std::size_t in_memory() const;
   // Listeners are called synchronously for every appended event, in id order, under the log's
@@ -59,6 +64,7 @@ class event_log {
  private:
   void add(const event& e);  // under mu_
   void trim();               // under mu_
+  void pop_front();          // under mu_
   // Memory events with id > after matching f, into out (up to limit). Under mu_.
   void read_memory(std::uint64_t after, std::size_t limit, const event_filter& f,
                    std::vector<event>& out) const;
@@ -67,6 +73,7 @@ class event_log {
   std::deque<event> events_;  // ids first_id_ .. next_id_ - 1
   std::uint64_t first_id_ = 1;
   std::uint64_t next_id_ = 1;
+  std::uint64_t floor_ = 1;  // ids below are gone for good
   // Ids in memory, by filter value (ascending).
   std::unordered_map<std::uint16_t, std::deque<std::uint64_t>> by_product_;
   std::unordered_map<std::uint32_t, std::deque<std::uint64_t>> by_product_type_;

@@ -146,6 +146,31 @@ TEST(Config, DedupMemoryIsASize) {
   }
 }
 
+TEST(Config, EventRetentionByAgeAndCount) {
+  const auto dflt = parse_config("", ".");
+  ASSERT_TRUE(dflt);
+  EXPECT_EQ(dflt->engine.events_retention, std::chrono::seconds(400 * 86400));
+  EXPECT_EQ(dflt->engine.events_max, 100'000'000u);
+  auto cfg = parse_config("[limits]\nevents_retention = \"90d\"\nevents_max = 5000000\n", ".");
+  ASSERT_TRUE(cfg);
+  EXPECT_EQ(cfg->engine.events_retention, std::chrono::seconds(90 * 86400));
+  EXPECT_EQ(cfg->engine.events_max, 5'000'000u);
+  auto off = parse_config("[limits]\nevents_retention = \"0s\"\nevents_max = 0\n", ".");
+  ASSERT_TRUE(off);
+  EXPECT_EQ(off->engine.events_retention.count(), 0);
+  EXPECT_EQ(off->engine.events_max, 0u);
+  for (const char* bad : {"events_retention = \"forever\"", "events_retention = \"36501d\"",
+                          "events_max = -1", "events_max = 5000",  // below events_in_memory
+                          "events_in_memory = 20000\nevents_max = 10000"}) {
+    auto c = parse_config(std::string("[limits]\n") + bad + "\n", ".");
+    ASSERT_FALSE(c) << bad;
+    EXPECT_TRUE(has_error(c.error(), std::string(bad).find("events_max") != std::string::npos
+                                         ? "limits.events_max"
+                                         : "limits.events_retention"))
+        << bad;
+  }
+}
+
 TEST(Config, ThresholdsThatRoundToTheSamePermilleAreRefused) {
   auto cfg = parse_config("[limits]\nalert_thresholds = [0.9, 0.9001]\n", ".");
   ASSERT_FALSE(cfg);

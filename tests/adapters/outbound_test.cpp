@@ -297,54 +297,67 @@ TEST_F(Sink, FiltersByTypeAndProductAndBatches) {
   EXPECT_EQ(got.size(), 2u);
 }
 
-// A sink's position is side state of the engine: written with the checkpoint, read back at the
-// next start, so only the events that were not finished go again.
-TEST(SinkPosition, AfterARestartOnlyTheUnfinishedEventsGoAgain) {
-  const auto dir =
-      std::filesystem::temp_directory_path() / ("simcap-sink-pos-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  manual_clock clk(kStart);
-  memory_dead_letters dl;
-  auto options = [&] {
+// A sink on its own I/O thread over an engine, as simcapd runs it.
+struct running_sink {
+  explicit running_sink(engine& e, const sink_config& c) : s(c, e, t, io) {
+    s.start();
+    listener = e.events().add_listener([this](const event&) { s.wake(); });
+    thread = std::thread([this] { io.run(); });
+  }
+  void stop(engine& e) {
+    e.events().remove_listener(listener);
+    s.flush();
+    work.reset();
+    io.stop();
+    thread.join();
+  }
+  boost::asio::io_context io;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
+  held_transport t;
+  outbound::sink s;
+  std::uint64_t listener = 0;
+  std::thread thread;
+};
+
+// A carrier sink over an engine with a store, started again on the same store as simcapd is.
+class SinkPosition : public ::testing::Test {
+ protected:
+  SinkPosition() {
+    std::filesystem::remove_all(dir_);
+    carrier_.name = "carrier";
+    carrier_.kind = sink_config::kind_t::carrier;
+    carrier_.url = "http://127.0.0.1:1/";
+  }
+  ~SinkPosition() override { std::filesystem::remove_all(dir_); }
+  engine_options options() const {
     engine_options o;
     o.shards = 2;
-    o.store_dir = dir.string();
+    o.store_dir = dir_.string();
     o.checkpoint_interval = std::chrono::milliseconds(0);
     return o;
-  };
-  sink_config c;
-  c.name = "carrier";
-  c.kind = sink_config::kind_t::carrier;
-  c.url = "http://127.0.0.1:1/";
-  struct running {
-    explicit running(engine& e, const sink_config& c) : s(c, e, t, io) {
-      s.start();
-      listener = e.events().add_listener([this](const event&) { s.wake(); });
-      thread = std::thread([this] { io.run(); });
-    }
-    void stop(engine& e) {
-      e.events().remove_listener(listener);
-      s.flush();
-      work.reset();
-      io.stop();
-      thread.join();
-    }
-    boost::asio::io_context io;
-    boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{
-        io.get_executor()};
-    held_transport t;
-    outbound::sink s;
-    std::uint64_t listener = 0;
-    std::thread thread;
-  };
-  std::uint64_t unfinished = 0;
-  {
-    engine e(options(), clk, dl);
-    e.start();
+  }
+  static void make_acme(engine& e) {
     product_settings ps;
     ps.id = "acme";
     ASSERT_TRUE(e.put_product(ps));
-    running r(e, c);
+  }
+
+  const std::filesystem::path dir_ = std::filesystem::temp_directory_path() /
+                                     ("simcap-sink-position-" + std::to_string(::getpid()));
+  manual_clock clk_{kStart};
+  memory_dead_letters dl_;
+  sink_config carrier_;
+};
+
+// A sink's position is side state of the engine: written with the checkpoint, read back at the
+// next start, so only the events that were not finished go again.
+TEST_F(SinkPosition, AfterARestartOnlyTheUnfinishedEventsGoAgain) {
+  std::uint64_t unfinished = 0;
+  {
+    engine e(options(), clk_, dl_);
+    e.start();
+    make_acme(e);
+    running_sink r(e, carrier_);
     std::vector<iccid> ids{test_iccid(1), test_iccid(2), test_iccid(3)};
     ASSERT_TRUE(e.import_sims("acme", ids));
     auto held = r.t.take(3);
@@ -357,9 +370,9 @@ TEST(SinkPosition, AfterARestartOnlyTheUnfinishedEventsGoAgain) {
     e.stop();  // the last checkpoint holds the position
     held[1].second(ans(0, "", std::nullopt, "simcapd stopped"));  // (nothing listens any more)
   }
-  engine e(options(), clk, dl);
+  engine e(options(), clk_, dl_);
   e.start();
-  running r(e, c);
+  running_sink r(e, carrier_);
   auto again = r.t.take(1);
   ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(again[0].first.events[0].id, unfinished);
@@ -374,7 +387,75 @@ TEST(SinkPosition, AfterARestartOnlyTheUnfinishedEventsGoAgain) {
   ASSERT_TRUE(eventually([&] { return r.s.stats().delivered == 2; }));
   r.stop(e);
   e.stop();
-  std::filesystem::remove_all(dir);
+}
+
+// Retention deletes the events a sink had not read yet: they are counted as expired and the sink
+// goes on from the oldest kept; its dead letters keep their events, also after a restart.
+TEST_F(SinkPosition, RetentionExpiresUnreadEventsAndKeepsDeadLetters) {
+  const auto options = [this] {
+    engine_options o = this->options();
+    o.events_retention = std::chrono::seconds(86400);
+    return o;
+  };
+  std::uint64_t parked = 0;
+  {
+    engine e(options(), clk_, dl_);
+    e.start();
+    make_acme(e);
+    {
+      running_sink r(e, carrier_);
+      std::vector<iccid> ids{test_iccid(1), test_iccid(2)};
+      ASSERT_TRUE(e.import_sims("acme", ids));
+      auto held = r.t.take(2);
+      ASSERT_EQ(held.size(), 2u);
+      parked = held[0].first.events[0].id;
+      held[0].second(ans(400, "unknown SIM", std::nullopt, ""));
+      held[1].second(ans(200, "", std::nullopt, ""));
+      ASSERT_TRUE(
+          eventually([&] { return r.s.stats().delivered == 1 && r.s.stats().parked == 1; }));
+      r.stop(e);
+    }
+    // Three events the sink never reads (it is stopped), then a day and a half later one more:
+    // the purge after its checkpoint deletes every event of day 0.
+    std::vector<iccid> unread{test_iccid(3), test_iccid(4), test_iccid(5)};
+    ASSERT_TRUE(e.import_sims("acme", unread));
+    ASSERT_TRUE(e.advance_clock(kStart + 36 * 3600));
+    std::vector<iccid> late{test_iccid(6)};
+    ASSERT_TRUE(e.import_sims("acme", late));
+    e.checkpoint();
+    EXPECT_EQ(e.stats().events_purged, 5u);
+    EXPECT_EQ(e.events().first_retained(), 6u);
+    e.stop();
+  }
+  engine e(options(), clk_, dl_);
+  e.start();
+  EXPECT_EQ(e.events().first_retained(), 6u);
+  running_sink r(e, carrier_);
+  auto next = r.t.take(1);
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].first.events[0].sim, test_iccid(6).key());
+  next[0].second(ans(200, "", std::nullopt, ""));
+  ASSERT_TRUE(eventually([&] { return r.s.stats().delivered == 1; }));
+  EXPECT_EQ(r.s.stats().expired, 3u);  // SIMs 3, 4 and 5: neither delivered nor parked
+  EXPECT_EQ(r.s.stats().backlog, 0u);
+  const auto dead = r.s.dead_letters();
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].ev.id, parked);
+  EXPECT_EQ(dead[0].ev.sim, test_iccid(1).key());
+  EXPECT_EQ(dead[0].ev.type, event_type::activated);
+  EXPECT_EQ(dead[0].ev.time, kStart);
+  EXPECT_EQ(dead[0].status, 400u);
+  EXPECT_EQ(dead[0].answer, "unknown SIM");
+  // Redriven, it goes as it was.
+  EXPECT_EQ(r.s.redrive(), 1u);
+  auto again = r.t.take(1);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].first.events[0].id, parked);
+  EXPECT_NE(again[0].first.body.find(test_iccid(1).str()), std::string::npos);
+  again[0].second(ans(200, "", std::nullopt, ""));
+  ASSERT_TRUE(eventually([&] { return r.s.stats().delivered == 2; }));
+  r.stop(e);
+  e.stop();
 }
 
 }  // namespace

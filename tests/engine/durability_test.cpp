@@ -54,6 +54,8 @@ class Durability : public engine_fixture {
     engine_options o = durable_options(dir_);
     o.shards = 2;
     if (dedup_memory_ != 0) o.dedup_memory = dedup_memory_;
+    if (events_retention_) o.events_retention = *events_retention_;
+    if (events_max_) o.events_max = *events_max_;
     eng_ = std::make_unique<engine>(std::move(o), clock_, dead_letters_);
     eng_->start();
     feed_ = eng_->register_feed("test-feed");
@@ -106,8 +108,43 @@ class Durability : public engine_fixture {
     eng_.reset();
   }
 
+  // Every read of the event log (six filters, seven positions, two limits) answers exactly the
+  // events of `kept` (ascending ids) that it asks for.
+  void expect_reads(const std::vector<event>& kept) {
+    ASSERT_GT(kept.size(), 64u);
+    const std::uint16_t acme = kept.front().product;
+    std::vector<event_filter> filters(6);
+    filters[1].product = acme;
+    filters[2].sim = test_iccid(4).key();
+    filters[3].type = event_type::paused;
+    filters[4].product = acme;
+    filters[4].type = event_type::alert;
+    filters[5].sim = test_iccid(10).key();
+    filters[5].type = event_type::paused;
+    const std::uint64_t last = kept.back().id;
+    for (std::size_t fi = 0; fi < filters.size(); ++fi) {
+      for (std::uint64_t after :
+           {std::uint64_t{0}, std::uint64_t{1}, last / 3, last - 64, last - 63, last - 10, last}) {
+        for (std::size_t limit : {std::size_t{5}, std::size_t{100'000}}) {
+          std::vector<std::uint64_t> want;
+          for (const event& e : kept) {
+            if (e.id > after && filters[fi].matches(e) && want.size() < limit) want.push_back(e.id);
+          }
+          std::vector<std::uint64_t> got;
+          for (const event& e : eng_->events().read(after, limit, filters[fi])) {
+            EXPECT_TRUE(filters[fi].matches(e));
+            got.push_back(e.id);
+          }
+          EXPECT_EQ(got, want) << "filter " << fi << " after " << after << " limit " << limit;
+        }
+      }
+    }
+  }
+
   fs::path dir_;
   std::uint64_t dedup_memory_ = 0;  // 0: the default
+  std::optional<std::chrono::seconds> events_retention_;
+  std::optional<std::uint64_t> events_max_;
 };
 
 TEST_F(Durability, CheckpointRoundTripKeepsSimsEventsWatermarksAndIds) {
@@ -581,33 +618,7 @@ TEST_F(Durability, EventLogReadsOlderEventsFromTheStoreLikeFromMemory) {
     ASSERT_GT(all.size(), 700u);
     EXPECT_LE(eng_->events().in_memory(), 64u);
     EXPECT_EQ(eng_->events().last_id(), all.back().id);
-    const std::uint16_t acme = all.front().product;
-    std::vector<event_filter> filters(6);
-    filters[1].product = acme;
-    filters[2].sim = test_iccid(4).key();
-    filters[3].type = event_type::paused;
-    filters[4].product = acme;
-    filters[4].type = event_type::alert;
-    filters[5].sim = test_iccid(10).key();
-    filters[5].type = event_type::paused;
-    const std::uint64_t last = all.back().id;
-    for (std::size_t fi = 0; fi < filters.size(); ++fi) {
-      for (std::uint64_t after :
-           {std::uint64_t{0}, std::uint64_t{1}, last / 3, last - 64, last - 63, last - 10, last}) {
-        for (std::size_t limit : {std::size_t{5}, std::size_t{100'000}}) {
-          std::vector<std::uint64_t> want;
-          for (const event& e : all) {
-            if (e.id > after && filters[fi].matches(e) && want.size() < limit) want.push_back(e.id);
-          }
-          std::vector<std::uint64_t> got;
-          for (const event& e : eng_->events().read(after, limit, filters[fi])) {
-            EXPECT_TRUE(filters[fi].matches(e));
-            got.push_back(e.id);
-          }
-          EXPECT_EQ(got, want) << "filter " << fi << " after " << after << " limit " << limit;
-        }
-      }
-    }
+    expect_reads(all);
   };
   check("live");
   eng_->events().remove_listener(l);
@@ -622,6 +633,123 @@ TEST_F(Durability, EventLogReadsOlderEventsFromTheStoreLikeFromMemory) {
     EXPECT_EQ(seen.back().type, event_type::deactivated);
   }
   eng_->events().remove_listener(l);
+}
+
+// Retention by age: every event dated before events_retention ago leaves the store (events,
+// index postings) and the log, however it is read; the rest is read as before, also after a
+// restart.
+TEST_F(Durability, EventRetentionByAgeDeletesTheOldEventsAndKeepsTheRestReadable) {
+  events_retention_ = std::chrono::seconds(30 * 86400);
+  restart();
+  std::vector<event> seen;  // read once the listener is gone (the log's lock orders the appends)
+  const auto l = eng_->events().add_listener([&](const event& e) { seen.push_back(e); });
+  make_product("acme");
+  make_product("beta");
+  std::vector<std::uint64_t> a, b;
+  for (std::uint64_t n = 1; n <= 300; ++n) a.push_back(n);
+  for (std::uint64_t n = 301; n <= 450; ++n) b.push_back(n);
+  // Day 0: acme's SIMs, an alert and a pause for a third of them.
+  import("acme", a);
+  std::vector<usage_record> over;
+  for (std::uint64_t n = 1; n <= 300; n += 3) over.push_back(rec(n, 1'100'000, kStart));
+  feed(over);
+  eng_->checkpoint();
+  // Day 20: beta's SIMs, alerts, pauses and deactivations over several checkpoints.
+  ASSERT_TRUE(eng_->advance_clock(kStart + 20 * 86400));
+  eng_->checkpoint();
+  import("beta", b);
+  over.clear();
+  for (std::uint64_t n = 301; n <= 450; n += 3) over.push_back(rec(n, 1'100'000, clock_.now()));
+  feed(over);
+  eng_->checkpoint();
+  for (std::uint64_t n = 302; n <= 450; n += 7) {
+    ASSERT_TRUE(act(n, sim_action::deactivate));
+    if (n % 5 == 0) eng_->checkpoint();
+  }
+  eng_->checkpoint();
+  const std::uint64_t before = eng_->stats().events_stored;
+  // Day 35 (acme's anniversary passed: its SIMs are unpaused): day 0 is past the 30 days.
+  const unix_seconds cutoff = kStart + 5 * 86400;
+  ASSERT_TRUE(eng_->advance_clock(kStart + 35 * 86400));
+  eng_->checkpoint();
+  eng_->events().remove_listener(l);
+  std::vector<event> kept;
+  std::size_t old = 0;
+  for (const event& e : seen) {
+    if (e.time >= cutoff) {
+      kept.push_back(e);
+    } else {
+      ++old;
+    }
+  }
+  ASSERT_GT(old, 300u);
+  ASSERT_GT(kept.size(), 300u);
+  ASSERT_LT(kept.back().id - kept.front().id + 1, before);
+  const auto check = [&](const char* when) {
+    SCOPED_TRACE(when);
+    EXPECT_EQ(eng_->events().first_retained(), kept.front().id);
+    EXPECT_EQ(eng_->stats().events_stored, kept.back().id - kept.front().id + 1);
+    EXPECT_EQ(eng_->events().read(0, 1).front().id, kept.front().id);
+    expect_reads(kept);
+  };
+  check("live");
+  EXPECT_EQ(eng_->stats().events_purged, old);
+  restart();
+  check("after a restart");
+}
+
+// Retention by count: the store keeps the newest events_max events (and at most a sixteenth
+// more, plus the rest of the value of events that holds the oldest); index values that straddle
+// the cut keep the newer events findable by every filter.
+TEST_F(Durability, EventRetentionByCountKeepsTheNewestEventsReadableByEveryFilter) {
+  events_retention_ = std::chrono::seconds(0);
+  events_max_ = 200;
+  restart();
+  std::vector<event> seen;  // read once the listener is gone (the log's lock orders the appends)
+  const auto l = eng_->events().add_listener([&](const event& e) { seen.push_back(e); });
+  make_product("acme");
+  make_product("beta");
+  std::uint64_t purged_rounds = 0;
+  for (std::uint64_t round = 0; round < 8; ++round) {
+    // Both products' SIMs in one checkpoint, so that index values straddle the cut.
+    std::vector<std::uint64_t> a, b;
+    for (std::uint64_t n = 1; n <= 30; ++n) {
+      a.push_back(round * 60 + n);
+      b.push_back(round * 60 + 30 + n);
+    }
+    import("acme", a);
+    import("beta", b);
+    std::vector<usage_record> over;
+    for (std::uint64_t n = 1; n <= 60; n += 2)
+      over.push_back(rec(round * 60 + n, 1'100'000, kStart));
+    // SIMs 4 and 10 (of the filters) have events in every round.
+    over.push_back(rec(4, 300'000, kStart));
+    over.push_back(rec(10, 300'000, kStart));
+    feed(over);
+    eng_->checkpoint();
+    if (round % 2 == 1) {
+      ASSERT_TRUE(act(4, round % 4 == 1 ? sim_action::deactivate : sim_action::reactivate));
+      ASSERT_TRUE(act(10, round % 4 == 1 ? sim_action::deactivate : sim_action::reactivate));
+    }
+    const std::uint64_t stored = eng_->stats().events_stored;
+    const std::uint64_t total = eng_->events().last_id();
+    EXPECT_GE(stored, std::min<std::uint64_t>(total, 200)) << "round " << round;
+    EXPECT_LE(stored, 200u + 200 / 16 + 150) << "round " << round;
+    if (eng_->events().first_retained() > 1) ++purged_rounds;
+  }
+  eng_->events().remove_listener(l);
+  EXPECT_GE(purged_rounds, 4u);
+  const std::uint64_t first = eng_->events().first_retained();
+  std::vector<event> kept;
+  for (const event& e : seen) {
+    if (e.id >= first) kept.push_back(e);
+  }
+  ASSERT_GE(kept.size(), 200u);
+  expect_reads(kept);
+  EXPECT_EQ(eng_->stats().events_purged, first - 1);
+  restart();
+  EXPECT_EQ(eng_->events().first_retained(), first);
+  expect_reads(kept);
 }
 
 }  // namespace
