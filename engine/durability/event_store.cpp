@@ -111,26 +111,30 @@ void put_indexed_up_to(write_batch& wb, std::uint64_t id) {
 
 // Calls f for every stored event with id >= from, ascending, until it returns false.
 template <class F>
-void scan_events(const store& st, std::uint64_t from, F&& f) {
+void scan_events(store_cursor& c, std::uint64_t from, F&& f) {
   const std::string prefix = key_of(key_kind::events).str();
-  st.scan_from(prefix, key_of(key_kind::events).be(from).str(), true,
-               [&](std::string_view, std::string_view v) {
-                 event e;
-                 for (std::size_t at = 0; event_from(v, at, e); at += sizeof e) {
-                   if (e.id < from) continue;
-                   if (!f(e)) return false;
-                 }
-                 return true;
-               });
+  for (c.seek_floor(key_of(key_kind::events).be(from).str(), prefix);
+       c.valid() && c.key().starts_with(prefix); c.next()) {
+    const std::string_view v = c.value();
+    event e;
+    for (std::size_t at = 0; event_from(v, at, e); at += sizeof e) {
+      if (e.id < from) continue;
+      if (!f(e)) return;
+    }
+  }
+}
+template <class F>
+void scan_events(const store& st, std::uint64_t from, F&& f) {
+  st.walk([&](store_cursor& c) { scan_events(c, from, f); });
 }
 
 // The events of ascending ids that match f, into out up to limit: one read a value of events.
-void fetch_events(const store& st, const std::vector<std::uint64_t>& ids, const event_filter& f,
+void fetch_events(store_cursor& c, const std::vector<std::uint64_t>& ids, const event_filter& f,
                   std::size_t limit, std::vector<event>& out) {
   std::size_t i = 0;
   while (i < ids.size() && out.size() < limit) {
     const std::size_t before = i;
-    scan_events(st, ids[i], [&](const event& e) {
+    scan_events(c, ids[i], [&](const event& e) {
       // Ids not in the log (deleted by retention, their postings not yet) are skipped.
       while (i < ids.size() && ids[i] < e.id) ++i;
       if (i >= ids.size() || out.size() >= limit) return false;
@@ -169,48 +173,58 @@ void read_stored_events(const store& st, std::uint64_t from, std::uint64_t below
   }
   // The ids the narrowest index names, in [from, below), ascending, a round of values at a
   // time; each round's events are read from the log (ids in a row share a value) and checked
-  // against the rest of the filter.
-  const std::string prefix = posting_prefix(f);
-  std::string resume = with_id(prefix, from);
-  bool floor = true;  // the value before `from` may hold ids at or after it
-  std::vector<std::uint64_t> ids;
-  for (bool more = true; more && out.size() < limit;) {
-    ids.clear();
-    more = false;
-    std::string last_key;
-    st.scan_from(prefix, resume, floor, [&](std::string_view k, std::string_view v) {
-      if (read_be<std::uint64_t>(k, prefix.size()) >= below) return false;
-      last_key.assign(k);
-      if (f.sim) {
-        // SIM, id pairs sorted by SIM: the SIM's ids are one run.
-        std::size_t lo = 0, hi = v.size() / 16;
-        const std::size_t n = hi;
-        while (lo < hi) {
-          const std::size_t mid = (lo + hi) / 2;
-          if (raw_at<std::uint64_t>(v, mid * 16) < *f.sim)
-            lo = mid + 1;
-          else
-            hi = mid;
-        }
-        for (std::size_t i = lo; i < n && raw_at<std::uint64_t>(v, i * 16) == *f.sim; ++i) {
-          const auto id = raw_at<std::uint64_t>(v, i * 16 + 8);
-          if (id >= from && id < below) ids.push_back(id);
-        }
+  // against the rest of the filter. One cursor for it all: a cursor sorts the store's unflushed
+  // writes when it is made.
+  st.walk([&](store_cursor& c) {
+    const std::string prefix = posting_prefix(f);
+    std::string resume = with_id(prefix, from);
+    bool floor = true;  // the value before `from` may hold ids at or after it
+    std::vector<std::uint64_t> ids;
+    for (bool more = true; more && out.size() < limit;) {
+      ids.clear();
+      more = false;
+      std::string last_key;
+      if (floor) {
+        c.seek_floor(resume, prefix);
       } else {
-        for (std::size_t at = 0; at + 8 <= v.size(); at += 8) {
-          const auto id = raw_at<std::uint64_t>(v, at);
-          if (id >= from && id < below) ids.push_back(id);
+        c.seek(resume);
+      }
+      for (; c.valid() && c.key().starts_with(prefix); c.next()) {
+        const std::string_view k = c.key(), v = c.value();
+        if (read_be<std::uint64_t>(k, prefix.size()) >= below) break;
+        last_key.assign(k);
+        if (f.sim) {
+          // SIM, id pairs sorted by SIM: the SIM's ids are one run.
+          std::size_t lo = 0, hi = v.size() / 16;
+          const std::size_t n = hi;
+          while (lo < hi) {
+            const std::size_t mid = (lo + hi) / 2;
+            if (raw_at<std::uint64_t>(v, mid * 16) < *f.sim)
+              lo = mid + 1;
+            else
+              hi = mid;
+          }
+          for (std::size_t i = lo; i < n && raw_at<std::uint64_t>(v, i * 16) == *f.sim; ++i) {
+            const auto id = raw_at<std::uint64_t>(v, i * 16 + 8);
+            if (id >= from && id < below) ids.push_back(id);
+          }
+        } else {
+          for (std::size_t at = 0; at + 8 <= v.size(); at += 8) {
+            const auto id = raw_at<std::uint64_t>(v, at);
+            if (id >= from && id < below) ids.push_back(id);
+          }
+        }
+        if (ids.size() >= limit - out.size() + kPostingIds) {
+          more = true;  // enough for this round; the next starts after this value
+          break;
         }
       }
-      if (ids.size() < limit - out.size() + kPostingIds) return true;
-      more = true;  // enough for this round; the next starts after this value
-      return false;
-    });
-    std::sort(ids.begin(), ids.end());
-    fetch_events(st, ids, f, limit, out);
-    resume = last_key + '\0';
-    floor = false;
-  }
+      std::sort(ids.begin(), ids.end());
+      fetch_events(c, ids, f, limit, out);
+      resume = last_key + '\0';
+      floor = false;
+    }
+  });
 }
 
 void recover_events(store& st, event_log& log, std::size_t in_memory) {

@@ -50,7 +50,8 @@ rocksdb::Options store::options() const {
   // A torn or corrupt WAL record ends recovery there: the state is that of the last whole
   // checkpoint before it, never part of one.
   o.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
-  // Checkpoints write many keys at once and the memtable is read only at recovery: an
+  // Checkpoints write many keys at once and the memtable is read only at recovery and by reads
+  // of older events and purges (each through one cursor: a cursor sorts it once, when made): an
   // append-only vector memtable takes a batch far faster than a skip list.
   o.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
   o.allow_concurrent_memtable_write = false;
@@ -321,6 +322,11 @@ void store::walk(const std::function<void(store_cursor&)>& f) const {
 }
 
 void store_cursor::seek(std::string_view key) { it_.Seek(rocksdb::Slice(key.data(), key.size())); }
+void store_cursor::seek_floor(std::string_view key, std::string_view prefix) {
+  const rocksdb::Slice k(key.data(), key.size());
+  it_.SeekForPrev(k);
+  if (!it_.Valid() || !this->key().starts_with(prefix)) it_.Seek(k);
+}
 bool store_cursor::valid() const { return it_.Valid(); }
 void store_cursor::next() { it_.Next(); }
 std::string_view store_cursor::key() const { return {it_.key().data(), it_.key().size()}; }

@@ -62,6 +62,9 @@ class store_cursor {
   explicit store_cursor(rocksdb::Iterator& it) : it_(it) {}
   // To the first key >= key.
   void seek(std::string_view key);
+  // To the last key <= key when it begins with prefix, else to the first key >= key (the value
+  // that holds an id, for keys by first id).
+  void seek_floor(std::string_view key, std::string_view prefix);
   bool valid() const;
   void next();
   std::string_view key() const;
