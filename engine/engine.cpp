@@ -179,10 +179,16 @@ std::optional<std::string> engine::store_error() const {
 }
 
 bool engine::ingest_held() const noexcept {
-  if (!impl_->store_failed.load(std::memory_order_relaxed)) return false;
-  std::uint64_t ids = 0;
-  for (const auto& s : impl_->shards) ids += s->ids_memory_bytes();
-  return ids > impl_->opts.dedup_memory;
+  std::uint64_t ids = 0, events = 0;
+  for (const auto& s : impl_->shards) {
+    ids += s->ids_memory_bytes();
+    events += s->pending_event_bytes();
+  }
+  // Events wait for the next cut whatever the store does (a write that stalls holds them too);
+  // record ids stay in RAM beyond their budget only while the store cannot take moved ones.
+  if (events > impl_->opts.dedup_memory) return true;
+  return impl_->store_failed.load(std::memory_order_relaxed) &&
+         ids + events > impl_->opts.dedup_memory;
 }
 
 void engine::request_checkpoint() {

@@ -239,7 +239,8 @@ void shard::cut(write_batch& wb, shard_cut& out, std::uint64_t checkpoint, std::
     feed_seq_written_[f] = seq;
   }
   out.events = std::move(pending_events_);
-  pending_events_.clear();
+  pending_events_ = {};
+  pending_event_bytes_.store(0, std::memory_order_relaxed);
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 

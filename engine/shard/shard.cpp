@@ -73,10 +73,13 @@ void shard::loop() {
       run_tasks();
       handle(msgs[i]);
     }
-    // Between checkpoints too: while the store cannot write, ids stay in RAM until it can, and
-    // ingest is held once they outgrow dedup_memory (engine::ingest_held).
-    if (n != 0 && (++rounds_ & 15) == 0)
+    // Between checkpoints too: while the store cannot write, ids and events stay in RAM until
+    // it can, and ingest is held once they outgrow dedup_memory (engine::ingest_held).
+    if (n != 0 && (++rounds_ & 15) == 0) {
       ids_memory_bytes_.store(dedup_.stats().memory_bytes, std::memory_order_relaxed);
+      pending_event_bytes_.store(pending_events_.capacity() * sizeof(event),
+                                 std::memory_order_relaxed);
+    }
     unix_seconds now = clock_.now();
     if (now >= next_due_) run_due(now);
     if (stopping_.load(std::memory_order_acquire) && queue_.size_approx() == 0 &&

@@ -173,6 +173,10 @@ class shard {
   std::uint64_t ids_memory_bytes() const noexcept {
     return ids_memory_bytes_.load(std::memory_order_relaxed);
   }
+  // RAM the events waiting for the next cut take (as of the last batches; any thread).
+  std::uint64_t pending_event_bytes() const noexcept {
+    return pending_event_bytes_.load(std::memory_order_relaxed);
+  }
 
   // Upper bounds (seconds) of the batch apply-time histogram buckets; the last is +Inf.
   static constexpr std::array<double, 8> kApplyBuckets{0.0001, 0.00025, 0.0005, 0.001,
@@ -486,6 +490,7 @@ class shard {
 
   std::atomic<std::uint64_t> counted_{0}, late_{0}, duplicate_ids_{0}, apply_nanos_{0};
   unsigned rounds_ = 0;  // of the loop: the id window's RAM is read every few
+  std::atomic<std::uint64_t> pending_event_bytes_{0};
   std::atomic<std::uint64_t> ids_in_memory_{0}, ids_in_store_{0}, ids_memory_bytes_{0},
       ids_store_reads_{0}, ids_moves_{0}, ids_read_errors_{0};
   std::array<std::atomic<std::uint64_t>, kApplyBuckets.size() + 1> apply_buckets_{};

@@ -312,6 +312,8 @@ struct engine_stats {
   // deleted by retention since the start.
   std::uint64_t events_stored = 0;
   std::uint64_t events_purged = 0;
+  // RAM of the events the shards hold for the next checkpoint (as of their last batches).
+  std::uint64_t events_waiting_bytes = 0;
   // Pools (pause mode): the last pause of a used-up pool, from the report that used it up to the
   // last shard's pause, and what the product's SIMs counted beyond the pool by then.
   std::uint64_t pool_pauses = 0;
@@ -429,9 +431,11 @@ class engine {
   // Set once a checkpoint could not be written (disk full, I/O error): from then on nothing
   // more is acknowledged or reported durable; a restart recovers the last good checkpoint.
   std::optional<std::string> store_error() const;
-  // True while the store cannot write and what waits for it in RAM (the record ids of the
-  // records applied since) has outgrown dedup_memory: feeds stop reading until it writes
-  // again, so memory stays bounded however long the store is down. Cheap; any thread.
+  // True while what waits for the store in RAM has outgrown dedup_memory: the events not yet
+  // cut into a checkpoint (a late record makes one each; a checkpoint that stalls or fails
+  // holds them), or, while the store cannot write, those and the record ids of the records
+  // applied since. Feeds stop reading until it is written, so memory stays bounded however
+  // long the store is down. Cheap; any thread.
   bool ingest_held() const noexcept;
   // The feed's highest seq whose records are all in a durable checkpoint (acks); without a
   // store, every applied record counts (UINT64_MAX).

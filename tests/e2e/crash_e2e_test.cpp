@@ -491,6 +491,73 @@ TEST_F(Crash, FullDiskHoldsFeedsOnceWaitingIdsOutgrowDedupMemory) {
   EXPECT_EQ(daemon_->wait(60s), 0);
 }
 
+// The same for events: a late record makes one (late_adjustment) and waits with it for the
+// store. While the disk is full, a flood of late records without ids is held once its events
+// outgrow dedup_memory, and once there is room every record is applied and acked.
+TEST_F(Crash, FullDiskHoldsFeedsOnceWaitingEventsOutgrowDedupMemory) {
+  small_disk disk(dir_ / "disk", 1000);
+  if (!disk.mounted()) GTEST_SKIP() << "needs root to mount a 1000 MB tmpfs (the full disk)";
+  write_iccids(dir_ / "a.txt", "1000", "8901");
+  write_config(disk.dir() / "data",
+               "default_mb_limit = 100000\n[limits]\ndedup_memory = \"16MB\"\n");
+  start_daemon();
+  std::string closed_start;
+  {
+    http_client c(http_port_);
+    ASSERT_EQ(c.request("POST", "/v1/products/acme/sims", read_file(dir_ / "a.txt"), "admin",
+                        "text/plain")
+                  .status,
+              200u);
+    // The first period closes: its records are late from now on (for late_grace).
+    auto product = json::parse(c.request("GET", "/v1/products/acme", "", "admin").body);
+    closed_start = std::string(product.at("period_start").as_string());
+    const std::string anniversary(product.at("period_end").as_string());
+    ASSERT_EQ(
+        c.request("POST", "/v1/admin/clock", R"({"now":")" + anniversary + R"("})", "admin").status,
+        200u);
+  }
+  fs::path filler = disk.fill();
+  // A late_adjustment event each: 168+ MB of them. The store fails at the first checkpoint
+  // that does not fit (RocksDB's log has some room set aside); the hold begins after it.
+  constexpr std::uint64_t kRecords = 3'000'000;
+  child feed({SIMCAP_FEED_BIN, "--connect", "127.0.0.1:" + std::to_string(feed_port_), "--feed",
+              "carrier-a", "--token", "feed-secret", "--sims", "1000", "--iccid-prefix", "8901",
+              "--records", std::to_string(kRecords), "--time", closed_start, "--no-ids",
+              "--timeout", "300", "--quiet"},
+             dir_ / "f.out", dir_ / "f.err");
+  const std::string late = "simcap_records_total{outcome=\"late\"}";
+  ASSERT_TRUE(eventually(
+      [&] {
+        const std::uint64_t waits = metric(http_port_, "simcap_feed_store_waits_total");
+        return waits != ~0ULL && waits > 0;
+      },
+      60s))
+      << "late " << metric(http_port_, late) << ", events waiting "
+      << metric(http_port_, "simcap_events_waiting_bytes") << "\n"
+      << feed.err() << daemon_->err();
+  // Held: the feed is not done, nothing more is applied, and the waiting events stay about
+  // within the budget (what was in flight when the hold began comes on top).
+  ASSERT_FALSE(feed.wait(2s).has_value()) << feed.out() << feed.err();
+  const std::uint64_t applied = metric(http_port_, late);
+  EXPECT_GT(applied, 0u);
+  EXPECT_LT(applied, kRecords);
+  // (Each shard's list of them grows by doubling: up to twice what it holds.)
+  EXPECT_LT(metric(http_port_, "simcap_events_waiting_bytes"), 48u << 20);
+  EXPECT_LT(metric(http_port_, "simcap_feed_durable_seq{feed=\"carrier-a\"}"), applied);
+  ASSERT_FALSE(feed.wait(1s).has_value()) << feed.out() << feed.err();
+  EXPECT_EQ(metric(http_port_, late), applied);
+
+  fs::remove(filler);
+  auto fed = feed.wait(240s);
+  ASSERT_TRUE(fed.has_value()) << "the feed was not read again once the disk had room";
+  EXPECT_EQ(*fed, 0) << feed.out() << feed.err();
+  EXPECT_NE(feed.out().find("acked up to " + std::to_string(kRecords)), std::string::npos)
+      << feed.out();
+  EXPECT_EQ(metric(http_port_, late), kRecords);
+  daemon_->signal(SIGTERM);
+  EXPECT_EQ(daemon_->wait(60s), 0) << daemon_->err();
+}
+
 }  // namespace
 }  // namespace simcap::testing
 
