@@ -97,6 +97,27 @@ class Crash : public ::testing::Test {
     daemon_->signal(SIGKILL);
     daemon_->wait(10s);
   }
+  // The full-disk holds' set-up: simcapd on data_dir with a 16 MB dedup_memory and the 1,000
+  // SIMs 8901... imported into acme (with a limit they do not reach).
+  void start_with_1000_sims(const fs::path& data_dir) {
+    write_iccids(dir_ / "a.txt", "1000", "8901");
+    write_config(data_dir, "default_mb_limit = 100000\n[limits]\ndedup_memory = \"16MB\"\n");
+    start_daemon();
+    http_client c(http_port_);
+    ASSERT_EQ(c.request("POST", "/v1/products/acme/sims", read_file(dir_ / "a.txt"), "admin",
+                        "text/plain")
+                  .status,
+              200u);
+  }
+  // Whether a feed session was held for the store (stopped reading) within 60 s.
+  bool feeds_held() {
+    return eventually(
+        [&] {
+          const std::uint64_t waits = metric(http_port_, "simcap_feed_store_waits_total");
+          return waits != ~0ULL && waits > 0;
+        },
+        60s);
+  }
 
   fs::path dir_;
   std::uint16_t feed_port_ = 0, http_port_ = 0;
@@ -441,32 +462,18 @@ TEST_F(Crash, FullDiskIsSurvivedAndAcksResumeOnceThereIsRoom) {
 TEST_F(Crash, FullDiskHoldsFeedsOnceWaitingIdsOutgrowDedupMemory) {
   small_disk disk(dir_ / "disk", 200);
   if (!disk.mounted()) GTEST_SKIP() << "needs root to mount a 200 MB tmpfs (the full disk)";
-  write_iccids(dir_ / "a.txt", "1000", "8901");
-  write_config(disk.dir() / "data",
-               "default_mb_limit = 100000\n[limits]\ndedup_memory = \"16MB\"\n");
-  start_daemon();
-  {
-    http_client c(http_port_);
-    ASSERT_EQ(c.request("POST", "/v1/products/acme/sims", read_file(dir_ / "a.txt"), "admin",
-                        "text/plain")
-                  .status,
-              200u);
-  }
+  start_with_1000_sims(disk.dir() / "data");
   fs::path filler = disk.fill();
   constexpr std::uint64_t kRecords = 6'000'000;  // each with its own id: 70+ MB of ids
   child feed({SIMCAP_FEED_BIN, "--connect", "127.0.0.1:" + std::to_string(feed_port_), "--feed",
               "carrier-a", "--token", "feed-secret", "--sims", "1000", "--iccid-prefix", "8901",
               "--records", std::to_string(kRecords), "--timeout", "300", "--quiet"},
              dir_ / "f.out", dir_ / "f.err");
-  ASSERT_TRUE(eventually(
-      [&] {
-        const std::uint64_t waits = metric(http_port_, "simcap_feed_store_waits_total");
-        return waits != ~0ULL && waits > 0;
-      },
-      60s))
-      << "counted " << metric(http_port_, "simcap_records_total{outcome=\"counted\"}")
-      << ", id memory " << metric(http_port_, "simcap_record_id_memory_bytes") << "\n"
-      << feed.err() << daemon_->err();
+  ASSERT_TRUE(feeds_held()) << "counted "
+                            << metric(http_port_, "simcap_records_total{outcome=\"counted\"}")
+                            << ", id memory " << metric(http_port_, "simcap_record_id_memory_bytes")
+                            << "\n"
+                            << feed.err() << daemon_->err();
   // Held: two seconds on (unheld, the whole feed takes about that), the feed is not done,
   // nothing more is applied and the ids stay about within their budget (what was in flight when
   // the hold began comes on top); nothing past the last checkpoint that could be written is
@@ -497,17 +504,10 @@ TEST_F(Crash, FullDiskHoldsFeedsOnceWaitingIdsOutgrowDedupMemory) {
 TEST_F(Crash, FullDiskHoldsFeedsOnceWaitingEventsOutgrowDedupMemory) {
   small_disk disk(dir_ / "disk", 1000);
   if (!disk.mounted()) GTEST_SKIP() << "needs root to mount a 1000 MB tmpfs (the full disk)";
-  write_iccids(dir_ / "a.txt", "1000", "8901");
-  write_config(disk.dir() / "data",
-               "default_mb_limit = 100000\n[limits]\ndedup_memory = \"16MB\"\n");
-  start_daemon();
+  start_with_1000_sims(disk.dir() / "data");
   std::string closed_start;
   {
     http_client c(http_port_);
-    ASSERT_EQ(c.request("POST", "/v1/products/acme/sims", read_file(dir_ / "a.txt"), "admin",
-                        "text/plain")
-                  .status,
-              200u);
     // The first period closes: its records are late from now on (for late_grace).
     auto product = json::parse(c.request("GET", "/v1/products/acme", "", "admin").body);
     closed_start = std::string(product.at("period_start").as_string());
@@ -526,15 +526,9 @@ TEST_F(Crash, FullDiskHoldsFeedsOnceWaitingEventsOutgrowDedupMemory) {
               "--timeout", "300", "--quiet"},
              dir_ / "f.out", dir_ / "f.err");
   const std::string late = "simcap_records_total{outcome=\"late\"}";
-  ASSERT_TRUE(eventually(
-      [&] {
-        const std::uint64_t waits = metric(http_port_, "simcap_feed_store_waits_total");
-        return waits != ~0ULL && waits > 0;
-      },
-      60s))
-      << "late " << metric(http_port_, late) << ", events waiting "
-      << metric(http_port_, "simcap_events_waiting_bytes") << "\n"
-      << feed.err() << daemon_->err();
+  ASSERT_TRUE(feeds_held()) << "late " << metric(http_port_, late) << ", events waiting "
+                            << metric(http_port_, "simcap_events_waiting_bytes") << "\n"
+                            << feed.err() << daemon_->err();
   // Held: the feed is not done, nothing more is applied, and the waiting events stay about
   // within the budget (what was in flight when the hold began comes on top).
   ASSERT_FALSE(feed.wait(2s).has_value()) << feed.out() << feed.err();
