@@ -14,6 +14,15 @@
 
 namespace simcap {
 
+namespace {
+// Whether a file is there; a name the system cannot even look up (too long, a bad component)
+// is not, rather than an exception out of the loader.
+bool file_exists(const std::filesystem::path& p) {
+  std::error_code ec;
+  return std::filesystem::exists(p, ec);
+}
+}  // namespace
+
 std::optional<std::pair<std::string, std::uint16_t>> split_host_port(std::string_view s) {
   auto colon = s.rfind(':');
   if (colon == std::string_view::npos || colon == 0) return std::nullopt;
@@ -87,8 +96,7 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
   // A relative file name is the config file's directory's when it is there.
   const auto config_file = [&](const std::string& name) {
     std::filesystem::path p = name;
-    if (p.is_relative() && !std::filesystem::exists(p) && std::filesystem::exists(base_dir / p))
-      p = base_dir / p;
+    if (p.is_relative() && !file_exists(p) && file_exists(base_dir / p)) p = base_dir / p;
     return p;
   };
   if (const toml::table* t = root["tls"].as_table()) {
@@ -105,8 +113,7 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
         continue;
       }
       *out = config_file(*f);
-      if (!std::filesystem::exists(*out))
-        rd.error(std::string("tls.") + key, "file not found: " + *f);
+      if (!file_exists(*out)) rd.error(std::string("tls.") + key, "file not found: " + *f);
     }
     if (!cfg.tls.client_ca.empty() && !cfg.tls.feed)
       rd.error("tls.client_ca",
@@ -171,8 +178,7 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
     if (auto f = rd.get<std::string>(*b, "billing.", "rates_file")) {
       // Relative to the config file's folder (then to the working directory).
       std::filesystem::path p(*f);
-      if (p.is_relative() && (std::filesystem::exists(base_dir / p) || !std::filesystem::exists(p)))
-        p = base_dir / p;
+      if (p.is_relative() && (file_exists(base_dir / p) || !file_exists(p))) p = base_dir / p;
       auto currencies = load_iso4217();
       if (!currencies) rd.error("billing.rates_file", currencies.error());
       auto rates =
@@ -321,10 +327,10 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
     if (auto f = rd.get<std::string>(*t, prefix, "iccids_file")) {
       // Relative paths are taken from the working directory, then from the config's folder.
       std::filesystem::path p(*f);
-      if (p.is_relative() && !std::filesystem::exists(p) && std::filesystem::exists(base_dir / p)) {
+      if (p.is_relative() && !file_exists(p) && file_exists(base_dir / p)) {
         p = base_dir / p;
       }
-      if (!std::filesystem::exists(p)) rd.error(prefix + "iccids_file", "file not found: " + *f);
+      if (!file_exists(p)) rd.error(prefix + "iccids_file", "file not found: " + *f);
       pc.iccids_file = p;
     }
     cfg.products.push_back(std::move(pc));
@@ -422,9 +428,8 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
     }
     if (auto f = rd.get<std::string>(*t, prefix, "ca_file")) {
       std::filesystem::path p(*f);
-      if (p.is_relative() && !std::filesystem::exists(p) && std::filesystem::exists(base_dir / p))
-        p = base_dir / p;
-      if (!std::filesystem::exists(p)) rd.error(prefix + "ca_file", "file not found: " + *f);
+      if (p.is_relative() && !file_exists(p) && file_exists(base_dir / p)) p = base_dir / p;
+      if (!file_exists(p)) rd.error(prefix + "ca_file", "file not found: " + *f);
       sc.ca_file = p.string();
     }
     cfg.sinks.push_back(std::move(sc));

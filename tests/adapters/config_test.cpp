@@ -146,6 +146,25 @@ TEST(Config, DedupMemoryIsASize) {
   }
 }
 
+// Found by fuzz_config (tests/fuzz/corpus/config/long-file-name.toml): a file name the system
+// cannot look up (longer than a name may be) threw out of the loader.
+TEST(Config, AFileNameTooLongToLookUpIsNotFoundNotAnException) {
+  const std::string name(300, 'g');
+  for (const std::string key :
+       {"[tls]\ncert", "[[products]]\nid = \"a\"\niccids_file", "[billing]\nrates_file"}) {
+    std::expected<daemon_config, std::vector<std::string>> cfg;
+    ASSERT_NO_THROW(cfg = parse_config(key + " = \"" + name + "\"\n", ".")) << key;
+    ASSERT_FALSE(cfg) << key;
+    EXPECT_TRUE(std::any_of(cfg.error().begin(), cfg.error().end(),
+                            [](const std::string& e) {
+                              return e.find("not found") != std::string::npos ||
+                                     e.find("cannot") != std::string::npos ||
+                                     e.find("open") != std::string::npos;
+                            }))
+        << key << ": " << cfg.error().front();
+  }
+}
+
 TEST(Config, EventRetentionByAgeAndCount) {
   const auto dflt = parse_config("", ".");
   ASSERT_TRUE(dflt);
