@@ -119,6 +119,21 @@ class Crash : public ::testing::Test {
         60s);
   }
 
+  // The end of a full-disk hold: room is made (the filler goes), and the held feed is read
+  // again to its last record, all of it acked and counted under `applied` (a metric).
+  void resumes_once_there_is_room(child& feed, const fs::path& filler, std::uint64_t records,
+                                  const std::string& applied) {
+    fs::remove(filler);
+    auto fed = feed.wait(240s);
+    ASSERT_TRUE(fed.has_value()) << "the feed was not read again once the disk had room";
+    EXPECT_EQ(*fed, 0) << feed.out() << feed.err();
+    EXPECT_NE(feed.out().find("acked up to " + std::to_string(records)), std::string::npos)
+        << feed.out();
+    EXPECT_EQ(metric(http_port_, applied), records);
+    daemon_->signal(SIGTERM);
+    EXPECT_EQ(daemon_->wait(60s), 0) << daemon_->err();
+  }
+
   fs::path dir_;
   std::uint16_t feed_port_ = 0, http_port_ = 0;
   std::unique_ptr<child> daemon_;
@@ -487,15 +502,7 @@ TEST_F(Crash, FullDiskHoldsFeedsOnceWaitingIdsOutgrowDedupMemory) {
   ASSERT_FALSE(feed.wait(1s).has_value()) << feed.out() << feed.err();
   EXPECT_EQ(metric(http_port_, "simcap_records_total{outcome=\"counted\"}"), counted);
 
-  fs::remove(filler);
-  auto fed = feed.wait(240s);
-  ASSERT_TRUE(fed.has_value()) << "the feed was not read again once the disk had room";
-  EXPECT_EQ(*fed, 0) << feed.out() << feed.err();
-  EXPECT_NE(feed.out().find("acked up to " + std::to_string(kRecords)), std::string::npos)
-      << feed.out();
-  EXPECT_EQ(metric(http_port_, "simcap_records_total{outcome=\"counted\"}"), kRecords);
-  daemon_->signal(SIGTERM);
-  EXPECT_EQ(daemon_->wait(60s), 0);
+  resumes_once_there_is_room(feed, filler, kRecords, "simcap_records_total{outcome=\"counted\"}");
 }
 
 // The same for events: a late record makes one (late_adjustment) and waits with it for the
@@ -541,15 +548,7 @@ TEST_F(Crash, FullDiskHoldsFeedsOnceWaitingEventsOutgrowDedupMemory) {
   ASSERT_FALSE(feed.wait(1s).has_value()) << feed.out() << feed.err();
   EXPECT_EQ(metric(http_port_, late), applied);
 
-  fs::remove(filler);
-  auto fed = feed.wait(240s);
-  ASSERT_TRUE(fed.has_value()) << "the feed was not read again once the disk had room";
-  EXPECT_EQ(*fed, 0) << feed.out() << feed.err();
-  EXPECT_NE(feed.out().find("acked up to " + std::to_string(kRecords)), std::string::npos)
-      << feed.out();
-  EXPECT_EQ(metric(http_port_, late), kRecords);
-  daemon_->signal(SIGTERM);
-  EXPECT_EQ(daemon_->wait(60s), 0) << daemon_->err();
+  resumes_once_there_is_room(feed, filler, kRecords, late);
 }
 
 }  // namespace
