@@ -163,6 +163,10 @@ void store::close() {
 }
 
 store::store(const std::filesystem::path& dir) : dir_(dir) {
+  // RocksDB creates a missing store directory too, but only after logging an error for it: a
+  // first start would begin with an error line.
+  std::error_code ec;
+  std::filesystem::create_directories(dir_, ec);
   if (open_writable(open_error_)) return;
   // A store that cannot be opened for writing (no room for its new log and manifest) is still
   // read: simcapd starts with its state, not ready and acknowledging nothing, until it can write.

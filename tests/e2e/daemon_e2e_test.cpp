@@ -65,6 +65,8 @@ TEST_F(Daemon, StreamsRecordsPausesSimsAndStopsCleanly) {
   ASSERT_TRUE(code.has_value()) << "simcapd did not stop on SIGTERM";
   EXPECT_EQ(*code, 0) << d.err();
   const std::string log = d.err();
+  // A first start on a fresh data directory and a clean run log no error.
+  EXPECT_EQ(log.find("[error]"), std::string::npos) << log;
   // The busy SIMs (10 of 200 take half of about 160 MB) passed their 5 MB limit.
   EXPECT_TRUE(std::regex_search(
       log, std::regex("event [0-9]+ paused iccid=8901000[0-9]+ product=acme "
