@@ -263,6 +263,13 @@ void write_batch::append(const write_batch& other) {
   rocksdb::Status st = other.b_->Iterate(&c);
   if (!st.ok()) throw std::runtime_error("store batch: " + st.ToString());
 }
+void write_batch::reserve(std::size_t bytes) {
+  auto b = std::make_unique<rocksdb::WriteBatch>(b_->GetDataSize() + bytes);
+  copy_into c(*b, ids_);
+  rocksdb::Status st = b_->Iterate(&c);
+  if (!st.ok()) throw std::runtime_error("store batch: " + st.ToString());
+  b_ = std::move(b);
+}
 std::size_t write_batch::count() const { return static_cast<std::size_t>(b_->Count()); }
 std::size_t write_batch::data_size() const { return b_->GetDataSize(); }
 void write_batch::set_save_point() { b_->SetSavePoint(); }

@@ -42,6 +42,9 @@ class write_batch {
   void del_range_id(const class store& st, std::string_view from, std::string_view to);
   // Adds other's writes after this batch's own (in their order).
   void append(const write_batch& other);
+  // Makes room for `bytes` more, so that what is added next does not move the batch as it
+  // grows (a checkpoint's batch is tens of MB at full ingest). Before any save point.
+  void reserve(std::size_t bytes);
   std::size_t count() const;
   std::size_t data_size() const;
   // A failed write takes back what was added since the save point.

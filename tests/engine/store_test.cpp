@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "sanitizers.hpp"
 
@@ -103,6 +104,41 @@ TEST(Store, RunningOutOfFileDescriptorsIsRetriedNotFatal) {
     std::string v;
     ASSERT_TRUE(st.get("k-after", v));
     EXPECT_EQ(v, "after");
+  }
+  fs::remove_all(dir);
+}
+
+// A batch given room after some writes keeps them, in both families and in their order (a
+// put then a delete of the same key stays deleted), and what is added after goes in too.
+TEST(Store, ABatchGivenRoomKeepsTheWritesMadeBefore) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("simcap-store-reserve-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  {
+    detail::store st(dir);
+    ASSERT_TRUE(st.writable());
+    detail::write_batch b;
+    b.put("a", "1");
+    b.put("gone", "x");
+    b.del("gone");
+    b.put_id(st, "id-1", "f");
+    b.reserve(8 << 20);
+    b.put("b", std::string(1 << 20, 'v'));
+    b.put_id(st, "id-2", "g");
+    EXPECT_EQ(b.count(), 6u);
+    st.write(b);
+    std::string v;
+    ASSERT_TRUE(st.get("a", v));
+    EXPECT_EQ(v, "1");
+    EXPECT_FALSE(st.get("gone", v));
+    ASSERT_TRUE(st.get("b", v));
+    EXPECT_EQ(v.size(), std::size_t{1} << 20);
+    std::vector<std::string> ids;
+    st.scan_ids("id-", [&](std::string_view k, std::string_view value) {
+      ids.push_back(std::string(k) + "=" + std::string(value));
+      return true;
+    });
+    EXPECT_EQ(ids, (std::vector<std::string>{"id-1=f", "id-2=g"}));
   }
   fs::remove_all(dir);
 }
