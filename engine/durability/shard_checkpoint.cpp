@@ -31,25 +31,8 @@ void shard::cut(write_batch& wb, shard_cut& out, std::uint64_t checkpoint, std::
     s.flags &= static_cast<std::uint8_t>(~sim_slot::kFlagDirty);
     ++out.sims;
   };
-  if (dirty_.size() > table_.capacity() / 4) {
-    // Most of the table: one pass in memory order beats a lookup per key.
-    for (std::size_t i = 0; i < table_.capacity(); ++i) {
-      sim_slot& s = table_.at(i);
-      if (s.key != 0 && (s.flags & sim_slot::kFlagDirty)) take(s);
-      if ((i & 0xfff) == 0xfff) run_reads();  // queries wait for a slice, not the whole cut
-    }
-  } else {
-    // Slots are fetched a few keys ahead: the misses overlap instead of queueing.
-    constexpr std::size_t kAhead = 16;
-    for (std::size_t i = 0; i < std::min(dirty_.size(), kAhead); ++i) table_.prefetch(dirty_[i]);
-    for (std::size_t i = 0; i < dirty_.size(); ++i) {
-      if (i + kAhead < dirty_.size()) table_.prefetch(dirty_[i + kAhead]);
-      sim_slot* s = table_.find(dirty_[i]);
-      if (s != nullptr && (s->flags & sim_slot::kFlagDirty)) take(*s);  // else listed twice
-      if ((i & 0x7ff) == 0x7ff) run_reads();
-    }
-  }
-  dirty_.clear();
+  // In memory order, reading the changed slots only; queries wait for a slice, not the cut.
+  table_.take_dirty(take, [&] { run_reads(); });
   for (std::uint64_t key : erased_) {
     if (table_.find(key) != nullptr) continue;  // imported again since
     sim_slot gone{};

@@ -385,7 +385,7 @@ class shard {
   void touch_all(sim_slot& s) { mark(s, sim_slot::kFlagDirtyAll); }
   void mark(sim_slot& s, std::uint8_t flag) {
     if (!durable_) return;
-    if (!(s.flags & sim_slot::kFlagDirty)) dirty_.push_back(s.key);
+    if (!(s.flags & sim_slot::kFlagDirty)) table_.mark_dirty(s);
     s.flags |= flag;
   }
   void publish(const event& e);
@@ -445,7 +445,6 @@ class shard {
 
   // Durability: what changed since the last cut.
   const bool durable_;
-  std::vector<std::uint64_t> dirty_;  // SIM keys (kFlagDirty set in their slots)
   // SIM state is stored as blobs of 64-byte slots: a delta per checkpoint (the dirty SIMs) and
   // a base (every SIM) written a slice per checkpoint. Recovery loads the last complete base
   // and the deltas after the checkpoint its first slice was written in.

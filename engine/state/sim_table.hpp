@@ -2,12 +2,16 @@
 // Open-addressing table of per-SIM accumulators, owned by one shard thread. One 64-byte slot
 // (a cache line) per SIM, linear probing, capacity any size (fastrange), grows by 1.5x above
 // 85 % load. A released SIM keeps its slot; erase() (an import undone) shifts the run after the
-// slot back, so there are no tombstones.
+// slot back, so there are no tombstones. A bit per slot marks the slots changed since the last
+// checkpoint (mark_dirty / take_dirty), so that a checkpoint reads those slots only, in memory
+// order.
 #include <algorithm>
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <new>
 #include <utility>
+#include <vector>
 
 #include "state/hash.hpp"
 #include "state/huge_array.hpp"
@@ -62,7 +66,40 @@ class sim_table {
 
   std::size_t size() const noexcept { return size_; }
   std::size_t capacity() const noexcept { return slots_.size(); }
-  std::size_t memory_bytes() const noexcept { return slots_.bytes(); }
+  std::size_t memory_bytes() const noexcept {
+    return slots_.bytes() + dirty_.capacity() * sizeof(std::uint64_t);
+  }
+
+  // Marks s (a slot of this table) for take_dirty. The caller sets a kFlagDirty bit in it too:
+  // a slot is taken only while it has one (a mark outlives a flag cleared since, harmlessly;
+  // never the other way round: erase and growth move the marks of dirty slots with them).
+  void mark_dirty(const sim_slot& s) noexcept {
+    const auto i = static_cast<std::size_t>(&s - &slots_[0]);
+    dirty_[i >> 6] |= std::uint64_t{1} << (i & 63);
+  }
+  // Calls take(slot) for each marked slot that still has a kFlagDirty bit, in slot order, and
+  // between() after every 4,096 slots looked at; clears the marks (take clears the flags).
+  template <class F, class G>
+  void take_dirty(F&& take, G&& between) {
+    // The slots of two words (128 slots) ahead are fetched while these are taken: the misses
+    // overlap instead of queueing (sparse marks defeat the hardware's own prefetch).
+    constexpr std::size_t kAhead = 2;
+    auto fetch = [&](std::size_t w) {
+      for (std::uint64_t bits = dirty_[w]; bits != 0; bits &= bits - 1)
+        prefetch_for_write(&slots_[w * 64 + static_cast<std::size_t>(std::countr_zero(bits))]);
+    };
+    for (std::size_t w = 0; w < std::min(kAhead, dirty_.size()); ++w) fetch(w);
+    for (std::size_t w = 0; w < dirty_.size(); ++w) {
+      if (w + kAhead < dirty_.size()) fetch(w + kAhead);
+      std::uint64_t bits = std::exchange(dirty_[w], 0);
+      while (bits != 0) {
+        sim_slot& s = slots_[w * 64 + static_cast<std::size_t>(std::countr_zero(bits))];
+        bits &= bits - 1;
+        if (s.key != 0 && (s.flags & sim_slot::kFlagDirty)) take(s);
+      }
+      if ((w & 63) == 63) between();
+    }
+  }
 
   // Slot i of capacity() (key 0: empty). Slots keep their place until the table grows.
   sim_slot& at(std::size_t i) noexcept { return slots_[i]; }
@@ -113,6 +150,7 @@ class sim_table {
       const bool stays = hole <= i ? (hole < h && h <= i) : (hole < h || h <= i);
       if (stays) continue;
       slots_[hole] = slots_[i];
+      if (slots_[hole].flags & sim_slot::kFlagDirty) mark_dirty(slots_[hole]);
       hole = i;
     }
     slots_[hole] = sim_slot{};
@@ -156,6 +194,7 @@ class sim_table {
     huge_array<sim_slot> old = std::exchange(slots_, huge_array<sim_slot>(cap));
     cap_ = cap;
     size_ = 0;
+    dirty_.assign(cap / 64 + 1, 0);
     for (std::size_t i = 0; i < old.size(); ++i) {
       if (old[i].key == 0) continue;
       std::size_t j = home(old[i].key);
@@ -163,11 +202,13 @@ class sim_table {
         if (++j == cap_) j = 0;
       }
       slots_[j] = old[i];
+      if (slots_[j].flags & sim_slot::kFlagDirty) mark_dirty(slots_[j]);
       ++size_;
     }
   }
 
   huge_array<sim_slot> slots_;
+  std::vector<std::uint64_t> dirty_;  // a bit per slot: changed since the last take_dirty
   std::size_t cap_ = 0;
   std::size_t size_ = 0;
 };
