@@ -74,11 +74,15 @@ void shard::loop() {
       handle(msgs[i]);
     }
     // Between checkpoints too: while the store cannot write, ids and events stay in RAM until
-    // it can, and ingest is held once they outgrow dedup_memory (engine::ingest_held).
-    if (n != 0 && (++rounds_ & 15) == 0) {
-      ids_memory_bytes_.store(dedup_.stats().memory_bytes, std::memory_order_relaxed);
+    // it can, and ingest is held once they outgrow dedup_memory (engine::ingest_held). The
+    // events every round (a flood of late records makes one each: 16 rounds of them overshot
+    // the budget by tens of MB), the ids' size, which takes longer to add up, every 16.
+    if (n != 0) {
       pending_event_bytes_.store(pending_events_.capacity() * sizeof(event),
                                  std::memory_order_relaxed);
+      if ((++rounds_ & 15) == 0) {
+        ids_memory_bytes_.store(dedup_.stats().memory_bytes, std::memory_order_relaxed);
+      }
     }
     unix_seconds now = clock_.now();
     if (now >= next_due_) run_due(now);
