@@ -67,13 +67,14 @@ struct engine::impl final : detail::shard_host {
         std::vector<std::uint64_t>(detail::kMaxFeeds, std::numeric_limits<std::uint64_t>::max());
     std::vector<unsigned> seen = std::vector<unsigned>(detail::kMaxFeeds, 0);
     std::uint64_t sims = 0;
-    double longest_cut = 0;
+    double longest_cut = 0;      // wall time (s)
+    double longest_cut_cpu = 0;  // a shard thread's CPU time (s)
   };
   pending_checkpoint cut(std::uint64_t n);
   static void append(pending_checkpoint& older, pending_checkpoint&& newer);
   bool write(pending_checkpoint& p, std::chrono::steady_clock::time_point t0);
   bool store_writable();
-  double checkpoint();  // how long the cut stopped the shards (s)
+  double checkpoint();  // the CPU time the longest cut took of its shard (s)
   void checkpointer_loop();
   void notify_checkpoint_listeners();
 

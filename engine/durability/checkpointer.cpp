@@ -78,6 +78,7 @@ engine::impl::pending_checkpoint engine::impl::cut(std::uint64_t n) {
   p.ops.reserve(bytes);
   for (unsigned s = 0; s < shards.size(); ++s) {
     p.longest_cut = std::max(p.longest_cut, cuts[s].seconds);
+    p.longest_cut_cpu = std::max(p.longest_cut_cpu, cuts[s].cpu_seconds);
     p.ops.append(parts[s]);
     for (auto& [k, v] : cuts[s].blobs) p.ops.put(k, v);
     p.sims += cuts[s].sims;
@@ -101,6 +102,7 @@ void engine::impl::append(pending_checkpoint& older, pending_checkpoint&& newer)
   older.seen = std::move(newer.seen);
   older.sims += newer.sims;
   older.longest_cut = std::max(older.longest_cut, newer.longest_cut);
+  older.longest_cut_cpu = std::max(older.longest_cut_cpu, newer.longest_cut_cpu);
 }
 
 // Writes p; false (and p kept for the next try) when the store cannot write.
@@ -172,7 +174,7 @@ double engine::impl::checkpoint() {
   if (!store_writable()) return 0;
   const auto t0 = std::chrono::steady_clock::now();
   pending_checkpoint p = cut(std::max(checkpoint_no, unwritten ? unwritten->number : 0) + 1);
-  const double stopped = p.longest_cut;
+  const double stopped = p.longest_cut_cpu;
   if (unwritten) {
     append(*unwritten, std::move(p));
     p = std::move(*unwritten);
@@ -254,11 +256,14 @@ void engine::impl::purge_events() {
 
 // A checkpoint begins every checkpoint_interval, or when the last one ends if it took longer.
 // A cut stops the shards (the write does not: ingest goes on meanwhile), so the next begins no
-// sooner than (100 - p) / p times the longest stop after it (p: checkpoint_stall_percent, 5 by
-// default: 19 times): cuts hold the shards at most p % of the time, however busy the feeds (up
-// to kMaxCheckpointPause: a fleet so big that its cuts take longer than that allows gives up
-// some ingest rather than ack later still). A feed waiting for its last ack asks for one
-// at once (request_checkpoint).
+// sooner than (100 - p) / p times the longest cut's CPU time after it (p:
+// checkpoint_stall_percent, 5 by default: 19 times): cuts take at most p % of the shards' time,
+// however busy the feeds (up to kMaxCheckpointPause: a fleet so big that its cuts take longer
+// than that allows gives up some ingest rather than ack later still). CPU time, not the time
+// the cut held the shard: where the feeds keep every core busy, a shard thread waits for a core
+// during its cut about as long as it works, and other threads use that time (pacing on the
+// hold spaced checkpoints twice as far apart for the same cost). A feed waiting for its last
+// ack asks for one at once (request_checkpoint).
 constexpr std::chrono::milliseconds kMaxCheckpointPause{2000};
 
 void engine::impl::checkpointer_loop() {

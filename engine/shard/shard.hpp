@@ -126,7 +126,8 @@ struct shard_cut {
   std::vector<event> events;
   std::vector<std::pair<std::uint32_t, std::uint64_t>> watermarks;  // feed id, seq
   std::size_t sims = 0;                                             // SIMs written
-  double seconds = 0;  // how long the cut held the shard
+  double seconds = 0;      // how long the cut held the shard
+  double cpu_seconds = 0;  // the shard thread's CPU time in it (what paces checkpoints)
 };
 
 class shard {
