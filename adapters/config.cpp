@@ -93,7 +93,8 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
     rd.error("server", "must be a table");
   }
 
-  // A relative file name is the config file's directory's when it is there.
+  // A relative file name is the working directory's, else the config file's directory's when
+  // it is there.
   const auto config_file = [&](const std::string& name) {
     std::filesystem::path p = name;
     if (p.is_relative() && !file_exists(p) && file_exists(base_dir / p)) p = base_dir / p;
@@ -325,11 +326,7 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
                  "must be decimal text with at most 6 decimals, e.g. \"9.90\"");
     }
     if (auto f = rd.get<std::string>(*t, prefix, "iccids_file")) {
-      // Relative paths are taken from the working directory, then from the config's folder.
-      std::filesystem::path p(*f);
-      if (p.is_relative() && !file_exists(p) && file_exists(base_dir / p)) {
-        p = base_dir / p;
-      }
+      const std::filesystem::path p = config_file(*f);
       if (!file_exists(p)) rd.error(prefix + "iccids_file", "file not found: " + *f);
       pc.iccids_file = p;
     }
@@ -427,8 +424,7 @@ std::expected<daemon_config, std::vector<std::string>> parse_config(
         rd.error(prefix + "start", "must be \"now\" or \"oldest\"");
     }
     if (auto f = rd.get<std::string>(*t, prefix, "ca_file")) {
-      std::filesystem::path p(*f);
-      if (p.is_relative() && !file_exists(p) && file_exists(base_dir / p)) p = base_dir / p;
+      const std::filesystem::path p = config_file(*f);
       if (!file_exists(p)) rd.error(prefix + "ca_file", "file not found: " + *f);
       sc.ca_file = p.string();
     }
