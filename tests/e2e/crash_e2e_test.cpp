@@ -21,6 +21,7 @@
 #include "http_client.hpp"
 #include "http_receiver.hpp"
 #include "process.hpp"
+#include "small_disk.hpp"
 
 namespace simcap::testing {
 namespace {
@@ -144,7 +145,9 @@ class Crash : public ::testing::Test {
     fs::remove(filler);
     auto fed = feed.wait(240s);
     ASSERT_TRUE(fed.has_value()) << "the feed was not read again once the disk had room";
-    EXPECT_EQ(*fed, 0) << feed.out() << feed.err();
+    EXPECT_EQ(*fed, 0) << feed.out() << feed.err() << "simcapd exit "
+                       << daemon_->wait(0ms).value_or(1000) << ":\n"
+                       << daemon_->err();
     EXPECT_NE(feed.out().find("acked up to " + std::to_string(records)), std::string::npos)
         << feed.out();
     EXPECT_EQ(metric(http_port_, applied), records);
@@ -389,42 +392,6 @@ TEST_F(Crash, SimulatedClockResumesAfterARestart) {
                 .status,
             400u);
 }
-
-// A small file system (a tmpfs of `mb` MB, mounted at `dir` while this lives) that fill() fills
-// up with a file, until a write fails; mounted() is false without root.
-class small_disk {
- public:
-  small_disk(fs::path dir, int mb) : dir_(std::move(dir)) {
-    fs::create_directories(dir_);
-    mounted_ =
-        ::geteuid() == 0 &&
-        std::system(("mount -t tmpfs -o size=" + std::to_string(mb) + "m tmpfs " + dir_.string())
-                        .c_str()) == 0;
-  }
-  ~small_disk() {
-    if (mounted_) std::system(("umount -l " + dir_.string()).c_str());
-  }
-  small_disk(const small_disk&) = delete;
-  small_disk& operator=(const small_disk&) = delete;
-  bool mounted() const { return mounted_; }
-  const fs::path& dir() const { return dir_; }
-  // Fills it; returns the file that did (remove it to make room again).
-  fs::path fill() const {
-    fs::path filler = dir_ / "filler";
-    std::FILE* f = std::fopen(filler.c_str(), "wb");
-    std::vector<char> block(1 << 16, 'f');
-    if (f != nullptr) {
-      while (std::fwrite(block.data(), 1, block.size(), f) == block.size() && std::fflush(f) == 0) {
-      }
-      std::fclose(f);
-    }
-    return filler;
-  }
-
- private:
-  fs::path dir_;
-  bool mounted_ = false;
-};
 
 // A full disk (a 20 MB tmpfs under the data dir): simcapd keeps running, refuses changes and
 // takes back the one it could not make durable, acknowledges nothing, and by itself acks again
