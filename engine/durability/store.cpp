@@ -3,6 +3,7 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/memtablerep.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
@@ -40,6 +41,20 @@ class rocksdb_to_spdlog final : public rocksdb::Logger {
   }
 };
 
+// Keeps RocksDB from resuming writes by itself after a background error (its SstFileManager
+// polls the disk and resumes once a full one has room). After a failed WAL append RocksDB 7.8
+// resumes on the same log file when no memtable needs flushing, and the next write to that log
+// trips an assertion that Debian's build keeps (the daemon aborted in one run of nine of a
+// full-disk test); simcap reopens the store instead (recover_writes), on a new log.
+class no_auto_resume final : public rocksdb::EventListener {
+ public:
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason /*reason*/, rocksdb::Status bg_error,
+                            bool* auto_recovery) override {
+    bg_error.PermitUncheckedError();
+    *auto_recovery = false;
+  }
+};
+
 }  // namespace
 
 rocksdb::Options store::options() const {
@@ -47,6 +62,8 @@ rocksdb::Options store::options() const {
   o.create_if_missing = true;
   o.paranoid_checks = true;
   o.info_log = std::make_shared<rocksdb_to_spdlog>();
+  o.listeners.push_back(std::make_shared<no_auto_resume>());
+  o.max_bgerror_resume_count = 0;
   // A torn or corrupt WAL record ends recovery there: the state is that of the last whole
   // checkpoint before it, never part of one.
   o.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
@@ -182,9 +199,9 @@ store::store(const std::filesystem::path& dir) : dir_(dir) {
 store::~store() { close(); }
 
 bool store::recover_writes() {
-  // RocksDB clears its background error only with room for a whole memtable to spare; reopening
-  // (the WAL replayed, a torn tail dropped) needs only room for what it writes.
-  if (writable_ && db_ && db_->Resume().ok()) return true;
+  // Reopened, never resumed (DB::Resume): a resumed RocksDB may write on to the log whose append
+  // failed (see no_auto_resume). Reopening replays the log, drops a torn tail and starts a new
+  // one, and needs room only for what it writes.
   std::unique_lock lock(open_mu_);
   close();
   writable_ = false;

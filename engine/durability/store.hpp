@@ -92,7 +92,7 @@ class store {
   bool writable() const noexcept { return writable_; }
   const std::string& open_error() const noexcept { return open_error_; }
   // After a failed write (or a read-only start): makes the store writable again if it can be
-  // (reopens it read-write, or clears RocksDB's background error); false while it cannot. A
+  // (closes it and reopens it read-write); false while it cannot. A
   // reopen that fails for want of resources (no file descriptors, no memory) leaves the store
   // closed until a later call opens it: reads throw meanwhile, nothing is lost, and the caller
   // tries again. Never throws. Reads from other threads wait for the reopen.
