@@ -144,9 +144,12 @@ class Crash : public ::testing::Test {
                                   const std::string& applied) {
     fs::remove(filler);
     auto fed = feed.wait(240s);
-    ASSERT_TRUE(fed.has_value()) << "the feed was not read again once the disk had room";
-    EXPECT_EQ(*fed, 0) << feed.out() << feed.err() << "simcapd exit "
-                       << daemon_->wait(0ms).value_or(1000) << ":\n"
+    ASSERT_TRUE(fed.has_value()) << "the feed was not read again once the disk had room\n"
+                                 << daemon_->err();
+    const std::optional<int> exited = daemon_->wait(0ms);  // (-signal when killed by one)
+    EXPECT_EQ(*fed, 0) << feed.out() << feed.err()
+                       << (exited ? "simcapd exited " + std::to_string(*exited) : "simcapd runs")
+                       << ", its log:\n"
                        << daemon_->err();
     EXPECT_NE(feed.out().find("acked up to " + std::to_string(records)), std::string::npos)
         << feed.out();
@@ -430,8 +433,8 @@ TEST_F(Crash, FullDiskIsSurvivedAndAcksResumeOnceThereIsRoom) {
       << feed.out() << feed.err() << daemon_->err();  // no ack while full
   fs::remove(filler);
   auto fed = feed.wait(60s);
-  ASSERT_TRUE(fed.has_value()) << "no ack after the disk had room again";
-  EXPECT_EQ(*fed, 0) << feed.out() << feed.err();
+  ASSERT_TRUE(fed.has_value()) << "no ack after the disk had room again" << daemon_->err();
+  EXPECT_EQ(*fed, 0) << feed.out() << feed.err() << daemon_->err();
   EXPECT_NE(feed.out().find("acked up to 1000"), std::string::npos) << feed.out();
   EXPECT_TRUE(eventually([&] { return c.request("GET", "/readyz").status == 200u; }, 30s));
   EXPECT_EQ(c.request("GET", "/v1/sims/" + b1, "", "admin").status, 404u);
