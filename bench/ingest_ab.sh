@@ -8,7 +8,8 @@
 # records carry record ids (the id path against none, see the README); AB_IDS_A=1: A's do.
 # AB_FEED: simcap-feed arguments for both (e.g. "--spread 3600"). AB_SERVER_A / AB_SERVER_B:
 # [server] keys for A's / B's config (e.g. AB_SERVER_A='checkpoint_interval = "10s"': the cost
-# of checkpoints, see the README).
+# of checkpoints, see the README). AB_KEEP=1 keeps the work directory, with simcapd's log of
+# each run (log-A1, log-B1, ...: RocksDB's "Stopping writes" shows there).
 # Each build directory holds simcapd and simcap-feed (Release). 1M SIMs with a 5 MB limit,
 # simcap-feed flat out to its last durable ack (no record ids). Prints each run's records/s, ack
 # lag p99 (simcap-feed's: a record's send to its durable ack),
@@ -58,10 +59,12 @@ run() {  # build dir, config, simcap-feed arguments -> "records/s cpu-ns/record 
   echo "$rate $(( (t1 - t0) * 1000000000 / $(getconf CLK_TCK) / records )) $rss ${p99:-0}"
   kill "$daemon"
   wait "$daemon" || true
+  [ -z "${4:-}" ] || cp "$work/out" "$work/log-$4"
 }
+[ -z "${AB_KEEP:-}" ] || echo "work directory (kept): $work"
 for r in $(seq "$runs"); do
-  read -r ra ca ma la <<<"$(run "$a" "$work/bench.toml" "$([ -n "${AB_IDS_A:-}" ] || echo --no-ids) ${AB_FEED:-}")"
-  read -r rb cb mb lb <<<"$(run "$b" "$work/bench_b.toml" "$([ -n "${AB_IDS_B:-}" ] || echo --no-ids) ${AB_FEED:-} ${AB_FEED_B:-}")"
+  read -r ra ca ma la <<<"$(run "$a" "$work/bench.toml" "$([ -n "${AB_IDS_A:-}" ] || echo --no-ids) ${AB_FEED:-}" "A$r")"
+  read -r rb cb mb lb <<<"$(run "$b" "$work/bench_b.toml" "$([ -n "${AB_IDS_B:-}" ] || echo --no-ids) ${AB_FEED:-} ${AB_FEED_B:-}" "B$r")"
   echo "run $r: A $ra records/s ($ca ns CPU/record, $ma MiB, ack lag p99 $la ms), B $rb records/s ($cb ns CPU/record, $mb MiB, ack lag p99 $lb ms)"
   echo "$ra $ca $ma $la" >>"$work/a"; echo "$rb $cb $mb $lb" >>"$work/b"
 done

@@ -73,12 +73,15 @@ rocksdb::Options store::options() const {
   o.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
   o.allow_concurrent_memtable_write = false;
   // Small memtables: after a crash, recovery replays at most about this much WAL
-  // (max_total_wal_size below). Four of them: with two, a checkpoint that filled one while the
-  // other was still being flushed (the flush threads yield to ingest, below) stopped every write
-  // until the flush ended: 1-3 s synced writes in one run of four or five at full ingest, and
-  // in most runs with record ids, whose family fills its memtables faster.
+  // (max_total_wal_size below). Six of them, as flushes fall behind in bursts (the flush threads
+  // yield to ingest, below). With two, a checkpoint that filled one while the other was still
+  // being flushed stopped every write until the flush ended: 1-3 s synced writes in one run of
+  // four or five at full ingest, and in most with record ids, whose family fills its memtables
+  // faster. With four, RocksDB slowed writes to 16 MB/s once three waited for a flush (its
+  // slowdown starts one below the number): a checkpoint's write took up to a second or two, in
+  // 4 of 36 runs at full ingest and 2 of 4 with ids; with six, in none of 20 and 4.
   o.write_buffer_size = 32 << 20;
-  o.max_write_buffer_number = 4;
+  o.max_write_buffer_number = 6;
   o.max_background_jobs = 2;
   // Values are mostly blobs of SIM slots written a few times a second: compressing them would
   // cost more CPU than the disk it saves.
