@@ -9,7 +9,7 @@
 # AB_FEED: simcap-feed arguments for both (e.g. "--spread 3600"). AB_SERVER_A / AB_SERVER_B:
 # [server] keys for A's / B's config (e.g. AB_SERVER_A='checkpoint_interval = "10s"': the cost
 # of checkpoints, see the README). AB_KEEP=1 keeps the work directory, with simcapd's log of
-# each run (log-A1, log-B1, ...: RocksDB's "Stopping writes" shows there).
+# each run (log-A1, log-B1, ...: RocksDB's "Stopping writes" and "Stalling writes" show there).
 # Each build directory holds simcapd and simcap-feed (Release). 1M SIMs with a 5 MB limit,
 # simcap-feed flat out to its last durable ack (no record ids). Prints each run's records/s, ack
 # lag p99 (simcap-feed's: a record's send to its durable ack),
@@ -37,7 +37,7 @@ TOML
 { sed "s|@SERVER@|${AB_SERVER_B:-}|" "$work/bench.toml"; printf '%s\n' "${AB_EXTRA_B:-}"; } >"$work/bench_b.toml"
 sed -i "s|@SERVER@|${AB_SERVER_A:-}|" "$work/bench.toml"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-run() {  # build dir, config, simcap-feed arguments -> "records/s cpu-ns/record rss-MiB"
+run() {  # build dir, config, simcap-feed arguments, log name -> "records/s cpu-ns/record rss-MiB p99"
   rm -rf "$work/data" "$work/out"
   "$1/simcapd" --config "$2" --feed 127.0.0.1:0 --http 127.0.0.1:0 --log-level warn >"$work/out" 2>&1 &
   local daemon=$!

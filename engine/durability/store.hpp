@@ -92,10 +92,10 @@ class store {
   bool writable() const noexcept { return writable_; }
   const std::string& open_error() const noexcept { return open_error_; }
   // After a failed write (or a read-only start): makes the store writable again if it can be
-  // (closes it and reopens it read-write); false while it cannot. A
-  // reopen that fails for want of resources (no file descriptors, no memory) leaves the store
-  // closed until a later call opens it: reads throw meanwhile, nothing is lost, and the caller
-  // tries again. Never throws. Reads from other threads wait for the reopen.
+  // (closes it and reopens it read-write); false while it cannot. A reopen that fails for want
+  // of resources (no file descriptors, no memory) leaves the store closed until a later call
+  // opens it: reads throw meanwhile, nothing is lost, and the caller tries again. Never throws.
+  // Reads from other threads wait for the reopen.
   bool recover_writes();
   // Bytes free on the store's file system (statvfs), for deciding when to try again.
   std::uint64_t free_bytes() const;

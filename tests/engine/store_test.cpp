@@ -1,6 +1,7 @@
 // The embedded store on its own: a write that fails for want of file descriptors (EMFILE, as
 // when idle sockets use up the process's limit) leaves it failed only until descriptors are
-// free again; a reopen that cannot open the files either is retried, never thrown.
+// free again; a reopen that cannot open the files either is retried, never thrown. The same
+// for a full disk, and a batch given room keeps what was put in it before.
 #include "durability/store.hpp"
 
 #include <fcntl.h>
