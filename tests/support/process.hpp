@@ -50,7 +50,10 @@ class child {
     }
   }
   bool started() const { return pid_ > 0; }
-  void signal(int sig) { ::kill(pid_, sig); }
+  // (Not once it has been waited for: its pid may be another process's by then.)
+  void signal(int sig) {
+    if (pid_ > 0 && !status_) ::kill(pid_, sig);
+  }
   // Exit code, or nullopt when it did not exit in time (or died of a signal: -signal).
   std::optional<int> wait(std::chrono::milliseconds timeout) {
     auto deadline = std::chrono::steady_clock::now() + timeout;

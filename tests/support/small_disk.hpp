@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace simcap::testing {
@@ -20,8 +21,11 @@ class small_disk {
         std::system(("mount -t tmpfs -o size=" + std::to_string(mb) + "m tmpfs " + dir_.string())
                         .c_str()) == 0;
   }
+  // Unmounts it and removes the (then empty) mount point.
   ~small_disk() {
     if (mounted_) std::system(("umount -l " + dir_.string()).c_str());
+    std::error_code ec;
+    std::filesystem::remove(dir_, ec);
   }
   small_disk(const small_disk&) = delete;
   small_disk& operator=(const small_disk&) = delete;
