@@ -74,7 +74,7 @@ void shard::cut(write_batch& wb, shard_cut& out, std::uint64_t checkpoint, std::
   if (build_.active) {
     const std::uint64_t budget = std::clamp<std::uint64_t>(
         cut_bytes / 2, kMinBaseSlice,
-        std::max<std::uint64_t>(kMinBaseSlice, build_.capacity / 8 * kMaxEntry));
+        std::max<std::uint64_t>(kMinBaseSlice, build_.capacity / 8 * kSlotWeight));
     std::uint64_t written = 0;
     std::size_t end = build_.next_slot;
     {
@@ -87,7 +87,7 @@ void shard::cut(write_batch& wb, shard_cut& out, std::uint64_t checkpoint, std::
         const sim_slot& s = table_.at(end);
         if (s.key != 0) {
           chunk.add(s, true);
-          written += kMaxEntry;
+          written += kSlotWeight;
         }
         if ((end & 0xfff) == 0xfff) run_reads();
       }

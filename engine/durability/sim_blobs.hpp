@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <string>
 #include <string_view>
 
@@ -38,10 +39,30 @@ inline bool get_varint(std::string_view s, std::size_t& at, std::uint64_t& v) {
   return false;
 }
 
-// A SIM in a blob: 0, key, then up, down, sms, open_day as varints (a record changed its
-// usage, nothing else: most entries of a delta, about 17 bytes); 1 and the whole slot; or 2 and
-// the key of a SIM removed (an import taken back).
-constexpr std::size_t kMaxEntry = 1 + sizeof(sim_slot);
+// Signed values as varints: 0, -1, 1, -2, ... as 0, 1, 2, 3, ...
+inline std::uint64_t zigzag(std::int64_t v) noexcept {
+  return (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63);
+}
+inline std::int64_t unzigzag(std::uint64_t v) noexcept {
+  return static_cast<std::int64_t>(v >> 1) ^ -static_cast<std::int64_t>(v & 1);
+}
+
+// A blob of SIMs: a marker byte (kBlobFormat), then one entry each. An entry begins with a
+// varint of (key XOR the entry before's key) << 2 | kind (the first XORs with 0): keys are
+// ICCIDs, a fleet's come in ranges, so this takes about three bytes where the key took eight.
+// A key whose XOR does not fit in 62 bits is written as the varint 3, the key (8 bytes) and the
+// kind (a byte). Kinds: 0, a record changed the SIM's usage and nothing else (most entries of a
+// delta, about 12 bytes): up, down, sms, open_day as varints; 1, the whole slot, field by field
+// (30 to 40 bytes: three times as their difference from updated_at; the dirty flags are not
+// kept); 2, the SIM was removed (an import taken back).
+// Blobs written before this format have no marker: their entries are a kind byte (0, 1 or 2),
+// the key (8 bytes), then up, down, sms, open_day as varints (0), the slot's 64 bytes as they
+// were in memory (1) or nothing (2). They are read as they are, never written again.
+inline constexpr char kBlobFormat = 3;
+// The most an entry takes.
+constexpr std::size_t kMaxEntry = 1 + 8 + 1 + 3 * 10 + 6 * 5 + 3 + 6;
+// What a slot weighs in a base slice's budget (a whole slot as blobs first stored it).
+constexpr std::size_t kSlotWeight = 1 + sizeof(sim_slot);
 // Marks a slot handed to blob_writer::add as a removal (not a state any SIM has).
 constexpr std::uint8_t kErased = 0xff;
 
@@ -51,36 +72,53 @@ class blob_writer {
  public:
   explicit blob_writer(std::function<void(std::string&&)> emit) : emit_(std::move(emit)) {}
   ~blob_writer() { flush(); }
-  void add(const sim_slot& s, bool all) {
+  // Returns the bytes the entry took.
+  std::size_t add(const sim_slot& s, bool all) {
     if (buf_.empty()) {
       buf_.resize_and_overwrite(kBlobBytes + kMaxEntry,
                                 [](char*, std::size_t n) { return n; });  // no zero fill
       p_ = buf_.data();
+      *p_++ = kBlobFormat;
+      prev_ = 0;
     }
-    if (s.key != 0 && s.state == kErased) {
-      *p_++ = 2;
-      std::memcpy(p_, &s.key, sizeof s.key);
-      p_ += sizeof s.key;
-    } else if (all) {
-      *p_++ = 1;
-      std::memcpy(p_, &s, sizeof s);
-      p_[offsetof(sim_slot, flags)] = static_cast<char>(s.flags & ~sim_slot::kFlagDirty);
-      p_ += sizeof s;
+    char* const begin = p_;
+    const std::uint64_t kind = s.key != 0 && s.state == kErased ? 2 : all ? 1 : 0;
+    const std::uint64_t x = s.key ^ prev_;
+    prev_ = s.key;
+    if (x >> 62 == 0) {
+      p_ = put_varint(p_, x << 2 | kind);
     } else {
-      *p_++ = 0;
+      p_ = put_varint(p_, 3);
       std::memcpy(p_, &s.key, sizeof s.key);
       p_ += sizeof s.key;
+      *p_++ = static_cast<char>(kind);
+    }
+    if (kind == 1) {
+      for (std::uint64_t v : {s.up, s.down, s.next_action}) p_ = put_varint(p_, v);
+      for (std::uint32_t v : {s.mb_limit, s.sms, s.updated_at}) p_ = put_varint(p_, v);
+      for (std::uint32_t t : {s.first_activated, s.last_activated, s.state_since}) {
+        p_ = put_varint(p_, zigzag(std::int64_t{t} - s.updated_at));
+      }
+      p_ = put_varint(p_, s.product);
+      for (std::uint8_t v :
+           {s.state, s.reason, s.alerts_fired,
+            static_cast<std::uint8_t>(s.flags & ~sim_slot::kFlagDirty), s.open_day, s.country}) {
+        *p_++ = static_cast<char>(v);
+      }
+    } else if (kind == 0) {
       p_ = put_varint(p_, s.up);
       p_ = put_varint(p_, s.down);
       p_ = put_varint(p_, s.sms);
       p_ = put_varint(p_, s.open_day);
     }
+    const auto n = static_cast<std::size_t>(p_ - begin);
     if (static_cast<std::size_t>(p_ - buf_.data()) >= kBlobBytes) flush();
+    return n;
   }
   void flush() {
     if (buf_.empty()) return;
     buf_.resize(static_cast<std::size_t>(p_ - buf_.data()));
-    if (!buf_.empty()) emit_(std::move(buf_));
+    if (buf_.size() > 1) emit_(std::move(buf_));
     buf_ = std::string();
   }
 
@@ -88,12 +126,86 @@ class blob_writer {
   std::function<void(std::string&&)> emit_;
   std::string buf_;
   char* p_ = nullptr;
+  std::uint64_t prev_ = 0;
 };
 
-// Calls f(slot, all) for each entry; a short or unknown entry ends the blob.
+namespace blob_detail {
+// A varint that fits in T, or false.
+template <class T>
+bool get_as(std::string_view blob, std::size_t& at, T& out) {
+  std::uint64_t v = 0;
+  if (!get_varint(blob, at, v) || v > std::numeric_limits<T>::max()) return false;
+  out = static_cast<T>(v);
+  return true;
+}
+// A time stored as its difference from `from`.
+inline bool get_time(std::string_view blob, std::size_t& at, std::uint32_t from,
+                     std::uint32_t& out) {
+  std::uint64_t v = 0;
+  if (!get_varint(blob, at, v)) return false;
+  const std::int64_t t = std::int64_t{from} + unzigzag(v);
+  if (t < 0 || t > std::int64_t{std::numeric_limits<std::uint32_t>::max()}) return false;
+  out = static_cast<std::uint32_t>(t);
+  return true;
+}
+}  // namespace blob_detail
+
+// Calls f(slot, all) for each entry (a removal: all, and state kErased); a short or unknown
+// entry ends the blob.
 template <class F>
 void decode_slots(std::string_view blob, F&& f) {
+  using blob_detail::get_as;
+  using blob_detail::get_time;
+  if (blob.empty()) return;
   std::size_t at = 0;
+  if (blob[0] == kBlobFormat) {
+    at = 1;
+    std::uint64_t prev = 0;
+    while (at < blob.size()) {
+      std::uint64_t head = 0;
+      if (!get_varint(blob, at, head)) return;
+      sim_slot s{};
+      std::uint64_t kind = head & 3;
+      if (head == 3) {
+        if (at + sizeof s.key + 1 > blob.size()) return;
+        std::memcpy(&s.key, blob.data() + at, sizeof s.key);
+        at += sizeof s.key;
+        kind = static_cast<unsigned char>(blob[at++]);
+      } else {
+        s.key = prev ^ (head >> 2);
+      }
+      prev = s.key;
+      if (kind == 2) {
+        s.state = kErased;
+        f(s, true);
+      } else if (kind == 1) {
+        if (!get_as(blob, at, s.up) || !get_as(blob, at, s.down) ||
+            !get_as(blob, at, s.next_action) || !get_as(blob, at, s.mb_limit) ||
+            !get_as(blob, at, s.sms) || !get_as(blob, at, s.updated_at) ||
+            !get_time(blob, at, s.updated_at, s.first_activated) ||
+            !get_time(blob, at, s.updated_at, s.last_activated) ||
+            !get_time(blob, at, s.updated_at, s.state_since) || !get_as(blob, at, s.product) ||
+            at + 6 > blob.size()) {
+          return;
+        }
+        for (std::uint8_t* b :
+             {&s.state, &s.reason, &s.alerts_fired, &s.flags, &s.open_day, &s.country}) {
+          *b = static_cast<std::uint8_t>(blob[at++]);
+        }
+        f(s, true);
+      } else if (kind == 0) {
+        if (!get_as(blob, at, s.up) || !get_as(blob, at, s.down) || !get_as(blob, at, s.sms) ||
+            !get_as(blob, at, s.open_day)) {
+          return;
+        }
+        f(s, false);
+      } else {
+        return;
+      }
+    }
+    return;
+  }
+  // A blob written before the marker.
   while (at < blob.size()) {
     const char kind = blob[at++];
     sim_slot s{};

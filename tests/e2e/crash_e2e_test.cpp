@@ -289,9 +289,10 @@ TEST_F(Crash, KilledSixTimesWhileStreamingCountsEveryRecordExactlyOnce) {
 }
 
 // The disk refuses writes (a file size limit stands in for a full disk): the change that cannot
-// be made durable is not reported as done, and simcapd says it is not ready.
+// be made durable is not reported as done, and simcapd says it is not ready. The import of
+// 20,000 SIMs below writes 2 to 4 MB: twice the limit at least.
 TEST_F(Crash, StoreThatCannotWriteRefusesChangesAndIsNotReady) {
-  write_iccids(dir_ / "iccids.txt", "5000");
+  write_iccids(dir_ / "iccids.txt", "20000");
   write_config(dir_ / "data");
   // sh: ignore SIGXFSZ so a write past the limit fails with EFBIG instead of killing simcapd.
   const std::string cmd = std::string("trap '' XFSZ; ulimit -f 1024; exec ") + SIMCAPD_BIN +
