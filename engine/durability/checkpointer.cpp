@@ -121,6 +121,7 @@ bool engine::impl::write(pending_checkpoint& p, std::chrono::steady_clock::time_
   detail::put_events(wb, p.events);
   detail::writer meta;
   meta.put(p.number).put(static_cast<std::uint32_t>(shards.size())).put(clk.now());
+  meta.put(detail::kStoreFormat);
   wb.put(detail::key_of(detail::key_kind::meta).str(), meta.str());
   try {
     st->write(wb);

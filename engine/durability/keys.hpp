@@ -3,7 +3,7 @@
 // by them). One enumerator a kind; the layout of each is below.
 //
 // clang-format off
-//   meta         M                                        checkpoint number, shard count, clock time
+//   meta         M                                        checkpoint number, shard count, clock time, store format
 //   product      P product(u16)                           a product of the catalog
 //   events       E id(u64)                                a checkpoint's events (56 bytes each), from this id on
 //   event_index  I s sim(u64) id(u64)                     the event (56 bytes), by SIM
@@ -78,5 +78,9 @@ inline key_builder shard_key(key_kind kind, unsigned shard) {
 }
 // Where the fields after a shard key's kind and shard begin.
 inline constexpr std::size_t kShardKeyPrefix = 3;
+
+// The layout of the values, in the meta key since format 2 (stores before it have none: 1).
+// 2: SIM blobs in their compact form (sim_blobs.hpp). A store of a later format is refused.
+inline constexpr std::uint32_t kStoreFormat = 2;
 
 }  // namespace simcap::detail

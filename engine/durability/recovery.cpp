@@ -5,6 +5,7 @@
 #include <exception>
 #include <map>
 #include <stdexcept>
+#include <string>
 
 #include "durability/codec.hpp"
 #include "durability/event_store.hpp"
@@ -35,6 +36,12 @@ void engine::impl::recover() {
     stored_time = stored_now;
     if (auto* mc = dynamic_cast<manual_clock*>(&clk); mc != nullptr && r.ok && opts.resume_clock) {
       mc->set(stored_now);
+    }
+    const std::uint32_t format = r.left() >= sizeof(std::uint32_t) ? r.get<std::uint32_t>() : 1;
+    if (format > detail::kStoreFormat) {
+      throw std::runtime_error("store " + opts.store_dir + " is of format " +
+                               std::to_string(format) + ", written by a later simcapd; this one " +
+                               "reads formats up to " + std::to_string(detail::kStoreFormat));
     }
     if (stored_shards != shards.size()) reshard(stored_shards);
   }
@@ -153,6 +160,7 @@ void engine::impl::reshard(std::uint32_t from) {
   }
   detail::writer meta;
   meta.put(n).put(static_cast<std::uint32_t>(shards.size())).put(stored_time);
+  meta.put(detail::kStoreFormat);
   wb.put(detail::key_of(key_kind::meta).str(), meta.str());
   st->write(wb);
   checkpoint_no = n;

@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <numeric>
+#include <optional>
 #include <random>
 
 #include "durability/codec.hpp"
@@ -86,6 +89,20 @@ class Durability : public engine_fixture {
 
   std::uint64_t usage(std::uint64_t n) { return eng_->get_sim(test_iccid(n))->usage_bytes(); }
   sim_state state(std::uint64_t n) { return eng_->get_sim(test_iccid(n))->state; }
+
+  // Opens the store with RocksDB itself (the engine stopped), both column families, and hands it
+  // to f with their handles (default, ids).
+  void with_raw_store(
+      const std::function<void(rocksdb::DB&, std::vector<rocksdb::ColumnFamilyHandle*>&)>& f) {
+    using namespace rocksdb;
+    std::vector<ColumnFamilyDescriptor> families{{kDefaultColumnFamilyName, {}}, {"ids", {}}};
+    std::vector<ColumnFamilyHandle*> handles;
+    DB* raw = nullptr;
+    ASSERT_TRUE(DB::Open(DBOptions(), dir_.string(), families, &handles, &raw).ok());
+    std::unique_ptr<DB> db(raw);
+    f(*db, handles);
+    for (ColumnFamilyHandle* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+  }
 
   // The newest WAL file of the store.
   fs::path newest_wal() const {
@@ -365,15 +382,10 @@ TEST_F(Durability, RecordIdsOfAStoreFromBeforeTheIdWindowAreStillRefused) {
   eng_->stop();
   eng_.reset();
   const unix_seconds when = start + 7200;
-  {
-    // The store as that version left it.
+  // The store as that version left it.
+  with_raw_store([&](rocksdb::DB& db, std::vector<rocksdb::ColumnFamilyHandle*>& handles) {
     using namespace rocksdb;
-    std::vector<ColumnFamilyDescriptor> families{{kDefaultColumnFamilyName, {}}, {"ids", {}}};
-    std::vector<ColumnFamilyHandle*> handles;
-    DB* raw = nullptr;
-    ASSERT_TRUE(DB::Open(DBOptions(), dir_.string(), families, &handles, &raw).ok());
-    std::unique_ptr<DB> db(raw);
-    ASSERT_TRUE(db->DropColumnFamily(handles[1]).ok());
+    ASSERT_TRUE(db.DropColumnFamily(handles[1]).ok());
     WriteBatch wb;
     for (std::uint64_t n = 1; n <= 3; ++n) {
       const std::uint64_t sim = test_iccid(n).key();
@@ -387,9 +399,8 @@ TEST_F(Durability, RecordIdsOfAStoreFromBeforeTheIdWindowAreStillRefused) {
     }
     WriteOptions w;
     w.sync = true;
-    ASSERT_TRUE(db->Write(w, &wb).ok());
-    for (ColumnFamilyHandle* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
-  }
+    ASSERT_TRUE(db.Write(w, &wb).ok());
+  });
   open();
   ASSERT_EQ(usage(1), 1000u);
   auto resend = [&](std::uint64_t seq) {
@@ -455,22 +466,15 @@ TEST_F(Durability, SimsHeldInDeltasAloneComeBackExact) {
   import("acme", {7});
   eng_->stop();
   eng_.reset();
-  {
-    // No base is complete: the store has no shard's base generation.
-    using namespace rocksdb;
-    std::vector<ColumnFamilyDescriptor> families{{kDefaultColumnFamilyName, {}}, {"ids", {}}};
-    std::vector<ColumnFamilyHandle*> handles;
-    DB* raw = nullptr;
-    ASSERT_TRUE(DB::OpenForReadOnly(DBOptions(), dir_.string(), families, &handles, &raw).ok());
-    std::unique_ptr<DB> db(raw);
+  // No base is complete: the store has no shard's base generation.
+  with_raw_store([](rocksdb::DB& db, auto&) {
     for (unsigned shard = 0; shard < 2; ++shard) {
       std::string v;
-      EXPECT_TRUE(
-          db->Get(ReadOptions(), detail::shard_key(detail::key_kind::base_gen, shard).str(), &v)
-              .IsNotFound());
+      EXPECT_TRUE(db.Get(rocksdb::ReadOptions(),
+                         detail::shard_key(detail::key_kind::base_gen, shard).str(), &v)
+                      .IsNotFound());
     }
-    for (ColumnFamilyHandle* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
-  }
+  });
   open();
   sim_filter all;
   all.include_released = true;
@@ -493,6 +497,43 @@ TEST_F(Durability, SimsHeldInDeltasAloneComeBackExact) {
     ++by_state[static_cast<std::size_t>(state)];
   }
   EXPECT_EQ(eng_->stats().sims_by_state, by_state);
+}
+
+// The meta key names the store's format. A store without it (written before formats were
+// named) opens; one of a later format is refused at start, with what to do, rather than read
+// wrong (an earlier simcapd cannot tell: it would start with SIMs missing).
+TEST_F(Durability, AStoreOfALaterFormatIsRefusedAtStart) {
+  two_checkpoints_then_stop();
+  auto rewrite_format = [&](std::optional<std::uint32_t> format) {
+    with_raw_store([&](rocksdb::DB& db, auto&) {
+      const std::string key = detail::key_of(detail::key_kind::meta).str();
+      std::string v;
+      ASSERT_TRUE(db.Get(rocksdb::ReadOptions(), key, &v).ok());
+      ASSERT_EQ(v.size(), 8u + 4u + 8u + 4u);
+      std::uint32_t stored = 0;
+      std::memcpy(&stored, v.data() + 20, sizeof stored);
+      EXPECT_EQ(stored, detail::kStoreFormat);
+      v.resize(20);
+      if (format) v.append(reinterpret_cast<const char*>(&*format), sizeof *format);
+      rocksdb::WriteOptions w;
+      w.sync = true;
+      ASSERT_TRUE(db.Put(w, key, v).ok());
+    });
+  };
+  rewrite_format(std::nullopt);
+  open();
+  EXPECT_EQ(usage(1), 150u);
+  eng_->checkpoint();  // the meta key names the format again
+  eng_->stop();
+  eng_.reset();
+  rewrite_format(detail::kStoreFormat + 1);
+  try {
+    open();
+    ADD_FAILURE() << "a store of a later format was opened";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("written by a later simcapd"), std::string::npos)
+        << e.what();
+  }
 }
 
 // simcapd --clock simulated: the simulated time goes on from where it was, not from the real
