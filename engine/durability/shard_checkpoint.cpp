@@ -368,45 +368,48 @@ std::vector<std::pair<std::string, std::uint64_t>> shard::recover(const store& s
   bool from_base = true;
   auto load = [&](std::string_view blob) {
     decode_slots(blob, [&](const sim_slot& stored, bool all) {
-      if (!from_base && table_.find(stored.key) == nullptr) {
-        auto it = added.find(stored.key);
-        if (!all) {
-          if (it != added.end()) {
-            it->second.up = stored.up;
-            it->second.down = stored.down;
-            it->second.sms = stored.sms;
-            it->second.open_day = stored.open_day;
-          }
-        } else if (stored.state == kErased) {
-          if (it != added.end()) added.erase(it);
-        } else {
-          sim_slot& a = added[stored.key];
-          a = stored;
-          a.flags &= static_cast<std::uint8_t>(~sim_slot::kFlagDirty);
-        }
+      auto keep = [&](sim_slot& to) {
+        to = stored;
+        to.flags &= static_cast<std::uint8_t>(~sim_slot::kFlagDirty);
+      };
+      if (from_base && all && stored.state != kErased) {
+        auto [s, created] = table_.insert(stored.key);
+        if (!created) account_state(*s, -1);
+        keep(*s);
+        account_state(*s, +1);
         return;
+      }
+      sim_slot* s = table_.find(stored.key);
+      sim_slot* waiting = nullptr;
+      if (s == nullptr) {
+        auto it = added.find(stored.key);
+        if (it != added.end()) waiting = &it->second;
       }
       if (!all) {
         // Usage only: the SIM was loaded before (a base or an earlier full entry).
-        if (sim_slot* s = table_.find(stored.key)) {
-          s->up = stored.up;
-          s->down = stored.down;
-          s->sms = stored.sms;
-          s->open_day = stored.open_day;
+        if (sim_slot* to = s != nullptr ? s : waiting) {
+          to->up = stored.up;
+          to->down = stored.down;
+          to->sms = stored.sms;
+          to->open_day = stored.open_day;
         }
         return;
       }
       if (stored.state == kErased) {
-        if (sim_slot* s = table_.find(stored.key)) {
+        if (s != nullptr) {
           account_state(*s, -1);
           table_.erase(stored.key);
+        } else if (waiting != nullptr) {
+          added.erase(stored.key);
         }
         return;
       }
-      auto [s, created] = table_.insert(stored.key);
-      if (!created) account_state(*s, -1);
-      *s = stored;
-      s->flags &= static_cast<std::uint8_t>(~sim_slot::kFlagDirty);
+      if (s == nullptr) {
+        keep(added[stored.key]);  // first seen in a delta: waits
+        return;
+      }
+      account_state(*s, -1);
+      keep(*s);
       account_state(*s, +1);
     });
   };

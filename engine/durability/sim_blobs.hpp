@@ -72,8 +72,7 @@ class blob_writer {
  public:
   explicit blob_writer(std::function<void(std::string&&)> emit) : emit_(std::move(emit)) {}
   ~blob_writer() { flush(); }
-  // Returns the bytes the entry took.
-  std::size_t add(const sim_slot& s, bool all) {
+  void add(const sim_slot& s, bool all) {
     if (buf_.empty()) {
       buf_.resize_and_overwrite(kBlobBytes + kMaxEntry,
                                 [](char*, std::size_t n) { return n; });  // no zero fill
@@ -81,7 +80,6 @@ class blob_writer {
       *p_++ = kBlobFormat;
       prev_ = 0;
     }
-    char* const begin = p_;
     const std::uint64_t kind = s.key != 0 && s.state == kErased ? 2 : all ? 1 : 0;
     const std::uint64_t x = s.key ^ prev_;
     prev_ = s.key;
@@ -111,9 +109,7 @@ class blob_writer {
       p_ = put_varint(p_, s.sms);
       p_ = put_varint(p_, s.open_day);
     }
-    const auto n = static_cast<std::size_t>(p_ - begin);
     if (static_cast<std::size_t>(p_ - buf_.data()) >= kBlobBytes) flush();
-    return n;
   }
   void flush() {
     if (buf_.empty()) return;
