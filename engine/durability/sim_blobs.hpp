@@ -138,7 +138,8 @@ bool get_as(std::string_view blob, std::size_t& at, T& out) {
 inline bool get_time(std::string_view blob, std::size_t& at, std::uint32_t from,
                      std::uint32_t& out) {
   std::uint64_t v = 0;
-  if (!get_varint(blob, at, v)) return false;
+  // A difference of two 32-bit times takes at most 33 bits as a zigzag (larger: not one).
+  if (!get_varint(blob, at, v) || v >> 33 != 0) return false;
   const std::int64_t t = std::int64_t{from} + unzigzag(v);
   if (t < 0 || t > std::int64_t{std::numeric_limits<std::uint32_t>::max()}) return false;
   out = static_cast<std::uint32_t>(t);

@@ -190,6 +190,28 @@ TEST(SimBlobs, BlobsOfTheFormerLayoutAreRead) {
   EXPECT_EQ(out[2].s.state, kErased);
 }
 
+// A whole slot whose time lies further from updated_at than any two 32-bit times can (here
+// 2^63 - 1 s, as the fuzzer found: it overflowed the sum) ends the blob; the entry before stays.
+TEST(SimBlobs, ATimeDifferenceNoSlotCanHaveEndsTheBlob) {
+  std::mt19937_64 rng(11);
+  auto blobs = write({{full_slot(rng, 8901260000000000001ULL), true}});
+  ASSERT_EQ(blobs.size(), 1u);
+  std::string& b = blobs[0];
+  b += static_cast<char>(1 << 2 | 1);  // the next key (XOR 1), a whole slot
+  char buf[80];
+  char* p = buf;
+  for (std::uint64_t v : {1, 2, 3, 4, 5, 1'700'000'000}) p = put_varint(p, v);  // ... updated_at
+  p = put_varint(p, ~std::uint64_t{1});  // first_activated: 2^63 - 1 s away
+  p = put_varint(p, 0);
+  p = put_varint(p, 0);
+  p = put_varint(p, 1);
+  b.append(buf, p);
+  b.append(6, '\0');
+  const auto out = read(blobs);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].s.key, 8901260000000000001ULL);
+}
+
 // A cut-off blob yields the entries before the cut and stops: no entry is made up.
 TEST(SimBlobs, ATruncatedBlobEndsAtItsLastWholeEntry) {
   std::mt19937_64 rng(9);
