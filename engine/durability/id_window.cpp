@@ -15,10 +15,17 @@ namespace {
 
 constexpr std::size_t kChunkEntries = 256;  // aim per chunk of a group
 constexpr std::uint32_t kMaxBits = 20;
-// The table grows (by four) to its budget, then moves entries out once it is 85 % full,
-// down to about 55 %: linear probing stays short and the moves are rare.
+// The table grows (by four) to its budget once it is 85 % full, then starts moving entries out
+// at 80 %, down to about 55 %: linear probing stays short and the moves are rare. A move looks
+// at 16 slots with each insert, so the load rises by at most 1/16 before it ends; should a move
+// not have ended, or a larger table not be ready, by 92 %, it is done at once.
 constexpr double kMaxLoad = 0.85;
+constexpr double kMoveLoad = 0.80;
 constexpr double kLoadAfterMove = 0.55;
+constexpr double kHardLoad = 0.92;
+constexpr std::size_t kMoveStep = 16;
+// Tables of this size or more are made ready on another thread.
+constexpr std::size_t kPreparedBytes = std::size_t{2} << 20;
 // Of the budget, the table takes three quarters; the rest is for moved entries waiting for
 // their checkpoint to be written.
 constexpr double kTableShare = 0.75;
@@ -53,9 +60,27 @@ id_window::id_window(std::size_t budget)
                                          sizeof(id_table::slot)))),
       epoch_inserts_(std::max<std::uint64_t>(64, max_slots_ / 16)) {
   epochs_.emplace_back();
+  set_limit();
 }
 
 id_window::~id_window() = default;
+
+void id_window::attach(const store* st, unsigned shard) noexcept {
+  st_ = st;
+  shard_ = shard;
+  set_limit();
+}
+
+void id_window::set_limit() noexcept {
+  const double load = table_.capacity() < max_slots_ || st_ == nullptr ? kMaxLoad : kMoveLoad;
+  limit_ = static_cast<std::size_t>(static_cast<double>(table_.capacity()) * load);
+}
+
+namespace {
+std::size_t at_load(const id_table& t, double load) {
+  return static_cast<std::size_t>(static_cast<double>(t.capacity()) * load);
+}
+}  // namespace
 
 std::string id_window::group_key(std::uint64_t g) const {
   return shard_key(key_kind::id_group, shard_).be(g).str();
@@ -96,16 +121,19 @@ bool id_window::insert_table(std::uint64_t fp, std::uint32_t t) {
   e.min_t = std::min(e.min_t, t);
   e.max_t = std::max(e.max_t, t);
   if (++e.count >= epoch_inserts_) next_epoch();
-  if (static_cast<double>(table_.size()) > static_cast<double>(table_.capacity()) * kMaxLoad)
-    grow_or_move();
+  if (move_) {
+    step_move(kMoveStep);
+  } else if (table_.size() > limit_) {
+    make_room();
+  }
   return true;
 }
 
 bool id_window::in_group(group& g, std::uint64_t fp) {
   const std::size_t c = chunk_of(fp, g.bits);
   for (const part& p : g.parts) {
-    for (std::uint32_t i = p.starts[c]; i < p.starts[c + 1]; ++i) {
-      if (p.entries[i] == fp) return true;
+    for (std::uint64_t e : p.chunks[c]) {
+      if (e == fp) return true;
     }
   }
   if (!g.written || st_ == nullptr) return false;
@@ -135,22 +163,62 @@ id_window::group& id_window::open_group(std::uint64_t expected) {
   return groups_.back();
 }
 
-void id_window::grow_or_move() {
-  if (table_.capacity() < max_slots_) {
-    // Each growth zeroes and fills a new table: by four, that is 4/3 of the last one in all,
-    // against twice it by doubling.
-    table_.rehash(std::min(max_slots_, table_.capacity() * 4));
-  } else if (st_ == nullptr) {
-    table_.rehash(table_.capacity() * 2);  // nowhere to move them: memory grows
+void id_window::make_room() {
+  if (table_.capacity() < max_slots_ || st_ == nullptr) {
+    grow();
   } else {
-    move_old();
+    start_move();
   }
 }
 
-void id_window::move_old() {
+void id_window::grow() {
+  // Each growth fills a new table: by four, that is 4/3 of the last one in all, against twice
+  // it by doubling. Without a store there is nowhere to move entries: memory grows.
+  const std::size_t want = table_.capacity() < max_slots_
+                               ? std::min(max_slots_, table_.capacity() * 4)
+                               : table_.capacity() * 2;
+  if (next_table_.valid()) {
+    if (next_table_.wait_for(std::chrono::seconds(0)) != std::future_status::ready &&
+        table_.size() < at_load(table_, kHardLoad)) {
+      limit_ = table_.size() + 4096;  // look again a little later
+      return;
+    }
+    huge_array<id_table::slot> fresh = next_table_.get();
+    if (fresh.size() >= want) {
+      table_.rehash(std::move(fresh));
+    } else {
+      table_.rehash(want);  // shrunk by a purge since it was asked for
+    }
+  } else {
+    table_.rehash(want);
+  }
+  set_limit();
+  prepare_next();
+}
+
+void id_window::prepare_next() {
+  std::size_t n = 0;
+  if (table_.capacity() < max_slots_) {
+    n = std::min(max_slots_, table_.capacity() * 4);
+  } else if (st_ == nullptr) {
+    n = table_.capacity() * 2;
+  }
+  if (n * sizeof(id_table::slot) < kPreparedBytes) return;  // quick enough where it is used
+  try {
+    next_table_ = std::async(std::launch::async, [n] {
+      huge_array<id_table::slot> a(n);
+      a.populate();
+      return a;
+    });
+  } catch (const std::system_error&) {
+    // No thread to spare: the table grows on this one when it must.
+  }
+}
+
+void id_window::start_move() {
   if (epochs_.size() == 1) next_epoch();  // the current epoch can go too
   // The oldest epochs, up to about the share that brings the load down.
-  const auto target = static_cast<std::uint64_t>((1.0 - kLoadAfterMove / kMaxLoad) *
+  const auto target = static_cast<std::uint64_t>((1.0 - kLoadAfterMove / kMoveLoad) *
                                                  static_cast<double>(table_.size()));
   std::uint64_t moving = 0;
   std::size_t n = 0;
@@ -161,36 +229,42 @@ void id_window::move_old() {
     max_t = std::max(max_t, epochs_[n].max_t);
     ++n;
   }
-  if (n == 0) return;
   group& g = open_group(moving);
+  // From now on a record of these times is looked up in the group: in its filter, then in the
+  // part the move fills (and what the table still holds).
   g.min_t = std::min(g.min_t, min_t);
   g.max_t = std::max(g.max_t, max_t);
   grouped_max_t_ = std::max(grouped_max_t_, g.max_t);
-  std::vector<std::uint64_t> out;
-  out.reserve(moving);
-  table_.extract_older(first_epoch_ + static_cast<std::uint32_t>(n),
-                       [&](std::uint64_t fp, std::uint32_t) {
-                         out.push_back(fp);
-                         g.filter.add(fp);
-                       });
-  g.count += out.size();
-  // Sorted by chunk (a counting sort), as the chunks are written and read.
   part& p = g.parts.emplace_back();
   p.no = ++g.parts_made;
-  const std::size_t chunks = std::size_t{1} << g.bits;
-  p.starts.assign(chunks + 1, 0);
-  for (std::uint64_t fp : out) ++p.starts[chunk_of(fp, g.bits) + 1];
-  for (std::size_t c = 0; c < chunks; ++c) p.starts[c + 1] += p.starts[c];
-  p.entries.resize(out.size());
-  std::vector<std::uint32_t> at(p.starts.begin(), p.starts.end() - 1);
-  for (std::uint64_t fp : out) p.entries[at[chunk_of(fp, g.bits)]++] = fp;
-  epochs_.erase(epochs_.begin(), epochs_.begin() + static_cast<std::ptrdiff_t>(n));
-  first_epoch_ += static_cast<std::uint32_t>(n);
+  p.filling = true;
+  p.chunks.resize(std::size_t{1} << g.bits);
+  const std::uint64_t each = moving / p.chunks.size();
+  for (auto& c : p.chunks) c.reserve(each + each / 4 + 4);
+  move_ = move_state{table_.begin_extract(first_epoch_ + static_cast<std::uint32_t>(n)), n};
+}
+
+void id_window::step_move(std::size_t slots) {
+  group& g = groups_.back();
+  part& p = g.parts.back();
+  if (table_.size() >= at_load(table_, kHardLoad)) slots = SIZE_MAX;  // no room to go slowly
+  const bool done = table_.extract_step(move_->x, slots, [&](std::uint64_t fp, std::uint32_t) {
+    p.chunks[chunk_of(fp, g.bits)].push_back(fp);
+    g.filter.add(fp);
+    ++p.count;
+  });
+  if (!done) return;
+  g.count += p.count;
+  p.filling = false;
+  epochs_.erase(epochs_.begin(), epochs_.begin() + static_cast<std::ptrdiff_t>(move_->epochs));
+  first_epoch_ += static_cast<std::uint32_t>(move_->epochs);
+  move_.reset();
   changed_ = true;
   ++moves_;
 }
 
 void id_window::purge(unix_seconds when) {
+  finish_move();
   const std::uint32_t h = stored_time(when);
   purged_t_ = std::max(purged_t_, h);
   if (epochs_.back().count > 0 && epochs_.back().max_t < h) next_epoch();  // all of it goes
@@ -203,8 +277,11 @@ void id_window::purge(unix_seconds when) {
     first_epoch_ += static_cast<std::uint32_t>(n);
   }
   // A table far below its size after a purge gives memory back.
-  if (table_.capacity() > 1024 && table_.size() * 4 < table_.capacity())
+  if (table_.capacity() > 1024 && table_.size() * 4 < table_.capacity()) {
     table_.rehash(std::max<std::size_t>(1024, table_.size() * 2));
+    next_table_ = {};  // for the table before
+    set_limit();
+  }
   std::erase_if(groups_, [&](const group& g) {
     if (g.max_t >= h || g.count == 0) return false;
     if (g.written) dropped_.push_back(g.no);
@@ -240,19 +317,19 @@ void id_window::cut(write_batch& wb, std::uint64_t checkpoint, std::uint64_t dur
   }
   for (group& g : groups_) {
     for (part& p : g.parts) {
-      if (p.checkpoint != 0) continue;
+      if (p.checkpoint != 0 || p.filling) continue;
       p.checkpoint = checkpoint;
-      for (std::size_t c = 0; c + 1 < p.starts.size(); ++c) {
-        const std::uint32_t from = p.starts[c], to = p.starts[c + 1];
-        if (from == to) continue;
+      for (std::size_t c = 0; c < p.chunks.size(); ++c) {
+        const std::vector<std::uint64_t>& chunk = p.chunks[c];
+        if (chunk.empty()) continue;
         wb.put_id(*st_,
                   shard_key(key_kind::id_group, shard_)
                       .be(g.no)
                       .be(static_cast<std::uint32_t>(c))
                       .be(p.no)
                       .str(),
-                  std::string_view(reinterpret_cast<const char*>(p.entries.data() + from),
-                                   (to - from) * sizeof(std::uint64_t)));
+                  std::string_view(reinterpret_cast<const char*>(chunk.data()),
+                                   chunk.size() * sizeof(std::uint64_t)));
       }
       g.written = true;
       changed_ = true;
@@ -343,7 +420,9 @@ void id_window::for_each_all(const std::function<void(std::uint64_t, unix_second
   for (const group& g : groups_) {
     for (const part& p : g.parts) {
       if (p.checkpoint != 0 && g.written) continue;  // cut: the store has it (read below)
-      for (std::uint64_t fp : p.entries) f(fp, g.max_t);
+      for (const auto& chunk : p.chunks) {
+        for (std::uint64_t fp : chunk) f(fp, g.max_t);
+      }
     }
     if (g.written && st_ != nullptr)
       read_group(g, [&](std::uint64_t fp, std::uint32_t t) { f(fp, t); });
@@ -388,8 +467,9 @@ id_window_stats id_window::stats() const {
     s.in_store += g.count;
     s.memory_bytes += g.filter.memory_bytes();
     for (const part& p : g.parts) {
-      s.memory_bytes += p.entries.capacity() * sizeof(std::uint64_t) +
-                        p.starts.capacity() * sizeof(std::uint32_t);
+      if (p.filling) s.in_store += p.count;  // out of the table already
+      s.memory_bytes += p.chunks.capacity() * sizeof(p.chunks[0]);
+      for (const auto& chunk : p.chunks) s.memory_bytes += chunk.capacity() * sizeof(std::uint64_t);
     }
   }
   s.store_lookups = store_lookups_;

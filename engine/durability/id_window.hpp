@@ -4,8 +4,11 @@
 // Every remembered id is a 64-bit fingerprint (of the SIM and the id's hash). The most recently
 // seen ids live in an id_table in RAM (12 bytes a slot: the fingerprint and the epoch it was
 // inserted in; an epoch is a sixteenth of the table's capacity of inserts and keeps the range
-// of event times of its ids). When the table reaches its share of [limits] dedup_memory, the
-// oldest epochs (about a third of the entries) move to the store part.
+// of event times of its ids). The table grows by four up to its share of [limits] dedup_memory,
+// each larger table made ready (its memory faulted in) on another thread meanwhile. At its
+// share, the oldest epochs (about a third of the entries) move to the store part: the move
+// takes a few slots of the table with each insert that follows, so no insert waits for a pass
+// over the whole table; until it ends, the entries taken out are looked up where they wait.
 //
 // The store part is a list of groups, each up to a table's worth of moved entries with the range
 // of their event times and a Bloom filter in RAM (12 bits an entry). A record is looked up in a
@@ -26,6 +29,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <future>
 #include <optional>
 #include <string>
 #include <vector>
@@ -56,10 +60,7 @@ class id_window {
 
   // With a store, the window logs its ids and moves old entries there; without one it all
   // stays in RAM (the budget is then not kept).
-  void attach(const store* st, unsigned shard) noexcept {
-    st_ = st;
-    shard_ = shard;
-  }
+  void attach(const store* st, unsigned shard) noexcept;
   // Remembers the id; false when it was seen before (a repeat).
   bool insert(std::uint64_t fp, unix_seconds t);
   // Fetches ahead what insert(fp, t) will read: the table's slot and the filters of the groups
@@ -106,12 +107,13 @@ class id_window {
   }
 
  private:
-  // The entries a move added to a group, sorted by chunk, until known durable.
+  // The entries a move added to a group (fingerprints), by chunk, until known durable.
   struct part {
-    std::uint64_t checkpoint = 0;        // 0: not cut yet
-    std::uint64_t no = 0;                // in its group (several moves may go into one checkpoint)
-    std::vector<std::uint64_t> entries;  // fingerprints
-    std::vector<std::uint32_t> starts;   // chunk c: entries [starts[c], starts[c + 1])
+    std::uint64_t checkpoint = 0;  // 0: not cut yet
+    std::uint64_t no = 0;          // in its group (several moves may go into one checkpoint)
+    bool filling = false;          // its move goes on: not cut yet
+    std::uint64_t count = 0;
+    std::vector<std::vector<std::uint64_t>> chunks;
   };
   struct group {
     std::uint64_t no = 0;
@@ -151,16 +153,34 @@ class id_window {
   }
   void next_epoch() { epochs_.emplace_back(); }
   group& open_group(std::uint64_t expected);
-  // Makes room: moves the oldest epochs, about a third of the table, to the store part.
-  void move_old();
-  void grow_or_move();
+  // Makes room: grows the table, or starts moving the oldest epochs, about a third of the table,
+  // to the store part.
+  void make_room();
+  void grow();
+  // Starts making the next larger table ready on another thread.
+  void prepare_next();
+  void start_move();
+  // Goes on with the move in progress for about `slots` slots of the table; ends it when done.
+  void step_move(std::size_t slots);
+  void finish_move() {
+    if (move_) step_move(SIZE_MAX);
+  }
+  // The table's size at which make_room() is called next.
+  void set_limit() noexcept;
   // Calls f(fp, t) for each entry of the group that the store holds.
   void read_group(const group& g, const std::function<void(std::uint64_t, std::uint32_t)>& f) const;
 
+  struct move_state {
+    id_table::extraction x;
+    std::size_t epochs = 0;  // the oldest epochs are moving (into the last part of the last group)
+  };
   id_table table_;
-  std::size_t max_slots_;        // the table's capacity at the budget
-  std::uint64_t epoch_inserts_;  // inserts an epoch takes
-  std::deque<epoch> epochs_;     // of the entries in the table, oldest first
+  std::size_t limit_ = 0;                               // see set_limit()
+  std::optional<move_state> move_;                      // in progress
+  std::future<huge_array<id_table::slot>> next_table_;  // being made ready
+  std::size_t max_slots_;                               // the table's capacity at the budget
+  std::uint64_t epoch_inserts_;                         // inserts an epoch takes
+  std::deque<epoch> epochs_;                            // of the entries in the table, oldest first
   std::uint32_t first_epoch_ = 0;
   const store* st_ = nullptr;
   unsigned shard_ = 0;

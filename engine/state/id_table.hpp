@@ -52,32 +52,49 @@ class id_table {
   }
   void prefetch(std::uint64_t fp) const noexcept { prefetch_for_write(&slots_[home(fp)]); }
 
-  // Removes every entry with mark < before, passing each to out(fp, mark). One pass, run by run
+  // An extraction of the entries with mark < before, in steps between which the table is in
+  // use (inserts, lookups): extract_step() goes on from where the last step stopped.
+  struct extraction {
+    std::uint32_t before = 0;
+    std::size_t at = 0;    // the next slot to look at
+    std::size_t left = 0;  // slots of the pass not looked at yet
+  };
+  extraction begin_extract(std::uint32_t before) const noexcept {
+    extraction x{before, 0, size_ == 0 ? 0 : slots_.size()};
+    // Start just after an empty slot, so that the first run is a whole one.
+    while (x.left != 0 && slots_[x.at].fp != 0) ++x.at;
+    if (x.left != 0) x.at = next(x.at);
+    return x;
+  }
+  // Looks at about `slots` more slots (to the end of the run it is in), passing each entry with
+  // mark < x.before to out(fp, mark) and taking it out; true when the pass is over. Run by run
   // (a run: full slots between two empty ones): a run holding old entries is taken out and its
   // other entries put back in their order, each at the first free slot from its home. None lands
   // past where it was (what came before it in the run is back at or before its old place), so a
   // run only shrinks and the slots from an entry's home to it stay full: lookups find it. Each
   // slot is moved at most twice, where deleting one entry at a time (a backward shift each)
   // moved the rest of its run every time: slow at the load the window moves entries at.
+  // Between steps, inserts may fill the empty slot a step stopped at: the next step then starts
+  // inside a run. That is safe: the slots before it stay full, so an entry put back still lands
+  // at or after it, and at or before where it was. The entries inserted meanwhile have newer
+  // marks and are only put back.
   template <class Out>
-  void extract_older(std::uint32_t before, Out&& out) {
-    const std::size_t cap = slots_.size();
-    if (size_ == 0) return;
-    // Start just after an empty slot, so that no run wraps past the start.
-    std::size_t start = 0;
-    while (slots_[start].fp != 0) ++start;
-    std::size_t i = next(start);
-    for (std::size_t seen = 0; seen < cap;) {
+  bool extract_step(extraction& x, std::size_t slots, Out&& out) {
+    while (x.left != 0 && slots != 0) {
+      std::size_t i = x.at;
       if (slots_[i].fp == 0) {
-        i = next(i);
-        ++seen;
+        x.at = next(i);
+        --x.left;
+        --slots;
         continue;
       }
       const std::size_t first = i;
       std::size_t len = 0;
       bool old = false;
-      for (; slots_[i].fp != 0; i = next(i), ++len) old |= slots_[i].t < before;
-      seen += len;
+      for (; slots_[i].fp != 0; i = next(i), ++len) old |= slots_[i].t < x.before;
+      x.at = i;
+      x.left -= std::min(len, x.left);
+      slots -= std::min(len, slots);
       if (!old) continue;
       run_.clear();
       for (std::size_t k = 0, j = first; k < len; ++k, j = next(j)) {
@@ -85,7 +102,7 @@ class id_table {
         slots_[j] = slot{};
       }
       for (const slot& s : run_) {
-        if (s.t < before) {
+        if (s.t < x.before) {
           out(s.fp, s.t);
           --size_;
           continue;
@@ -95,6 +112,13 @@ class id_table {
         slots_[j] = s;
       }
     }
+    return x.left == 0;
+  }
+  // Removes every entry with mark < before, passing each to out(fp, mark): one whole pass.
+  template <class Out>
+  void extract_older(std::uint32_t before, Out&& out) {
+    extraction x = begin_extract(before);
+    extract_step(x, slots_.size(), out);
   }
   template <class F>
   void for_each(F&& f) const {
@@ -103,8 +127,10 @@ class id_table {
     }
   }
   // Moves every entry into a table of `capacity` slots (at least size() + 1).
-  void rehash(std::size_t capacity) {
-    huge_array<slot> old = std::exchange(slots_, huge_array<slot>(std::max(capacity, size_ + 1)));
+  void rehash(std::size_t capacity) { rehash(huge_array<slot>(std::max(capacity, size_ + 1))); }
+  // The same into `fresh`, zeroed memory of more than size() slots (made ready elsewhere).
+  void rehash(huge_array<slot> fresh) {
+    huge_array<slot> old = std::exchange(slots_, std::move(fresh));
     size_ = 0;
     for (std::size_t i = 0; i < old.size(); ++i) {
       if (old[i].fp != 0) insert(old[i].fp, old[i].t);

@@ -110,6 +110,48 @@ TEST(IdTable, ExtractingHalfOfAFullTableLeavesTheOtherHalfFindable) {
   for (std::uint64_t fp : new_fps) EXPECT_FALSE(t.insert(fp, 3)) << "a repeat is refused";
 }
 
+// An extraction in steps of a few slots, with inserts (some into the runs it is taking apart,
+// some refused repeats) and lookups between the steps: every old entry comes out once, every
+// other one is found at every point, and the pass ends.
+TEST(IdTable, ExtractingInStepsWhileInsertingKeepsEveryEntryFindable) {
+  for (std::size_t step : {1, 3, 16}) {
+    std::mt19937_64 rng(step);
+    id_table t(997);
+    std::set<std::uint64_t> old_fps, kept;
+    // Homes crowded into a quarter of the table: long runs that wrap past its end.
+    auto crowded = [&] { return at_home(800 + rng() % 250 % 997, 997, rng() % 1'000'000); };
+    while (t.size() < 780) {
+      const std::uint64_t fp = crowded();
+      if (!t.insert(fp, 1)) continue;
+      old_fps.insert(fp);
+    }
+    std::set<std::uint64_t> out;
+    id_table::extraction x = t.begin_extract(2);
+    int steps = 0;
+    for (bool done = false; !done; ++steps) {
+      done = t.extract_step(x, step, [&](std::uint64_t fp, std::uint32_t mark) {
+        EXPECT_EQ(mark, 1u);
+        EXPECT_TRUE(out.insert(fp).second) << "an entry came out twice";
+      });
+      for (int k = 0; k < 3 && t.size() < 900; ++k) {
+        const std::uint64_t fp = crowded();
+        if (old_fps.count(fp) == 0 && t.insert(fp, 5)) kept.insert(fp);
+      }
+      // What has not come out yet is still in the table; what came out is not.
+      if (steps % 8 == 0) {
+        for (std::uint64_t fp : kept) ASSERT_TRUE(t.contains(fp)) << "step " << steps;
+        for (std::uint64_t fp : old_fps) ASSERT_NE(t.contains(fp), out.count(fp) == 1);
+      }
+      ASSERT_LT(steps, 100'000) << "the pass never ends";
+    }
+    EXPECT_EQ(out, old_fps) << "step " << step;
+    EXPECT_EQ(t.size(), kept.size());
+    EXPECT_GT(kept.size(), 30u);
+    for (std::uint64_t fp : kept) EXPECT_FALSE(t.insert(fp, 6)) << "a repeat is refused";
+    for (std::uint64_t fp : old_fps) EXPECT_FALSE(t.contains(fp));
+  }
+}
+
 class IdWindowStore : public ::testing::Test {
  protected:
   IdWindowStore() : dir_(fs::temp_directory_path() / ("simcap-ids-" + std::to_string(::getpid()))) {
@@ -303,6 +345,50 @@ TEST_F(IdWindowStore, ItsKeyIsReadBackAndADamagedOneRefused) {
   id_window again(64 << 10);
   again.attach(st_.get(), 0);
   EXPECT_THROW(again.recover(*st_, 0), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace simcap::detail
+
+namespace simcap::detail {
+namespace {
+
+// A move of old ids to the store goes on over the inserts that follow it. Meanwhile, an id on
+// its way is still a repeat, a checkpoint cut in the middle loses none of them, and a window
+// recovered from that checkpoint has them all.
+TEST_F(IdWindowStore, IdsOnTheirWayToTheStoreAreRepeatsAndSurviveARestart) {
+  id_window w(1 << 20);  // 65,536 slots of table: moves start at 52,428 ids
+  w.attach(st_.get(), 0);
+  std::uint64_t next = 0;
+  auto time_of = [](std::uint64_t i) { return static_cast<unix_seconds>(1'000'000 + i / 64); };
+  while (w.stats().moves == 0 && w.stats().in_store == 0) {
+    ASSERT_TRUE(w.insert(fp(next), time_of(next)));
+    ++next;
+  }
+  // A move has begun: some ids are out of the table and not yet in a finished move.
+  ASSERT_EQ(w.stats().moves, 0u);
+  const std::uint64_t first_batch = next;
+  checkpoint(w);  // cut while the move goes on
+  int in_progress_checks = 0;
+  while (w.stats().moves == 0) {
+    // An old id, taken out or not yet, is a repeat; so is one just inserted.
+    const std::uint64_t old = (next * 7919) % first_batch;
+    ASSERT_FALSE(w.insert(fp(old), time_of(old))) << old;
+    ASSERT_TRUE(w.insert(fp(next), time_of(next)));
+    ASSERT_FALSE(w.insert(fp(next), time_of(next)));
+    ++next;
+    ++in_progress_checks;
+    if (next % 1000 == 0) checkpoint(w);
+  }
+  EXPECT_GT(in_progress_checks, 1000) << "the move spreads over inserts";
+  const id_window_stats s = w.stats();
+  EXPECT_EQ(s.in_memory + s.in_store, next);
+  checkpoint(w);
+  id_window again(1 << 20);
+  again.attach(st_.get(), 0);
+  again.recover(*st_, 0);
+  for (std::uint64_t i = 0; i < next; ++i) ASSERT_FALSE(again.insert(fp(i), time_of(i))) << i;
+  EXPECT_TRUE(again.insert(fp(next), time_of(next)));
 }
 
 }  // namespace
