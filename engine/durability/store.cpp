@@ -99,6 +99,11 @@ rocksdb::Options store::options() const {
   o.writable_file_max_buffer_size = 256 << 10;
   o.avoid_flush_during_shutdown = true;
   o.max_total_wal_size = 96 << 20;
+  // Flushes and compactions hand their output to the disk every MiB (sync_file_range) instead
+  // of leaving it dirty until the file's end: the checkpoints' synced WAL writes do not queue
+  // behind tens of MB at once. Records/s 1.017× without record ids and 1.087× with them, CPU
+  // per record 0.986× and 0.910× (README, "Ack lag under load").
+  o.bytes_per_sync = 1 << 20;
   rocksdb::BlockBasedTableOptions t;
   t.block_size = 16 << 10;
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
