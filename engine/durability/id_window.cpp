@@ -30,6 +30,8 @@ constexpr std::size_t kPreparedBytes = std::size_t{2} << 20;
 // their checkpoint to be written.
 constexpr double kTableShare = 0.75;
 constexpr std::uint64_t kMinGroup = 4096;
+// Bytes of moved ids a cut writes at least, when there are some.
+constexpr std::size_t kMinPartBytes = std::size_t{1} << 20;
 
 std::uint32_t bits_for(std::uint64_t entries) {
   std::uint32_t bits = 0;
@@ -294,6 +296,11 @@ void id_window::purge(unix_seconds when) {
 
 void id_window::cut(write_batch& wb, std::uint64_t checkpoint, std::uint64_t durable) {
   if (st_ == nullptr) return;  // nothing is written without a store
+  // A cut writes moved ids up to twice the bytes it logs (at least kMinPartBytes), the rest of a
+  // move waiting for the next cuts: a move of a third of the table is tens of MB, which in one
+  // checkpoint made its synced write, and the acks of every feed, wait several times as long.
+  // At that pace the parts are written faster than ids arrive.
+  std::size_t budget = std::max(kMinPartBytes, 2 * new_ids_.size() * sizeof(std::uint64_t));
   if (!new_ids_.empty()) {
     // The event times in the log are its ids' oldest and newest: enough for the epochs they
     // become at recovery.
@@ -309,34 +316,42 @@ void id_window::cut(write_batch& wb, std::uint64_t checkpoint, std::uint64_t dur
     new_oldest_ = 0xffffffffu;
     new_newest_ = 0;
   }
-  // Log values whose ids have all left the table (moved: their epochs are gone; or expired).
-  while (!logs_.empty() &&
-         (logs_.front().last_epoch < first_epoch_ || logs_.front().newest_t < purged_t_)) {
-    wb.del(log_key(logs_.front().checkpoint));
-    logs_.pop_front();
-  }
+  bool waiting = false;  // a finished move is not all written yet
   for (group& g : groups_) {
     for (part& p : g.parts) {
       if (p.checkpoint != 0 || p.filling) continue;
-      p.checkpoint = checkpoint;
-      for (std::size_t c = 0; c < p.chunks.size(); ++c) {
-        const std::vector<std::uint64_t>& chunk = p.chunks[c];
+      for (; p.next_chunk < p.chunks.size() && budget > 0; ++p.next_chunk) {
+        const std::vector<std::uint64_t>& chunk = p.chunks[p.next_chunk];
         if (chunk.empty()) continue;
         wb.put_id(*st_,
                   shard_key(key_kind::id_group, shard_)
                       .be(g.no)
-                      .be(static_cast<std::uint32_t>(c))
+                      .be(static_cast<std::uint32_t>(p.next_chunk))
                       .be(p.no)
                       .str(),
                   std::string_view(reinterpret_cast<const char*>(chunk.data()),
                                    chunk.size() * sizeof(std::uint64_t)));
+        budget -= std::min(budget, chunk.size() * sizeof(std::uint64_t));
+        g.written = true;
+        changed_ = true;
       }
-      g.written = true;
-      changed_ = true;
+      if (p.next_chunk == p.chunks.size()) {
+        p.checkpoint = checkpoint;
+      } else {
+        waiting = true;
+      }
     }
-    // Parts of checkpoints written are read from the store from now on.
+    // Parts of checkpoints written are read from the store from now on (until then, and while
+    // partly written, from here).
     std::erase_if(g.parts,
                   [&](const part& p) { return p.checkpoint != 0 && p.checkpoint <= durable; });
+  }
+  // Log values whose ids have all left the table: moved (their epochs are gone, and every
+  // finished move is written in full by this cut) or expired.
+  while (!logs_.empty() && ((!waiting && logs_.front().last_epoch < first_epoch_) ||
+                            logs_.front().newest_t < purged_t_)) {
+    wb.del(log_key(logs_.front().checkpoint));
+    logs_.pop_front();
   }
   for (std::uint64_t no : dropped_) wb.del_range_id(*st_, group_key(no), group_key(no + 1));
   dropped_.clear();

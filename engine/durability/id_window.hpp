@@ -19,13 +19,14 @@
 // key in the record-id column family (one prefix read finds them all). An entry there is its
 // fingerprint (8 bytes; groups written before also kept an event time: 12), and an entry's event
 // time, where one is needed (re-sharding), is its group's newest. Moved entries are
-// written with the checkpoint that follows the move, in its atomic write, and stay readable
-// here until that write is known durable. A group is deleted when its newest event time has
-// left the window.
+// written with the checkpoints that follow the move, chunk by chunk, each cut writing up to
+// twice the bytes it logs (at least 1 MiB), and stay readable here until the last of those
+// writes is known durable. A group is deleted when its newest event time has left the window.
 //
 // The table itself is made durable by a log: each checkpoint writes the ids inserted since the
-// last one as one value; a log value whose ids have all moved or expired is deleted. Recovery
-// reads the groups' filters back and loads the logged ids into the table.
+// last one as one value; a log value whose ids have all moved (and been written in full) or
+// expired is deleted. Recovery reads the groups' filters back and loads the logged ids into the
+// table.
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -108,11 +109,13 @@ class id_window {
 
  private:
   // The entries a move added to a group (fingerprints), by chunk, until known durable.
+  // checkpoint: the cut that wrote its last chunk.
   struct part {
     std::uint64_t checkpoint = 0;  // 0: not cut yet
     std::uint64_t no = 0;          // in its group (several moves may go into one checkpoint)
     bool filling = false;          // its move goes on: not cut yet
     std::uint64_t count = 0;
+    std::size_t next_chunk = 0;  // the chunks before it are cut (a part may take several cuts)
     std::vector<std::vector<std::uint64_t>> chunks;
   };
   struct group {

@@ -391,5 +391,59 @@ TEST_F(IdWindowStore, IdsOnTheirWayToTheStoreAreRepeatsAndSurviveARestart) {
   EXPECT_TRUE(again.insert(fp(next), time_of(next)));
 }
 
+// A move bigger than what a cut writes of it (at least 1 MiB, or twice what the cut logs) is
+// written over several cuts. Until its last piece is written, the log values of its ids stay,
+// so a restart at any cut in between still has every id.
+TEST_F(IdWindowStore, AMoveIsWrittenOverSeveralCutsAndARestartBetweenLosesNoId) {
+  id_window w(16 << 20);  // 1M slots of table: a move takes about 250,000 ids, 2 MB
+  w.attach(st_.get(), 0);
+  auto time_of = [](std::uint64_t i) { return static_cast<unix_seconds>(1'000'000 + i / 1024); };
+  auto count = [&](key_kind kind, bool ids_family) {
+    std::uint64_t n = 0, bytes = 0;
+    auto f = [&](std::string_view, std::string_view v) {
+      ++n;
+      bytes += v.size();
+      return true;
+    };
+    if (ids_family) {
+      st_->scan_ids(shard_key(kind, 0).str(), f);
+    } else {
+      st_->scan(shard_key(kind, 0).str(), f);
+    }
+    return std::pair{n, bytes};
+  };
+  auto all_there = [&](std::uint64_t n) {
+    id_window again(16 << 20);
+    again.attach(st_.get(), 0);
+    again.recover(*st_, 0);
+    for (std::uint64_t i = 0; i < n; ++i) {
+      if (again.insert(fp(i), time_of(i))) return testing::AssertionFailure() << "id " << i;
+    }
+    return testing::AssertionSuccess();
+  };
+  std::uint64_t next = 0;
+  while (w.stats().moves == 0) {
+    ASSERT_TRUE(w.insert(fp(next), time_of(next)));
+    if (++next % 100'000 == 0) checkpoint(w);
+  }
+  const auto logs_before = count(key_kind::id_log, false);
+  checkpoint(w);  // logs what came since, writes 1 MiB of the move
+  const auto first = count(key_kind::id_group, true);
+  EXPECT_GE(first.second, std::uint64_t{1} << 20);
+  EXPECT_LT(first.second, w.stats().in_store * 8) << "the move is not written in full yet";
+  EXPECT_EQ(count(key_kind::id_log, false).first, logs_before.first + 1) << "no log value goes";
+  EXPECT_TRUE(all_there(next));
+  int cuts = 1;
+  for (; count(key_kind::id_group, true).second < w.stats().in_store * 8; ++cuts) {
+    ASSERT_LT(cuts, 10);
+    checkpoint(w);
+    EXPECT_TRUE(all_there(next));
+  }
+  EXPECT_GE(cuts, 2);
+  EXPECT_LT(count(key_kind::id_log, false).first, logs_before.first)
+      << "once written in full, the log values of the moved ids go";
+  EXPECT_TRUE(all_there(next));
+}
+
 }  // namespace
 }  // namespace simcap::detail
