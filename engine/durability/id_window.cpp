@@ -79,6 +79,14 @@ void id_window::set_limit() noexcept {
 }
 
 namespace {
+// Called often (the shards publish the window's memory): kept per part, not summed each time.
+template <class Part>
+std::uint64_t part_bytes(const Part& p) {
+  std::uint64_t n = p.chunks.capacity() * sizeof(p.chunks[0]);
+  for (const auto& chunk : p.chunks) n += chunk.capacity() * sizeof(std::uint64_t);
+  return n;
+}
+
 std::size_t at_load(const id_table& t, double load) {
   return static_cast<std::size_t>(static_cast<double>(t.capacity()) * load);
 }
@@ -243,6 +251,7 @@ void id_window::start_move() {
   p.chunks.resize(std::size_t{1} << g.bits);
   const std::uint64_t each = moving / p.chunks.size();
   for (auto& c : p.chunks) c.reserve(each + each / 4 + 4);
+  p.memory_bytes = part_bytes(p);
   move_ = move_state{table_.begin_extract(first_epoch_ + static_cast<std::uint32_t>(n)), n};
 }
 
@@ -258,6 +267,7 @@ void id_window::step_move(std::size_t slots) {
   if (!done) return;
   g.count += p.count;
   p.filling = false;
+  p.memory_bytes = part_bytes(p);
   epochs_.erase(epochs_.begin(), epochs_.begin() + static_cast<std::ptrdiff_t>(move_->epochs));
   first_epoch_ += static_cast<std::uint32_t>(move_->epochs);
   move_.reset();
@@ -483,8 +493,7 @@ id_window_stats id_window::stats() const {
     s.memory_bytes += g.filter.memory_bytes();
     for (const part& p : g.parts) {
       if (p.filling) s.in_store += p.count;  // out of the table already
-      s.memory_bytes += p.chunks.capacity() * sizeof(p.chunks[0]);
-      for (const auto& chunk : p.chunks) s.memory_bytes += chunk.capacity() * sizeof(std::uint64_t);
+      s.memory_bytes += p.memory_bytes;
     }
   }
   s.store_lookups = store_lookups_;

@@ -115,7 +115,8 @@ class id_window {
     std::uint64_t no = 0;          // in its group (several moves may go into one checkpoint)
     bool filling = false;          // its move goes on: not cut yet
     std::uint64_t count = 0;
-    std::size_t next_chunk = 0;  // the chunks before it are cut (a part may take several cuts)
+    std::size_t next_chunk = 0;      // the chunks before it are cut (a part may take several cuts)
+    std::uint64_t memory_bytes = 0;  // what it takes (counted when its move starts and ends)
     std::vector<std::vector<std::uint64_t>> chunks;
   };
   struct group {
