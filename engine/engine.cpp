@@ -30,6 +30,12 @@ engine::impl::impl(engine_options o, clock& c, dead_letter_sink& d)
   }
 }
 
+// Record ids being added to the store as files are in before the store closes (st is
+// destroyed before the shards).
+engine::impl::~impl() {
+  for (auto& s : shards) s->settle_ids();
+}
+
 detail::product_info engine::impl::first_activation(std::uint16_t product, unix_seconds when) {
   auto [info, set] = products.first_activation(product, when);
   if (set) {
@@ -164,6 +170,7 @@ void engine::stop() {
   if (impl_->ticker.joinable()) impl_->ticker.join();
   if (impl_->checkpointer.joinable()) impl_->checkpointer.join();
   impl_->shards.stop();
+  for (auto& s : impl_->shards) s->settle_ids();  // the moves' files in the last checkpoint
   impl_->started = false;
   impl_->checkpoint();  // everything applied, on disk
 }

@@ -26,6 +26,7 @@ namespace simcap {
 
 struct engine::impl final : detail::shard_host {
   impl(engine_options o, clock& c, dead_letter_sink& d);
+  ~impl();
 
   // ---- shard_host (called on shard threads)
   detail::product_info first_activation(std::uint16_t product, unix_seconds when) override;

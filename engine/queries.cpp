@@ -250,6 +250,8 @@ engine_stats engine::stats() const {
     st.ids_store_reads += c.ids.store_lookups;
     st.ids_moves += c.ids.moves;
     st.ids_read_errors += c.ids.lookup_errors;
+    st.ids_files += c.ids.files;
+    st.ids_file_errors += c.ids.file_errors;
     st.events_waiting_bytes += s->pending_event_bytes();
     for (std::size_t i = 0; i < kRejectReasonCount; ++i) st.rejected[i] += c.rejected[i];
     for (std::size_t i = 0; i < kSimStateCount; ++i) st.sims_by_state[i] += c.by_state[i];

@@ -57,6 +57,7 @@ bool chunk_holds(std::string_view v, std::uint64_t fp, std::size_t stride) {
 
 id_window::id_window(std::size_t budget)
     : table_(1024),
+      budget_(budget),
       max_slots_(std::max<std::size_t>(
           1024, static_cast<std::size_t>(static_cast<double>(budget) * kTableShare /
                                          sizeof(id_table::slot)))),
@@ -82,8 +83,8 @@ namespace {
 // Called often (the shards publish the window's memory): kept per part, not summed each time.
 template <class Part>
 std::uint64_t part_bytes(const Part& p) {
-  std::uint64_t n = p.chunks.capacity() * sizeof(p.chunks[0]);
-  for (const auto& chunk : p.chunks) n += chunk.capacity() * sizeof(std::uint64_t);
+  std::uint64_t n = p.chunks->capacity() * sizeof((*p.chunks)[0]);
+  for (const auto& chunk : *p.chunks) n += chunk.capacity() * sizeof(std::uint64_t);
   return n;
 }
 
@@ -142,7 +143,7 @@ bool id_window::insert_table(std::uint64_t fp, std::uint32_t t) {
 bool id_window::in_group(group& g, std::uint64_t fp) {
   const std::size_t c = chunk_of(fp, g.bits);
   for (const part& p : g.parts) {
-    for (std::uint64_t e : p.chunks[c]) {
+    for (std::uint64_t e : (*p.chunks)[c]) {
       if (e == fp) return true;
     }
   }
@@ -248,9 +249,18 @@ void id_window::start_move() {
   part& p = g.parts.emplace_back();
   p.no = ++g.parts_made;
   p.filling = true;
-  p.chunks.resize(std::size_t{1} << g.bits);
-  const std::uint64_t each = moving / p.chunks.size();
-  for (auto& c : p.chunks) c.reserve(each + each / 4 + 4);
+  p.first_epoch = first_epoch_;
+  const std::size_t chunks = std::size_t{1} << g.bits;
+  if (spare_ && spare_->size() == chunks) {
+    p.chunks = std::move(spare_);
+    for (auto& c : *p.chunks) c.clear();
+  } else {
+    p.chunks = std::make_shared<chunk_list>(chunks);
+  }
+  spare_.reset();
+  spare_bytes_ = 0;
+  const std::uint64_t each = moving / chunks;
+  for (auto& c : *p.chunks) c.reserve(each + each / 4 + 4);
   p.memory_bytes = part_bytes(p);
   move_ = move_state{table_.begin_extract(first_epoch_ + static_cast<std::uint32_t>(n)), n};
 }
@@ -260,7 +270,7 @@ void id_window::step_move(std::size_t slots) {
   part& p = g.parts.back();
   if (table_.size() >= at_load(table_, kHardLoad)) slots = SIZE_MAX;  // no room to go slowly
   const bool done = table_.extract_step(move_->x, slots, [&](std::uint64_t fp, std::uint32_t) {
-    p.chunks[chunk_of(fp, g.bits)].push_back(fp);
+    (*p.chunks)[chunk_of(fp, g.bits)].push_back(fp);
     g.filter.add(fp);
     ++p.count;
   });
@@ -270,9 +280,74 @@ void id_window::step_move(std::size_t slots) {
   p.memory_bytes = part_bytes(p);
   epochs_.erase(epochs_.begin(), epochs_.begin() + static_cast<std::ptrdiff_t>(move_->epochs));
   first_epoch_ += static_cast<std::uint32_t>(move_->epochs);
+  p.last_epoch = first_epoch_ - 1;
   move_.reset();
   changed_ = true;
   ++moves_;
+  // A file's ids are in the store for good, outside any checkpoint: none may be of a record that
+  // a crash could still take back (to be sent again and dropped as a repeat). So only a move of
+  // ids all logged in checkpoints known written goes as a file, the usual case (the oldest third
+  // of the table, seconds old at full ingest); others go with the cuts, the first of which logs
+  // what they lack.
+  p.as_file = files_ && st_ != nullptr && p.last_epoch < logged_epoch_ && add_as_file(g, p);
+}
+
+// A move's entries, tens of MB, written with the checkpoints went through the store's log and
+// then its tables: twice, the first time in the synced write every feed's acks wait for. As a
+// table file, written and synced on another thread and added to the store at once, they are
+// written once and no checkpoint waits for them. The file is made once every id in it is
+// durable (cut() starts it after the first cut since the move is written), so the store never
+// holds the id of a record that a crash takes back. The log values of the moved ids stay until
+// the cut that finds the file added; should the process end before that cut, the file's keys
+// are in the store without the window's key counting them: extra entries of the group, each an
+// id seen within the window (the logged ids come back into the table and move again).
+// A part's chunks, once in the store, serve the next move: allocated afresh, each of their
+// thousands of vectors took pages the kernel had to fault in and clear as the move began (40 % of
+// the shard threads' page faults at full ingest with ids).
+void id_window::keep_spare(part& p) {
+  if (!p.chunks || p.chunks.use_count() != 1) return;  // a file's thread still reads them
+  if (spare_ && spare_->size() >= p.chunks->size()) return;
+  // Within the budget, with the table and the other parts still in RAM.
+  std::uint64_t used = table_.memory_bytes() + p.memory_bytes;
+  for (const group& g : groups_) {
+    for (const part& other : g.parts) used += &other == &p ? 0 : other.memory_bytes;
+  }
+  if (used > budget_) return;
+  spare_ = std::move(p.chunks);
+  spare_bytes_ = p.memory_bytes;
+}
+
+bool id_window::add_as_file(const group& g, part& p) {
+  std::shared_ptr<const chunk_list> chunks = p.chunks;
+  try {
+    p.added =
+        std::async(std::launch::async, [chunks, st = st_, shard = shard_, gno = g.no, no = p.no] {
+          return st->ingest_ids([&](const store::add_fn& add) {
+            for (std::size_t c = 0; c < chunks->size(); ++c) {
+              const std::vector<std::uint64_t>& chunk = (*chunks)[c];
+              if (chunk.empty()) continue;
+              add(shard_key(key_kind::id_group, shard)
+                      .be(gno)
+                      .be(static_cast<std::uint32_t>(c))
+                      .be(no)
+                      .str(),
+                  std::string_view(reinterpret_cast<const char*>(chunk.data()),
+                                   chunk.size() * sizeof(std::uint64_t)));
+            }
+          });
+        });
+  } catch (const std::system_error&) {
+    return false;  // no thread to spare: written with the checkpoints
+  }
+  return true;
+}
+
+void id_window::settle() {
+  for (group& g : groups_) {
+    for (part& p : g.parts) {
+      if (p.added.valid()) p.added.wait();
+    }
+  }
 }
 
 void id_window::purge(unix_seconds when) {
@@ -292,10 +367,20 @@ void id_window::purge(unix_seconds when) {
   if (table_.capacity() > 1024 && table_.size() * 4 < table_.capacity()) {
     table_.rehash(std::max<std::size_t>(1024, table_.size() * 2));
     next_table_ = {};  // for the table before
+    spare_.reset();
+    spare_bytes_ = 0;
     set_limit();
   }
-  std::erase_if(groups_, [&](const group& g) {
+  std::erase_if(groups_, [&](group& g) {
     if (g.max_t >= h || g.count == 0) return false;
+    // A file still being added would bring the group's keys back after their deletion.
+    for (part& p : g.parts) {
+      if (!p.added.valid()) continue;
+      if (p.added.get().empty()) {
+        g.written = true;
+        ++files_added_;
+      }
+    }
     if (g.written) dropped_.push_back(g.no);
     changed_ = true;
     return true;
@@ -326,12 +411,41 @@ void id_window::cut(write_batch& wb, std::uint64_t checkpoint, std::uint64_t dur
     new_oldest_ = 0xffffffffu;
     new_newest_ = 0;
   }
-  bool waiting = false;  // a finished move is not all written yet
+  for (auto l = logs_.rbegin(); l != logs_.rend(); ++l) {
+    if (l->checkpoint > durable) continue;
+    // Its ids of epochs before the one current when it was cut are all in it or before it.
+    logged_epoch_ = std::max(logged_epoch_, l->last_epoch);
+    break;
+  }
+  // Epochs before this one moved out of the table and are written in full (this cut included).
+  std::uint32_t moved_written = first_epoch_;
   for (group& g : groups_) {
     for (part& p : g.parts) {
       if (p.checkpoint != 0 || p.filling) continue;
-      for (; p.next_chunk < p.chunks.size() && budget > 0; ++p.next_chunk) {
-        const std::vector<std::uint64_t>& chunk = p.chunks[p.next_chunk];
+      if (p.as_file) {
+        if (p.added.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+          const std::string why = p.added.get();
+          if (why.empty()) {
+            ++files_added_;
+            p.filed = true;  // durable already: read from the store from now on
+            g.written = true;
+            changed_ = true;
+            continue;
+          }
+          if (file_errors_++ == 0)
+            spdlog::warn(
+                "record ids: moved ids could not be added to the store as a file ({}): "
+                "they are written with the checkpoints",
+                why);
+          p.as_file = false;
+        }
+        if (p.as_file) {
+          moved_written = std::min(moved_written, p.first_epoch);
+          continue;
+        }
+      }
+      for (; p.next_chunk < p.chunks->size() && budget > 0; ++p.next_chunk) {
+        const std::vector<std::uint64_t>& chunk = (*p.chunks)[p.next_chunk];
         if (chunk.empty()) continue;
         wb.put_id(*st_,
                   shard_key(key_kind::id_group, shard_)
@@ -345,21 +459,24 @@ void id_window::cut(write_batch& wb, std::uint64_t checkpoint, std::uint64_t dur
         g.written = true;
         changed_ = true;
       }
-      if (p.next_chunk == p.chunks.size()) {
+      if (p.next_chunk == p.chunks->size()) {
         p.checkpoint = checkpoint;
       } else {
-        waiting = true;
+        moved_written = std::min(moved_written, p.first_epoch);
       }
     }
     // Parts of checkpoints written are read from the store from now on (until then, and while
     // partly written, from here).
-    std::erase_if(g.parts,
-                  [&](const part& p) { return p.checkpoint != 0 && p.checkpoint <= durable; });
+    std::erase_if(g.parts, [&](part& p) {
+      if (!p.filed && (p.checkpoint == 0 || p.checkpoint > durable)) return false;
+      keep_spare(p);
+      return true;
+    });
   }
-  // Log values whose ids have all left the table: moved (their epochs are gone, and every
-  // finished move is written in full by this cut) or expired.
-  while (!logs_.empty() && ((!waiting && logs_.front().last_epoch < first_epoch_) ||
-                            logs_.front().newest_t < purged_t_)) {
+  // Log values whose ids have all left the table: moved (their epochs are before any move not
+  // written in full by this cut, its file not yet added included) or expired.
+  while (!logs_.empty() &&
+         (logs_.front().last_epoch < moved_written || logs_.front().newest_t < purged_t_)) {
     wb.del(log_key(logs_.front().checkpoint));
     logs_.pop_front();
   }
@@ -422,6 +539,8 @@ void id_window::recover(const store& st, unix_seconds horizon) {
     if (!groups_.empty()) groups_.back().capacity = groups_.back().count;
   }
   // The log, oldest first: into the table (what moved meanwhile is in a group too: no harm).
+  // Every id it holds is durable: a move of them may go as a file.
+  logged_epoch_ = 0xffffffffu;
   const std::uint32_t h = stored_time(horizon);
   const std::string prefix = shard_key(key_kind::id_log, shard_).str();
   st.scan(prefix, [&](std::string_view k, std::string_view value) {
@@ -429,12 +548,17 @@ void id_window::recover(const store& st, unix_seconds horizon) {
     const auto oldest = r.get<std::uint32_t>();
     const auto newest = r.get<std::uint32_t>();
     if (newest >= h) {
-      current().min_t = std::min(current().min_t, oldest);
-      while (r.left() >= 8) insert_table(r.get<std::uint64_t>(), newest);
+      // Each id is dated its value's newest, and its epoch reaches back to the oldest (an epoch
+      // may begin within a value): a group it moves to covers the id's own time.
+      while (r.left() >= 8) {
+        current().min_t = std::min(current().min_t, oldest);
+        insert_table(r.get<std::uint64_t>(), newest);
+      }
     }
     logs_.push_back({read_be<std::uint64_t>(k, prefix.size()), newest, current_epoch()});
     return true;
   });
+  logged_epoch_ = current_epoch();  // what was loaded is durable (new ids join this epoch)
   changed_ = true;
 }
 
@@ -445,7 +569,7 @@ void id_window::for_each_all(const std::function<void(std::uint64_t, unix_second
   for (const group& g : groups_) {
     for (const part& p : g.parts) {
       if (p.checkpoint != 0 && g.written) continue;  // cut: the store has it (read below)
-      for (const auto& chunk : p.chunks) {
+      for (const auto& chunk : *p.chunks) {
         for (std::uint64_t fp : chunk) f(fp, g.max_t);
       }
     }
@@ -487,7 +611,7 @@ std::optional<id_window::stored_key> id_window::decode_key(std::string_view v) {
 id_window_stats id_window::stats() const {
   id_window_stats s;
   s.in_memory = table_.size();
-  s.memory_bytes = table_.memory_bytes();
+  s.memory_bytes = table_.memory_bytes() + spare_bytes_;
   for (const group& g : groups_) {
     s.in_store += g.count;
     s.memory_bytes += g.filter.memory_bytes();
@@ -499,6 +623,8 @@ id_window_stats id_window::stats() const {
   s.store_lookups = store_lookups_;
   s.moves = moves_;
   s.lookup_errors = lookup_errors_;
+  s.files = files_added_;
+  s.file_errors = file_errors_;
   return s;
 }
 

@@ -18,19 +18,22 @@
 // top bits into chunks of about 256 entries, each move writing its part of each chunk as one
 // key in the record-id column family (one prefix read finds them all). An entry there is its
 // fingerprint (8 bytes; groups written before also kept an event time: 12), and an entry's event
-// time, where one is needed (re-sharding), is its group's newest. Moved entries are
-// written with the checkpoints that follow the move, chunk by chunk, each cut writing up to
-// twice the bytes it logs (at least 1 MiB), and stay readable here until the last of those
-// writes is known durable. A group is deleted when its newest event time has left the window.
+// time, where one is needed (re-sharding), is its group's newest. A move whose entries are all
+// logged in checkpoints known written goes to the store as a table file, made on a thread of
+// its own and added outside any checkpoint; any other (or one whose file is refused) is
+// written with the checkpoints that follow, chunk by chunk, each cut writing up to twice the
+// bytes it logs (at least 1 MiB). Moved entries stay readable here until they are in the store.
+// A group is deleted when its newest event time has left the window.
 //
 // The table itself is made durable by a log: each checkpoint writes the ids inserted since the
-// last one as one value; a log value whose ids have all moved (and been written in full) or
+// last one as one value; a log value whose ids have all moved (and are in the store in full) or
 // expired is deleted. Recovery reads the groups' filters back and loads the logged ids into the
 // table.
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <future>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -49,6 +52,8 @@ struct id_window_stats {
   std::uint64_t store_lookups = 0;  // store reads (a late record the filter did not rule out)
   std::uint64_t moves = 0;          // times entries moved to the store
   std::uint64_t lookup_errors = 0;  // reads the store failed (the record counted as new)
+  std::uint64_t files = 0;          // moves added to the store as table files
+  std::uint64_t file_errors = 0;    // moves whose file was not added (written with checkpoints)
 };
 
 class id_window {
@@ -83,6 +88,12 @@ class id_window {
   void cut(write_batch& wb, std::uint64_t checkpoint, std::uint64_t durable);
   // Reads the groups (attach first) and loads the logged ids dated at or after horizon.
   void recover(const store& st, unix_seconds horizon);
+  // Whether a finished move is added to the store as a table file, on a thread of its own,
+  // rather than written with the checkpoints that follow (on by default; a move whose file
+  // cannot be added is written with them).
+  void add_moves_as_files(bool on) noexcept { files_ = on; }
+  // Waits until no move is being added to the store as a file (before the store closes).
+  void settle();
   // Calls f(fp, t) for every entry, in RAM and in the store (re-sharding; t is the newest event
   // time of the entry's epoch).
   void for_each_all(const std::function<void(std::uint64_t, unix_seconds)>& f) const;
@@ -109,15 +120,23 @@ class id_window {
 
  private:
   // The entries a move added to a group (fingerprints), by chunk, until known durable.
-  // checkpoint: the cut that wrote its last chunk.
+  // checkpoint: the cut that wrote its last chunk, or that found its file added.
+  using chunk_list = std::vector<std::vector<std::uint64_t>>;
   struct part {
     std::uint64_t checkpoint = 0;  // 0: not cut yet
     std::uint64_t no = 0;          // in its group (several moves may go into one checkpoint)
     bool filling = false;          // its move goes on: not cut yet
     std::uint64_t count = 0;
+    std::uint32_t first_epoch = 0;   // the oldest epoch its move took
+    std::uint32_t last_epoch = 0;    // and the newest
     std::size_t next_chunk = 0;      // the chunks before it are cut (a part may take several cuts)
     std::uint64_t memory_bytes = 0;  // what it takes (counted when its move starts and ends)
-    std::vector<std::vector<std::uint64_t>> chunks;
+    std::shared_ptr<chunk_list> chunks;  // shared with the thread that writes its file
+    // Goes to the store as a table file (else, or once its file is refused, with the cuts):
+    // made as its move ends, when every id in it is logged in a checkpoint known written.
+    bool as_file = false;
+    bool filed = false;              // its file is in the store
+    std::future<std::string> added;  // being added ("" once it was)
   };
   struct group {
     std::uint64_t no = 0;
@@ -169,6 +188,11 @@ class id_window {
   void finish_move() {
     if (move_) step_move(SIZE_MAX);
   }
+  // Keeps the chunks of a part leaving RAM for the next move.
+  void keep_spare(part& p);
+  // Starts adding the part (of group g, its move ended) to the store as a table file; false when
+  // no thread could be had.
+  bool add_as_file(const group& g, part& p);
   // The table's size at which make_room() is called next.
   void set_limit() noexcept;
   // Calls f(fp, t) for each entry of the group that the store holds.
@@ -182,9 +206,10 @@ class id_window {
   std::size_t limit_ = 0;                               // see set_limit()
   std::optional<move_state> move_;                      // in progress
   std::future<huge_array<id_table::slot>> next_table_;  // being made ready
-  std::size_t max_slots_;                               // the table's capacity at the budget
-  std::uint64_t epoch_inserts_;                         // inserts an epoch takes
-  std::deque<epoch> epochs_;                            // of the entries in the table, oldest first
+  std::size_t budget_;
+  std::size_t max_slots_;        // the table's capacity at the budget
+  std::uint64_t epoch_inserts_;  // inserts an epoch takes
+  std::deque<epoch> epochs_;     // of the entries in the table, oldest first
   std::uint32_t first_epoch_ = 0;
   const store* st_ = nullptr;
   unsigned shard_ = 0;
@@ -194,9 +219,14 @@ class id_window {
   std::vector<std::uint64_t> dropped_;  // written groups to delete at the next cut
   std::vector<std::uint64_t> new_ids_;  // to log at the next cut, with their event times' range
   std::uint32_t new_oldest_ = 0xffffffffu, new_newest_ = 0;
-  std::deque<log_value> logs_;  // written, oldest first
-  std::uint32_t purged_t_ = 0;  // log values whose ids are all older than this can go
-  bool changed_ = false;        // the window's key needs writing
+  std::deque<log_value> logs_;         // written, oldest first
+  std::uint32_t purged_t_ = 0;         // log values whose ids are all older than this can go
+  bool changed_ = false;               // the window's key needs writing
+  bool files_ = true;                  // see add_moves_as_files
+  std::uint32_t logged_epoch_ = 0;     // the ids of older epochs are in checkpoints known written
+  std::shared_ptr<chunk_list> spare_;  // a part's chunks, emptied, for the next move
+  std::uint64_t spare_bytes_ = 0;
+  std::uint64_t files_added_ = 0, file_errors_ = 0;
   std::uint64_t store_lookups_ = 0, moves_ = 0, lookup_errors_ = 0;
 };
 

@@ -225,6 +225,8 @@ void shard::cut(write_batch& wb, shard_cut& out, std::uint64_t checkpoint, std::
   ids_store_reads_.store(ids.store_lookups, std::memory_order_relaxed);
   ids_moves_.store(ids.moves, std::memory_order_relaxed);
   ids_read_errors_.store(ids.lookup_errors, std::memory_order_relaxed);
+  ids_files_.store(ids.files, std::memory_order_relaxed);
+  ids_file_errors_.store(ids.file_errors, std::memory_order_relaxed);
 
   for (std::uint32_t f = 0; f < kMaxFeeds; ++f) {
     const std::uint64_t seq = feed_seq(f);

@@ -5,6 +5,7 @@
 // either there whole or not at all.
 //
 // Keys: durability/keys.hpp. This file and store.cpp are the only ones that see RocksDB.
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -117,6 +118,13 @@ class store {
   // from an older version).
   void scan_ids(std::string_view prefix,
                 const std::function<bool(std::string_view, std::string_view)>& f) const;
+  // Adds entries to the record-id family as one table file, outside any checkpoint: f calls
+  // add(key, value) for each, in ascending key order; the file is synced and in the store when
+  // this returns "" (or why it could not: nothing is added then). Unflushed writes of the
+  // family that overlap the file's keys are flushed first, while writes go on. Any thread; a
+  // reopen waits for it.
+  using add_fn = std::function<void(std::string_view, std::string_view)>;
+  std::string ingest_ids(const std::function<void(const add_fn&)>& f) const;
   // Bytes of the store's files on disk.
   std::uint64_t disk_bytes() const;
 
@@ -136,6 +144,7 @@ class store {
   rocksdb::ColumnFamilyHandle* ids_ = nullptr;  // the record-id family (db_ owns it)
   bool writable_ = false;
   std::string open_error_;
+  mutable std::atomic<std::uint64_t> files_made_{0};  // names the files ingest_ids writes
 };
 
 }  // namespace simcap::detail

@@ -137,6 +137,8 @@ shard::counters shard::read_counters() const noexcept {
   c.ids.store_lookups = ids_store_reads_.load(std::memory_order_relaxed);
   c.ids.moves = ids_moves_.load(std::memory_order_relaxed);
   c.ids.lookup_errors = ids_read_errors_.load(std::memory_order_relaxed);
+  c.ids.files = ids_files_.load(std::memory_order_relaxed);
+  c.ids.file_errors = ids_file_errors_.load(std::memory_order_relaxed);
   c.apply_nanos = apply_nanos_.load(std::memory_order_relaxed);
   for (std::size_t i = 0; i < c.apply_buckets.size(); ++i) {
     c.apply_buckets[i] = apply_buckets_[i].load(std::memory_order_relaxed);

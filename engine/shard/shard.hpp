@@ -277,6 +277,8 @@ class shard {
   void hand_over(const std::vector<shard*>& to);
   // Re-sharding: the new shard writes its record ids to st (recover() does this otherwise).
   void attach_store(const store& st) noexcept { dedup_.attach(&st, index_); }
+  // Waits until no moved record ids are being added to the store as a file (after stop()).
+  void settle_ids() { dedup_.settle(); }
   // The highest seq of the feed applied here (any thread). Records at or below it are
   // duplicates; set at start-up from the store.
   std::uint64_t feed_seq(std::uint32_t feed) const noexcept {
@@ -492,7 +494,7 @@ class shard {
   unsigned rounds_ = 0;  // of the loop: the id window's RAM is read every few
   std::atomic<std::uint64_t> pending_event_bytes_{0};
   std::atomic<std::uint64_t> ids_in_memory_{0}, ids_in_store_{0}, ids_memory_bytes_{0},
-      ids_store_reads_{0}, ids_moves_{0}, ids_read_errors_{0};
+      ids_store_reads_{0}, ids_moves_{0}, ids_read_errors_{0}, ids_files_{0}, ids_file_errors_{0};
   std::array<std::atomic<std::uint64_t>, kApplyBuckets.size() + 1> apply_buckets_{};
   std::array<std::atomic<std::uint64_t>, kRejectReasonCount> rejected_{};
   std::array<std::atomic<std::size_t>, kSimStateCount> by_state_{};

@@ -290,9 +290,10 @@ struct engine_stats {
   std::uint64_t late_records = 0;
   std::uint64_t duplicate_ids = 0;
   // The record-id window (as of the last checkpoint): entries in RAM and in the store, the RAM
-  // it takes, store reads for late records, moves to the store, failed reads.
+  // it takes, store reads for late records, moves to the store, failed reads, moves added to
+  // the store as table files and moves whose file was refused (written with checkpoints).
   std::uint64_t ids_in_memory = 0, ids_in_store = 0, ids_memory_bytes = 0, ids_store_reads = 0,
-                ids_moves = 0, ids_read_errors = 0;
+                ids_moves = 0, ids_read_errors = 0, ids_files = 0, ids_file_errors = 0;
   std::array<std::uint64_t, kRejectReasonCount> rejected{};
   std::vector<std::size_t> queue_depth;  // per shard, in messages
   // Time to apply one record batch on a shard: histogram bucket bounds (seconds), counts per

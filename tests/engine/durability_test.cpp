@@ -335,6 +335,8 @@ TEST_F(Durability, RecordIdsSpilledToTheStoreStayExactAcrossARestart) {
   eng_->checkpoint();
   const engine_stats moved = eng_->stats();
   EXPECT_GT(moved.ids_moves, 0u);
+  EXPECT_GT(moved.ids_files, 0u) << "moves of ids long in checkpoints go as table files";
+  EXPECT_EQ(moved.ids_file_errors, 0u);
   EXPECT_GT(moved.ids_in_store, kRecords / 2) << "most ids live in the store";
   EXPECT_EQ(moved.ids_in_memory + moved.ids_in_store, kRecords);
   EXPECT_LT(moved.ids_memory_bytes, (256u << 10) + 2 * moved.ids_in_store);
