@@ -151,6 +151,11 @@ struct engine::impl final : detail::shard_host {
   // A checkpoint the store could not write (checkpoint_mu): written first, with what changed
   // since, once the store can write again; when to try.
   std::optional<pending_checkpoint> unwritten;
+  // The batches of the last checkpoint written (checkpoint_mu), emptied, for the next: tens of
+  // MB allocated afresh each time were mapped and faulted in page by page as they filled (a
+  // quarter of simcapd's page faults at full ingest, in the checkpointer and the cuts).
+  detail::write_batch spare_ops;
+  std::vector<detail::write_batch> spare_parts;
   std::chrono::steady_clock::time_point next_retry{};
   std::chrono::milliseconds retry_wait{500};
   // Event retention (checkpoint_mu): the oldest event id kept, when the next purge by age is due,

@@ -46,6 +46,7 @@ void engine::impl::take_back(std::vector<change> changes) {
 engine::impl::pending_checkpoint engine::impl::cut(std::uint64_t n) {
   pending_checkpoint p;
   p.number = n;
+  std::swap(p.ops, spare_ops);
   // The catalog before the shards: a period the catalog closes after this point is closed
   // again (with its event) after a crash.
   products.cut(p.ops, p.events);
@@ -62,7 +63,8 @@ engine::impl::pending_checkpoint engine::impl::cut(std::uint64_t n) {
     }
     side_dirty.clear();
   }
-  std::vector<detail::write_batch> parts(shards.size());
+  std::vector<detail::write_batch> parts = std::move(spare_parts);
+  parts.resize(shards.size());
   std::vector<detail::shard_cut> cuts(shards.size());
   const std::uint64_t durable = checkpoint_no;
   shards.call_all(
@@ -80,6 +82,7 @@ engine::impl::pending_checkpoint engine::impl::cut(std::uint64_t n) {
     p.longest_cut = std::max(p.longest_cut, cuts[s].seconds);
     p.longest_cut_cpu = std::max(p.longest_cut_cpu, cuts[s].cpu_seconds);
     p.ops.append(parts[s]);
+    parts[s].clear();
     for (auto& [k, v] : cuts[s].blobs) p.ops.put(k, v);
     p.sims += cuts[s].sims;
     for (event& e : cuts[s].events) p.events.push_back(e);
@@ -89,6 +92,7 @@ engine::impl::pending_checkpoint engine::impl::cut(std::uint64_t n) {
       p.seen[f]++;
     }
   }
+  spare_parts = std::move(parts);
   return p;
 }
 
@@ -185,6 +189,11 @@ double engine::impl::checkpoint() {
     unwritten = std::move(p);
     next_retry = std::chrono::steady_clock::now() + retry_wait;
     return stopped;
+  }
+  constexpr std::size_t kMaxSpareBatch = std::size_t{256} << 20;  // not an import's for good
+  if (p.ops.capacity() <= kMaxSpareBatch) {
+    p.ops.clear();
+    std::swap(p.ops, spare_ops);
   }
   if (store_failed.exchange(false)) {
     spdlog::info("the store writes again: acks resume");

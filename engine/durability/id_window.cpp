@@ -399,13 +399,10 @@ void id_window::cut(write_batch& wb, std::uint64_t checkpoint, std::uint64_t dur
   if (!new_ids_.empty()) {
     // The event times in the log are its ids' oldest and newest: enough for the epochs they
     // become at recovery.
-    std::string v;
-    v.reserve(8 + new_ids_.size() * sizeof(std::uint64_t));
-    v.append(reinterpret_cast<const char*>(&new_oldest_), 4)
-        .append(reinterpret_cast<const char*>(&new_newest_), 4)
-        .append(reinterpret_cast<const char*>(new_ids_.data()),
-                new_ids_.size() * sizeof(std::uint64_t));
-    wb.put(log_key(checkpoint), v);
+    wb.put(log_key(checkpoint), {std::string_view(reinterpret_cast<const char*>(&new_oldest_), 4),
+                                 std::string_view(reinterpret_cast<const char*>(&new_newest_), 4),
+                                 std::string_view(reinterpret_cast<const char*>(new_ids_.data()),
+                                                  new_ids_.size() * sizeof(std::uint64_t))});
     logs_.push_back({checkpoint, new_newest_, current_epoch()});
     new_ids_.clear();
     new_oldest_ = 0xffffffffu;

@@ -287,6 +287,14 @@ write_batch& write_batch::operator=(write_batch&&) noexcept = default;
 void write_batch::put(std::string_view key, std::string_view value) {
   b_->Put(slice(key), slice(value));
 }
+void write_batch::put(std::string_view key, std::initializer_list<std::string_view> value) {
+  rocksdb::Slice pieces[4];
+  if (value.size() > std::size(pieces)) throw std::logic_error("store batch: too many pieces");
+  int n = 0;
+  for (std::string_view v : value) pieces[n++] = slice(v);
+  const rocksdb::Slice k = slice(key);
+  b_->Put(rocksdb::SliceParts(&k, 1), rocksdb::SliceParts(pieces, n));
+}
 void write_batch::del(std::string_view key) { b_->Delete(slice(key)); }
 void write_batch::del_range(std::string_view from, std::string_view to) {
   b_->DeleteRange(slice(from), slice(to));
@@ -308,6 +316,7 @@ void write_batch::append(const write_batch& other) {
   if (!st.ok()) throw std::runtime_error("store batch: " + st.ToString());
 }
 void write_batch::reserve(std::size_t bytes) {
+  if (b_->GetDataSize() + bytes <= capacity()) return;
   auto b = std::make_unique<rocksdb::WriteBatch>(b_->GetDataSize() + bytes);
   copy_into c(*b, ids_);
   rocksdb::Status st = b_->Iterate(&c);
@@ -316,6 +325,11 @@ void write_batch::reserve(std::size_t bytes) {
 }
 std::size_t write_batch::count() const { return static_cast<std::size_t>(b_->Count()); }
 std::size_t write_batch::data_size() const { return b_->GetDataSize(); }
+std::size_t write_batch::capacity() const { return b_->Data().capacity(); }
+void write_batch::clear() {
+  b_->Clear();
+  ids_ = nullptr;
+}
 void write_batch::set_save_point() { b_->SetSavePoint(); }
 void write_batch::rollback_to_save_point() { b_->RollbackToSavePoint(); }
 
@@ -423,7 +437,10 @@ std::string store::ingest_ids(const std::function<void(const add_fn&)>& f) const
   rocksdb::Options o;
   o.compression = rocksdb::kNoCompression;
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(ids_tables()));
-  rocksdb::SstFileWriter w(rocksdb::EnvOptions(), o, ids_);
+  // Handed to the disk every MiB as it is written, as the store's own files are: a move's file
+  // synced at its end in one go (tens of MB) made the checkpoints' synced writes wait behind it.
+  o.bytes_per_sync = 1 << 20;
+  rocksdb::SstFileWriter w(rocksdb::EnvOptions(rocksdb::DBOptions(o)), o, ids_);
   rocksdb::Status st = w.Open(path);
   std::size_t entries = 0;
   if (st.ok()) {

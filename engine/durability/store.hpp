@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <shared_mutex>
 #include <string>
@@ -33,6 +34,8 @@ class write_batch {
   write_batch& operator=(write_batch&&) noexcept;
 
   void put(std::string_view key, std::string_view value);
+  // A value given in pieces, put as their concatenation (without making it first).
+  void put(std::string_view key, std::initializer_list<std::string_view> value);
   void del(std::string_view key);
   // Deletes the keys in [from, to).
   void del_range(std::string_view from, std::string_view to);
@@ -48,6 +51,9 @@ class write_batch {
   void reserve(std::size_t bytes);
   std::size_t count() const;
   std::size_t data_size() const;
+  // Bytes it can hold before it grows; clear() empties it and keeps them.
+  std::size_t capacity() const;
+  void clear();
   // A failed write takes back what was added since the save point.
   void set_save_point();
   void rollback_to_save_point();

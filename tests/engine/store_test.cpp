@@ -145,6 +145,42 @@ TEST(Store, ABatchGivenRoomKeepsTheWritesMadeBefore) {
   fs::remove_all(dir);
 }
 
+// A batch emptied after its write keeps its room for the next (a checkpoint's batch is reused),
+// and is written as a new one; a value put in pieces is their concatenation.
+TEST(Store, AClearedBatchKeepsItsRoomAndAValueInPiecesIsWhole) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("simcap-store-clear-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  {
+    detail::store st(dir);
+    ASSERT_TRUE(st.writable());
+    detail::write_batch b;
+    b.reserve(4 << 20);
+    const std::size_t room = b.capacity();
+    EXPECT_GE(room, std::size_t{4} << 20);
+    b.put("a", std::string(3 << 20, 'x'));
+    b.put_id(st, "id-1", "f");
+    st.write(b);
+    b.clear();
+    EXPECT_EQ(b.count(), 0u);
+    EXPECT_EQ(b.capacity(), room);
+    b.reserve(2 << 20);
+    EXPECT_EQ(b.capacity(), room) << "room enough: nothing made again";
+    const std::uint32_t head = 7;
+    b.put("p", {std::string_view(reinterpret_cast<const char*>(&head), 4), "", "tail"});
+    st.write(b);
+    std::string v;
+    ASSERT_TRUE(st.get("p", v));
+    EXPECT_EQ(v, std::string(reinterpret_cast<const char*>(&head), 4) + "tail");
+    ASSERT_TRUE(st.get("a", v));
+    EXPECT_EQ(v.size(), std::size_t{3} << 20) << "the first write stays";
+    std::size_t ids = 0;
+    st.scan_ids("id-", [&](std::string_view, std::string_view) { return ++ids > 0; });
+    EXPECT_EQ(ids, 1u);
+  }
+  fs::remove_all(dir);
+}
+
 // A disk that fills up three times: each time writes go on until one fails (the disk full
 // under the log, past what RocksDB had set aside for it), and the one that failed is not there
 // afterwards; once there is room the store writes again, keeping what it wrote before. (RocksDB
