@@ -11,6 +11,7 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -150,6 +151,7 @@ class store {
   rocksdb::ColumnFamilyHandle* ids_ = nullptr;  // the record-id family (db_ owns it)
   bool writable_ = false;
   std::string open_error_;
+  mutable std::mutex ingest_mu_;                      // one ingest_ids at a time
   mutable std::atomic<std::uint64_t> files_made_{0};  // names the files ingest_ids writes
 };
 
