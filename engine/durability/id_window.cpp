@@ -289,7 +289,11 @@ void id_window::step_move(std::size_t slots) {
   // ids all logged in checkpoints known written goes as a file, the usual case (the oldest third
   // of the table, seconds old at full ingest); others go with the cuts, the first of which logs
   // what they lack.
-  p.as_file = files_ && st_ != nullptr && p.last_epoch < logged_epoch_ && add_as_file(g, p);
+  // One file at a time: should moves come faster than their files are added, the others go with
+  // the cuts, whose pace follows the ids coming in, rather than wait in RAM.
+  p.as_file =
+      files_ && st_ != nullptr && p.last_epoch < logged_epoch_ && !filing_ && add_as_file(g, p);
+  filing_ = filing_ || p.as_file;
 }
 
 // A move's entries, tens of MB, written with the checkpoints went through the store's log and
@@ -376,6 +380,7 @@ void id_window::purge(unix_seconds when) {
     // A file still being added would bring the group's keys back after their deletion.
     for (part& p : g.parts) {
       if (!p.added.valid()) continue;
+      filing_ = false;
       if (p.added.get().empty()) {
         g.written = true;
         ++files_added_;
@@ -421,6 +426,7 @@ void id_window::cut(write_batch& wb, std::uint64_t checkpoint, std::uint64_t dur
       if (p.checkpoint != 0 || p.filling) continue;
       if (p.as_file) {
         if (p.added.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+          filing_ = false;
           const std::string why = p.added.get();
           if (why.empty()) {
             ++files_added_;

@@ -223,6 +223,7 @@ class id_window {
   std::uint32_t purged_t_ = 0;         // log values whose ids are all older than this can go
   bool changed_ = false;               // the window's key needs writing
   bool files_ = true;                  // see add_moves_as_files
+  bool filing_ = false;                // a part's file is being made (one at a time)
   std::uint32_t logged_epoch_ = 0;     // the ids of older epochs are in checkpoints known written
   std::shared_ptr<chunk_list> spare_;  // a part's chunks, emptied, for the next move
   std::uint64_t spare_bytes_ = 0;

@@ -467,10 +467,12 @@ std::string store::ingest_ids(const std::function<void(const add_fn&)>& f) const
     if (st.IsInvalidArgument() && st.ToString().find("requires flush") != std::string::npos) {
       // Ids written with the checkpoints, not yet flushed, overlap the file's keys. Adding it
       // would flush them with every write stopped (a checkpoint's write waiting behind it):
-      // they are flushed first, writes going on, and the file added after.
+      // they are flushed first, writes going on, and the file added after (flushing then, with
+      // writes stopped, only what came meanwhile, if that overlaps too).
       rocksdb::FlushOptions fo;
       fo.allow_write_stall = true;
       st = db_->Flush(fo, ids_);
+      in.allow_blocking_flush = true;
       if (st.ok()) st = db_->IngestExternalFile(ids_, {path}, in);
     }
   }
