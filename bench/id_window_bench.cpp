@@ -42,6 +42,7 @@ struct window {
     checkpoint();
   }
   ~window() {
+    w.settle();  // no move's file being added when the store closes
     st.reset();
     if (!dir.empty()) std::filesystem::remove_all(dir);
   }

@@ -42,6 +42,10 @@ void engine::impl::take_back(std::vector<change> changes) {
   }
 }
 
+// The batches kept for the next checkpoint take at most this much in all: those of a checkpoint
+// at full ingest (5-15 MB) are, an import's or a first base's are not kept for good.
+constexpr std::size_t kMaxSpareBatch = std::size_t{32} << 20;
+
 // Takes what changed since the last cut from the catalog and the shards.
 engine::impl::pending_checkpoint engine::impl::cut(std::uint64_t n) {
   pending_checkpoint p;
@@ -91,6 +95,9 @@ engine::impl::pending_checkpoint engine::impl::cut(std::uint64_t n) {
       p.low[f] = std::min(p.low[f], seq);
       p.seen[f]++;
     }
+  }
+  for (detail::write_batch& b : parts) {
+    if (b.capacity() > kMaxSpareBatch / shards.size()) b = detail::write_batch();
   }
   spare_parts = std::move(parts);
   return p;
@@ -190,7 +197,6 @@ double engine::impl::checkpoint() {
     next_retry = std::chrono::steady_clock::now() + retry_wait;
     return stopped;
   }
-  constexpr std::size_t kMaxSpareBatch = std::size_t{256} << 20;  // not an import's for good
   if (p.ops.capacity() <= kMaxSpareBatch) {
     p.ops.clear();
     std::swap(p.ops, spare_ops);

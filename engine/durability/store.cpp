@@ -443,7 +443,11 @@ std::string store::ingest_ids(const std::function<void(const add_fn&)>& f) const
   // Handed to the disk every MiB as it is written, as the store's own files are: a move's file
   // synced at its end in one go (tens of MB) made the checkpoints' synced writes wait behind it.
   o.bytes_per_sync = 1 << 20;
-  rocksdb::SstFileWriter w(rocksdb::EnvOptions(rocksdb::DBOptions(o)), o, ids_);
+  // Its pages stay cached, as a flush's do: late records read it (dropped from the cache, reads
+  // of new ids dated as the oldest, each probing the store on a filter's false positive, went
+  // at half the rate in BM_id_window, waiting for the disk).
+  rocksdb::SstFileWriter w(rocksdb::EnvOptions(rocksdb::DBOptions(o)), o, ids_,
+                           /*invalidate_page_cache=*/false);
   rocksdb::Status st = w.Open(path);
   std::size_t entries = 0;
   if (st.ok()) {
