@@ -296,15 +296,6 @@ void id_window::step_move(std::size_t slots) {
   filing_ = filing_ || p.as_file;
 }
 
-// A move's entries, tens of MB, written with the checkpoints went through the store's log and
-// then its tables: twice, the first time in the synced write every feed's acks wait for. As a
-// table file, written and synced on another thread and added to the store at once, they are
-// written once and no checkpoint waits for them. The file is made once every id in it is
-// durable (cut() starts it after the first cut since the move is written), so the store never
-// holds the id of a record that a crash takes back. The log values of the moved ids stay until
-// the cut that finds the file added; should the process end before that cut, the file's keys
-// are in the store without the window's key counting them: extra entries of the group, each an
-// id seen within the window (the logged ids come back into the table and move again).
 // A part's chunks, once in the store, serve the next move: allocated afresh, each of their
 // thousands of vectors took pages the kernel had to fault in and clear as the move began (40 % of
 // the shard threads' page faults at full ingest with ids).
@@ -321,6 +312,15 @@ void id_window::keep_spare(part& p) {
   spare_bytes_ = p.memory_bytes;
 }
 
+// A move's entries, tens of MB, written with the checkpoints went through the store's log and
+// then its tables: twice, the first time in the synced write every feed's acks wait for. As a
+// table file, written and synced on another thread and added to the store at once, they are
+// written once and no checkpoint waits for them. Only a move whose ids are all in checkpoints
+// known written gets one (step_move), so the store never holds the id of a record that a crash
+// takes back. The log values of the moved ids stay until the cut that finds the file added;
+// should the process end before that cut, the file's keys are in the store without the window's
+// key counting them: extra entries of the group, each an id seen within the window (the logged
+// ids come back into the table and move again).
 bool id_window::add_as_file(const group& g, part& p) {
   std::shared_ptr<const chunk_list> chunks = p.chunks;
   try {
