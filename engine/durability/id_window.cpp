@@ -280,7 +280,6 @@ void id_window::step_move(std::size_t slots) {
   p.memory_bytes = part_bytes(p);
   epochs_.erase(epochs_.begin(), epochs_.begin() + static_cast<std::ptrdiff_t>(move_->epochs));
   first_epoch_ += static_cast<std::uint32_t>(move_->epochs);
-  p.last_epoch = first_epoch_ - 1;
   move_.reset();
   changed_ = true;
   ++moves_;
@@ -291,9 +290,9 @@ void id_window::step_move(std::size_t slots) {
   // what they lack.
   // One file at a time: should moves come faster than their files are added, the others go with
   // the cuts, whose pace follows the ids coming in, rather than wait in RAM.
+  // (Its newest epoch is first_epoch_ - 1.)
   p.as_file =
-      files_ && st_ != nullptr && p.last_epoch < logged_epoch_ && !filing_ && add_as_file(g, p);
-  filing_ = filing_ || p.as_file;
+      files_ && st_ != nullptr && first_epoch_ <= logged_epoch_ && !filing() && add_as_file(g, p);
 }
 
 // A part's chunks, once in the store, serve the next move: allocated afresh, each of their
@@ -346,6 +345,15 @@ bool id_window::add_as_file(const group& g, part& p) {
   return true;
 }
 
+bool id_window::filing() const {
+  for (const group& g : groups_) {
+    for (const part& p : g.parts) {
+      if (p.added.valid()) return true;
+    }
+  }
+  return false;
+}
+
 void id_window::settle() {
   for (group& g : groups_) {
     for (part& p : g.parts) {
@@ -380,7 +388,6 @@ void id_window::purge(unix_seconds when) {
     // A file still being added would bring the group's keys back after their deletion.
     for (part& p : g.parts) {
       if (!p.added.valid()) continue;
-      filing_ = false;
       if (p.added.get().empty()) {
         g.written = true;
         ++files_added_;
@@ -426,7 +433,6 @@ void id_window::cut(write_batch& wb, std::uint64_t checkpoint, std::uint64_t dur
       if (p.checkpoint != 0 || p.filling) continue;
       if (p.as_file) {
         if (p.added.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
-          filing_ = false;
           const std::string why = p.added.get();
           if (why.empty()) {
             ++files_added_;

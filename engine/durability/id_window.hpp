@@ -128,7 +128,6 @@ class id_window {
     bool filling = false;          // its move goes on: not cut yet
     std::uint64_t count = 0;
     std::uint32_t first_epoch = 0;   // the oldest epoch its move took
-    std::uint32_t last_epoch = 0;    // and the newest
     std::size_t next_chunk = 0;      // the chunks before it are cut (a part may take several cuts)
     std::uint64_t memory_bytes = 0;  // what it takes (counted when its move starts and ends)
     std::shared_ptr<chunk_list> chunks;  // shared with the thread that writes its file
@@ -193,6 +192,8 @@ class id_window {
   // Starts adding the part (of group g, its move ended) to the store as a table file; false when
   // no thread could be had.
   bool add_as_file(const group& g, part& p);
+  // Whether a part's file is being made (one at a time).
+  bool filing() const;
   // The table's size at which make_room() is called next.
   void set_limit() noexcept;
   // Calls f(fp, t) for each entry of the group that the store holds.
@@ -223,7 +224,6 @@ class id_window {
   std::uint32_t purged_t_ = 0;         // log values whose ids are all older than this can go
   bool changed_ = false;               // the window's key needs writing
   bool files_ = true;                  // see add_moves_as_files
-  bool filing_ = false;                // a part's file is being made (one at a time)
   std::uint32_t logged_epoch_ = 0;     // the ids of older epochs are in checkpoints known written
   std::shared_ptr<chunk_list> spare_;  // a part's chunks, emptied, for the next move
   std::uint64_t spare_bytes_ = 0;
