@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -46,13 +47,33 @@ struct world : fuzz::engine_world {
   std::uint16_t port = 0;
 };
 
+// The harness's own checks: says which failed before the crash that libFuzzer reports.
+[[noreturn]] void fail(const char* why) {
+  std::fprintf(stderr, "fuzz_feed_session: %s (errno %d)\n", why, errno);
+  __builtin_trap();
+}
+
 int connect_to(std::uint16_t port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   a.sin_port = htons(port);
-  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) __builtin_trap();
+  if (fd < 0) fail("socket");
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return fd;
+  // libFuzzer's -timeout watchdog is a SIGALRM whose handler has no SA_RESTART: a connect it
+  // interrupts returns EINTR and goes on in the background. Wait for it to finish.
+  if (errno != EINTR) fail("connect");
+  pollfd p{fd, POLLOUT, 0};
+  while (::poll(&p, 1, -1) < 0) {
+    if (errno != EINTR) fail("poll on connect");
+  }
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+    errno = err;
+    fail("connect");
+  }
   return fd;
 }
 
@@ -68,7 +89,7 @@ std::string talk(int fd, std::string_view out) {
       closed_write = true;
     }
     pollfd p{fd, static_cast<short>(POLLIN | (out.empty() ? 0 : POLLOUT)), 0};
-    if (std::chrono::steady_clock::now() > deadline) __builtin_trap();  // the session hangs
+    if (std::chrono::steady_clock::now() > deadline) fail("the session hangs");
     if (::poll(&p, 1, 100) <= 0) continue;
     if (p.revents & POLLOUT) {
       const ssize_t n = ::send(fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -101,14 +122,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string_view rest(in);
   while (!rest.empty()) {
     const auto nl = rest.find('\n');
-    if (nl == std::string_view::npos) __builtin_trap();  // a reply line without its end
+    if (nl == std::string_view::npos) fail("a reply line without its end");
     boost::system::error_code ec;
     const boost::json::value v = boost::json::parse(rest.substr(0, nl), ec);
-    if (ec || !v.is_object() || v.as_object().size() != 1) __builtin_trap();
+    if (ec || !v.is_object() || v.as_object().size() != 1) fail("a reply line not of the protocol");
     const auto& o = v.as_object();
     if (!o.contains("welcome") && !o.contains("ack") && !o.contains("reject") &&
         !o.contains("error")) {
-      __builtin_trap();
+      fail("a reply line not of the protocol");
     }
     rest.remove_prefix(nl + 1);
   }
