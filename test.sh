@@ -14,7 +14,9 @@ else
   echo "not a git checkout: the format check is skipped"
 fi
 werror=${SIMCAP_WERROR:-OFF}
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSIMCAP_BUILD_TESTS=ON -DSIMCAP_WERROR="$werror" >/dev/null
+# A unity build (the sources compiled eight to a file): about half the time of one file at a time.
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSIMCAP_BUILD_TESTS=ON -DSIMCAP_WERROR="$werror" \
+  -DCMAKE_UNITY_BUILD=ON >/dev/null
 cmake --build build
 ctest --test-dir build --output-on-failure -j2 --timeout 600 "$@"
 # The libFuzzer targets, a while each, when clang 16 is installed (install-deps.sh --fuzz;

@@ -13,5 +13,6 @@ case ${1:-} in
 esac
 # -O1: a sanitizer build is for finding faults, and it compiles in half the time of -O2.
 CXX=clang++-16 cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1" \
-  "${flags[@]}" -DSIMCAP_BUILD_TESTS=ON -DSIMCAP_BUILD_BENCH=OFF -DSIMCAP_WERROR=ON >/dev/null
+  "${flags[@]}" -DSIMCAP_BUILD_TESTS=ON -DSIMCAP_BUILD_BENCH=OFF -DSIMCAP_WERROR=ON \
+  -DCMAKE_UNITY_BUILD=ON >/dev/null
 echo "$dir"
