@@ -9,7 +9,11 @@ kind=${1:?"usage: scripts/sanitize.sh address|thread [ctest arguments]"}
 shift
 ./scripts/install-deps.sh --test --fuzz
 dir=$(./scripts/clang-tree.sh "$kind")
-cmake --build "$dir" --target simcap_unit_and_integration_tests
+targets=(simcap_unit_and_integration_tests)
+# The address tree builds simcapd and simcap-feed too, so that clang compiles them with -Werror
+# as it does the tests (the e2e tests that run them are the plain build's).
+if [ "$kind" = address ]; then targets+=(simcapd simcap-feed); fi
+cmake --build "$dir" --target "${targets[@]}"
 export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp"

@@ -611,7 +611,7 @@ int main(int argc, char** argv) {
   }
 
   std::unique_ptr<source> src;
-  std::uint64_t first_seq = 0, last_seq = 0, bytes_sent = 0, lines_sent = 0;
+  std::uint64_t first_seq = 0, last_seq = 0, bytes_sent = 0;
   session_state st;
   ack_lag lag;
   auto started = clk::now();
@@ -720,7 +720,6 @@ int main(int argc, char** argv) {
         break;
       }
       bytes_sent += buf.size();
-      lines_sent += seq - from;
       if (o.progress && clk::now() - last_progress > std::chrono::milliseconds(500)) {
         last_progress = clk::now();
         double secs = std::chrono::duration<double>(last_progress - first_byte).count();
