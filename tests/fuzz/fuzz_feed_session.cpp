@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -49,7 +50,13 @@ struct world : fuzz::engine_world {
 
 // The harness's own checks: says which failed before the crash that libFuzzer reports.
 [[noreturn]] void fail(const char* why) {
-  std::fprintf(stderr, "fuzz_feed_session: %s (errno %d)\n", why, errno);
+  std::fprintf(stderr, "fuzz_feed_session: %s\n", why);
+  __builtin_trap();
+}
+
+// The same for a system call that failed, with its errno.
+[[noreturn]] void fail_call(const char* what) {
+  std::fprintf(stderr, "fuzz_feed_session: %s: %s (errno %d)\n", what, std::strerror(errno), errno);
   __builtin_trap();
 }
 
@@ -59,20 +66,21 @@ int connect_to(std::uint16_t port) {
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   a.sin_port = htons(port);
-  if (fd < 0) fail("socket");
+  if (fd < 0) fail_call("socket");
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return fd;
   // libFuzzer's -timeout watchdog is a SIGALRM whose handler has no SA_RESTART: a connect it
   // interrupts returns EINTR and goes on in the background. Wait for it to finish.
-  if (errno != EINTR) fail("connect");
+  if (errno != EINTR) fail_call("connect");
   pollfd p{fd, POLLOUT, 0};
   while (::poll(&p, 1, -1) < 0) {
-    if (errno != EINTR) fail("poll on connect");
+    if (errno != EINTR) fail_call("poll on connect");
   }
   int err = 0;
   socklen_t len = sizeof err;
-  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) fail_call("getsockopt");
+  if (err != 0) {
     errno = err;
-    fail("connect");
+    fail_call("connect");
   }
   return fd;
 }
